@@ -1,0 +1,99 @@
+"""Anchor boxes: the book's ``multibox_prior``, vectorized, and a cached multi-level generator.
+
+Anchors are xyxy in coordinates normalized to [0, 1] of the input image (the book's frame); multiply by
+(W, H, W, H) for pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def _check_positive(values: Sequence[float], name: str) -> None:
+    if len(values) == 0:
+        raise ValueError(f"{name} must name at least one value")
+    if any(not (float(v) > 0) for v in values):  # also rejects NaN
+        raise ValueError(f"{name} must all be positive, got {list(values)}")
+
+
+def generate_anchors(
+    height: int,
+    width: int,
+    sizes: Sequence[float],
+    ratios: Sequence[float],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Tensor:
+    """Anchors centred on every cell of a ``height x width`` feature map: exactly the book's ``multibox_prior``.
+
+    Per cell, ``len(sizes) + len(ratios) - 1`` anchors: every size with ``ratios[0]``, then ``sizes[0]``
+    with each of ``ratios[1:]``. An anchor of size s and ratio r has width ``s * sqrt(r) * height / width``
+    and height ``s / sqrt(r)`` (the book's correction for rectangular maps). Cells are taken row by row.
+
+    Returns:
+        Tensor[height * width * (len(sizes) + len(ratios) - 1), 4]: xyxy, normalized to [0, 1].
+    """
+    if int(height) != height or int(width) != width or height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive integers, got {height} x {width}")
+    _check_positive(sizes, "sizes")
+    _check_positive(ratios, "ratios")
+    size_t = torch.as_tensor(sizes, dtype=torch.float64)
+    ratio_t = torch.as_tensor(ratios, dtype=torch.float64)
+    # per-cell half widths and heights, in the book's order, computed in float64 then cast
+    w = torch.cat((size_t * ratio_t[0].sqrt(), size_t[0] * ratio_t[1:].sqrt())) * height / width  # (K,)
+    h = torch.cat((size_t / ratio_t[0].sqrt(), size_t[0] / ratio_t[1:].sqrt()))  # (K,)
+    half = torch.stack((-w, -h, w, h), dim=1).to(dtype) / 2  # (K, 4)
+
+    cy = (torch.arange(height, dtype=torch.float64) + 0.5) / height  # (H,)
+    cx = (torch.arange(width, dtype=torch.float64) + 0.5) / width  # (W,)
+    shift_y, shift_x = torch.meshgrid(cy, cx, indexing="ij")  # (H, W) each
+    centers = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4).to(dtype)  # (H*W, 1, 4)
+    return (centers + half).reshape(-1, 4).to(device)  # (H*W*K, 4)
+
+
+class MultiLevelAnchors:
+    """Anchors of several feature maps, concatenated level by level, cached per shape, device and dtype.
+
+    Args:
+        sizes: one sequence of sizes per level.
+        ratios: one sequence of ratios per level (or a single sequence shared by every level).
+
+    ``anchors(feature_shapes, device)`` returns ``Tensor[sum_l H_l * W_l * K_l, 4]``; ``num_anchors_per_cell``
+    gives each level's K.
+    """
+
+    def __init__(self, sizes: Sequence[Sequence[float]], ratios: Sequence[Sequence[float]] | Sequence[float]):
+        sizes = [tuple(float(s) for s in level) for level in sizes]
+        if ratios and not isinstance(ratios[0], (list, tuple)):
+            ratios = [ratios] * len(sizes)
+        ratios = [tuple(float(r) for r in level) for level in ratios]
+        if len(ratios) != len(sizes):
+            raise ValueError(f"got {len(sizes)} levels of sizes but {len(ratios)} levels of ratios")
+        for level, (s, r) in enumerate(zip(sizes, ratios)):
+            _check_positive(s, f"sizes of level {level}")
+            _check_positive(r, f"ratios of level {level}")
+        self.sizes, self.ratios = sizes, ratios
+        self._cache: dict[tuple, Tensor] = {}
+
+    @property
+    def num_anchors_per_cell(self) -> list[int]:
+        return [len(s) + len(r) - 1 for s, r in zip(self.sizes, self.ratios)]
+
+    def __call__(
+        self,
+        feature_shapes: Sequence[tuple[int, int]],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        shapes = tuple((int(h), int(w)) for h, w in feature_shapes)
+        if len(shapes) != len(self.sizes):
+            raise ValueError(f"expected {len(self.sizes)} feature maps, got {len(shapes)}")
+        key = (shapes, str(torch.device(device) if device is not None else "cpu"), dtype)
+        if key not in self._cache:
+            self._cache[key] = torch.cat(
+                [generate_anchors(h, w, s, r, device, dtype) for (h, w), s, r in zip(shapes, self.sizes, self.ratios)]
+            )
+        return self._cache[key]

@@ -1,0 +1,193 @@
+"""Box operations: pure functions over ``Tensor[..., 4]``.
+
+One format inside the package: ``xyxy`` = (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2, in whatever frame
+the caller uses (D2L's normalized [0, 1] coordinates or pixels). Other formats appear only at the edges:
+``xywh`` (COCO files) and ``cxcywh`` (inside :func:`encode` / :func:`decode`).
+
+Every function accepts any number of leading batch dimensions unless its docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torchvision
+from torch import Tensor
+
+FORMATS = ("xyxy", "xywh", "cxcywh")
+DEFAULT_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # the book's offsets: 10 * dxy / wh, 5 * log(wh ratio)
+BBOX_XFORM_CLIP = math.log(1000.0 / 16)  # largest exp() argument in decode, as torchvision
+
+
+def check_boxes(boxes: Tensor, name: str = "boxes", valid: Tensor | None = None) -> None:
+    """Raise ``ValueError`` naming ``name`` if ``boxes`` is not a finite ``[..., 4]`` xyxy tensor.
+
+    Args:
+        boxes (Tensor[..., 4]): xyxy boxes.
+        name: the argument's name, used in the message.
+        valid (Tensor[...] bool, optional): only these rows are checked (padding rows may hold anything).
+    """
+    if not isinstance(boxes, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(boxes).__name__}")
+    if boxes.ndim < 1 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name} must have shape [..., 4], got {tuple(boxes.shape)}")
+    if not boxes.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {boxes.dtype}")
+    if boxes.numel() == 0:
+        return
+    rows = boxes if valid is None else boxes[valid]  # (K, 4)
+    if not torch.isfinite(rows).all():
+        bad = (~torch.isfinite(rows).all(-1)).nonzero()[0, 0].item()
+        raise ValueError(f"{name} has NaN or inf values (first at row {bad} of the checked rows)")
+    inverted = (rows[..., 2] < rows[..., 0]) | (rows[..., 3] < rows[..., 1])
+    if inverted.any():
+        bad = inverted.flatten().nonzero()[0, 0].item()
+        raise ValueError(
+            f"{name} must be xyxy with x1 <= x2 and y1 <= y2; row {bad} of the checked rows is "
+            f"{rows.reshape(-1, 4)[bad].tolist()}"
+        )
+
+
+def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
+    """Convert ``boxes (Tensor[..., 4])`` between ``"xyxy"``, ``"xywh"`` and ``"cxcywh"``."""
+    for fmt in (in_fmt, out_fmt):
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown box format {fmt!r}; expected one of {FORMATS}")
+    if in_fmt == out_fmt:
+        return boxes.clone()
+    a, b, c, d = boxes.unbind(-1)
+    if in_fmt == "xywh":
+        x1, y1, x2, y2 = a, b, a + c, b + d
+    elif in_fmt == "cxcywh":
+        x1, y1, x2, y2 = a - 0.5 * c, b - 0.5 * d, a + 0.5 * c, b + 0.5 * d
+    else:
+        x1, y1, x2, y2 = a, b, c, d
+    if out_fmt == "xyxy":
+        out = (x1, y1, x2, y2)
+    elif out_fmt == "xywh":
+        out = (x1, y1, x2 - x1, y2 - y1)
+    else:
+        out = ((x1 + x2) * 0.5, (y1 + y2) * 0.5, x2 - x1, y2 - y1)
+    return torch.stack(out, dim=-1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Area of ``boxes (Tensor[..., 4])`` in xyxy -> ``Tensor[...]``."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise IoU.
+
+    Args:
+        boxes1 (Tensor[N, 4] or Tensor[B, N, 4]): xyxy.
+        boxes2 (Tensor[M, 4] or Tensor[B, M, 4]): xyxy, same batch shape as ``boxes1``.
+
+    Returns:
+        Tensor[N, M] or Tensor[B, N, M]. A pair whose union is empty (two zero-area boxes) has IoU 0.
+    """
+    if boxes1.shape[-1] != 4 or boxes2.shape[-1] != 4 or boxes1.shape[:-2] != boxes2.shape[:-2]:
+        raise ValueError(
+            f"box_iou takes [N,4] x [M,4] or [B,N,4] x [B,M,4]; got {tuple(boxes1.shape)} x {tuple(boxes2.shape)}"
+        )
+    area1 = box_area(boxes1)  # (..., N)
+    area2 = box_area(boxes2)  # (..., M)
+    lt = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # (..., N, M, 2)
+    rb = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
+    wh = (rb - lt).clamp(min=0)  # (..., N, M, 2)
+    inter = wh[..., 0] * wh[..., 1]  # (..., N, M)
+    union = area1[..., :, None] + area2[..., None, :] - inter  # (..., N, M)
+    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+
+
+def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:
+    """Clip xyxy ``boxes (Tensor[..., 4])`` to ``[0, width] x [0, height]``."""
+    x = boxes[..., 0::2].clamp(0, width)  # (..., 2)
+    y = boxes[..., 1::2].clamp(0, height)  # (..., 2)
+    return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)
+
+
+def encode(anchors: Tensor, boxes: Tensor, weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS) -> Tensor:
+    """Offsets that move ``anchors`` onto ``boxes`` (the book's ``offset_boxes``, without its eps).
+
+    ``wx * (cx_box - cx_anchor) / w_anchor``, ``wy * (cy_box - cy_anchor) / h_anchor``,
+    ``ww * log(w_box / w_anchor)``, ``wh * log(h_box / h_anchor)``.
+
+    Args:
+        anchors (Tensor[..., 4]): xyxy, positive width and height.
+        boxes (Tensor[..., 4]): xyxy, positive width and height, broadcastable against ``anchors``.
+        weights: (wx, wy, ww, wh); the book uses (10, 10, 5, 5), Faster R-CNN's RPN (1, 1, 1, 1).
+
+    Returns:
+        Tensor[..., 4] offsets (dx, dy, dw, dh).
+    """
+    wx, wy, ww, wh = weights
+    a = box_convert(anchors, "xyxy", "cxcywh")  # (..., 4)
+    b = box_convert(boxes, "xyxy", "cxcywh")  # (..., 4)
+    dx = wx * (b[..., 0] - a[..., 0]) / a[..., 2]
+    dy = wy * (b[..., 1] - a[..., 1]) / a[..., 3]
+    dw = ww * torch.log(b[..., 2] / a[..., 2])
+    dh = wh * torch.log(b[..., 3] / a[..., 3])
+    return torch.stack((dx, dy, dw, dh), dim=-1)
+
+
+def decode(anchors: Tensor, offsets: Tensor, weights: tuple[float, float, float, float] = DEFAULT_WEIGHTS) -> Tensor:
+    """Boxes from ``anchors`` moved by ``offsets``: the exact inverse of :func:`encode` (the book's
+    ``offset_inverse``). The width and height exponents are clamped at ``log(1000/16)``, as torchvision does,
+    so that a wild prediction cannot overflow.
+
+    Args:
+        anchors (Tensor[..., 4]): xyxy.
+        offsets (Tensor[..., 4]): (dx, dy, dw, dh), broadcastable against ``anchors``.
+
+    Returns:
+        Tensor[..., 4] xyxy boxes in the anchors' frame.
+    """
+    wx, wy, ww, wh = weights
+    a = box_convert(anchors, "xyxy", "cxcywh")  # (..., 4)
+    cx = offsets[..., 0] / wx * a[..., 2] + a[..., 0]
+    cy = offsets[..., 1] / wy * a[..., 3] + a[..., 1]
+    w = torch.exp((offsets[..., 2] / ww).clamp(max=BBOX_XFORM_CLIP)) * a[..., 2]
+    h = torch.exp((offsets[..., 3] / wh).clamp(max=BBOX_XFORM_CLIP)) * a[..., 3]
+    return box_convert(torch.stack((cx, cy, w, h), dim=-1), "cxcywh", "xyxy")
+
+
+def _check_nms_inputs(boxes: Tensor, scores: Tensor, labels: Tensor | None = None) -> None:
+    check_boxes(boxes, "boxes")
+    if boxes.ndim != 2:
+        raise ValueError(f"boxes must have shape [N, 4], got {tuple(boxes.shape)}")
+    if scores.shape != boxes.shape[:1]:
+        raise ValueError(f"scores must have shape [N] = [{boxes.shape[0]}], got {tuple(scores.shape)}")
+    if labels is not None and labels.shape != boxes.shape[:1]:
+        raise ValueError(f"labels must have shape [N] = [{boxes.shape[0]}], got {tuple(labels.shape)}")
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
+    """Non-maximum suppression on torchvision's kernel.
+
+    Args:
+        boxes (Tensor[N, 4]): xyxy.
+        scores (Tensor[N]).
+        iou_threshold: a box is removed when its IoU with a higher-scoring kept box is above this.
+
+    Returns:
+        LongTensor[K]: indices of the kept boxes, by decreasing score.
+    """
+    _check_nms_inputs(boxes, scores)
+    return torchvision.ops.nms(boxes, scores, float(iou_threshold))
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: float) -> Tensor:
+    """NMS within each label (or any group id: class, image, or both combined) at once.
+
+    Args:
+        boxes (Tensor[N, 4]): xyxy.
+        scores (Tensor[N]).
+        labels (Tensor[N] int): boxes with different labels never suppress each other.
+
+    Returns:
+        LongTensor[K]: indices of the kept boxes, by decreasing score.
+    """
+    _check_nms_inputs(boxes, scores, labels)
+    return torchvision.ops.batched_nms(boxes, scores, labels, float(iou_threshold))
