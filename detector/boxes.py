@@ -82,23 +82,30 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 
     Args:
         boxes1 (Tensor[N, 4] or Tensor[B, N, 4]): xyxy.
-        boxes2 (Tensor[M, 4] or Tensor[B, M, 4]): xyxy, same batch shape as ``boxes1``.
+        boxes2 (Tensor[M, 4] or Tensor[B, M, 4]): xyxy; leading dimensions broadcast against ``boxes1``'s.
 
     Returns:
         Tensor[N, M] or Tensor[B, N, M]. A pair whose union is empty (two zero-area boxes) has IoU 0.
     """
-    if boxes1.shape[-1] != 4 or boxes2.shape[-1] != 4 or boxes1.shape[:-2] != boxes2.shape[:-2]:
+    if boxes1.ndim < 2 or boxes2.ndim < 2 or boxes1.shape[-1] != 4 or boxes2.shape[-1] != 4:
         raise ValueError(
             f"box_iou takes [N,4] x [M,4] or [B,N,4] x [B,M,4]; got {tuple(boxes1.shape)} x {tuple(boxes2.shape)}"
         )
-    area1 = box_area(boxes1)  # (..., N)
-    area2 = box_area(boxes2)  # (..., M)
-    lt = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])  # (..., N, M, 2)
-    rb = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])  # (..., N, M, 2)
-    wh = (rb - lt).clamp(min=0)  # (..., N, M, 2)
-    inter = wh[..., 0] * wh[..., 1]  # (..., N, M)
-    union = area1[..., :, None] + area2[..., None, :] - inter  # (..., N, M)
-    return torch.where(union > 0, inter / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    # One coordinate at a time, so every intermediate is (..., N, M) with M innermost. Leading dimensions
+    # broadcast ([B, N, 4] x [M, 4] works). Intermediates are updated in place (much faster on the CPU for
+    # large matrices) unless autograd needs them.
+    inplace = not (torch.is_grad_enabled() and (boxes1.requires_grad or boxes2.requires_grad))
+    ax1, ay1, ax2, ay2 = (c[..., :, None] for c in boxes1.unbind(-1))  # (..., N, 1) each
+    bx1, by1, bx2, by2 = (c.contiguous()[..., None, :] for c in boxes2.unbind(-1))  # (..., 1, M) each
+    w = torch.min(ax2, bx2) - torch.max(ax1, bx1)  # (..., N, M)
+    h = torch.min(ay2, by2) - torch.max(ay1, by1)  # (..., N, M)
+    if inplace:
+        inter = w.clamp_(min=0).mul_(h.clamp_(min=0))
+        union = ((ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1)).sub_(inter)
+        return inter.div_(union).nan_to_num_(0.0)  # 0 / 0 (two empty boxes) -> 0
+    inter = w.clamp(min=0) * h.clamp(min=0)
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return (inter / union).nan_to_num(0.0)
 
 
 def clip_boxes(boxes: Tensor, height: float, width: float) -> Tensor:

@@ -35,49 +35,74 @@ def _check_match_inputs(anchors: Tensor, gt_boxes: Tensor, gt_valid: Tensor) -> 
 
 
 def batched_iou(anchors: Tensor, gt_boxes: Tensor, gt_valid: Tensor, fill: float = -1.0) -> Tensor:
-    """IoU of every anchor with every ground-truth box of every image, padding columns set to ``fill``.
+    """IoU of every ground-truth box of every image with every anchor, padding rows set to ``fill``.
 
     Args:
         anchors (Tensor[A, 4]), gt_boxes (Tensor[B, G, 4]), gt_valid (Tensor[B, G] bool).
 
     Returns:
-        Tensor[B, A, G].
+        Tensor[B, G, A] (torchvision's layout: ground truth by anchors).
     """
-    iou = box_iou(anchors.expand(gt_boxes.shape[0], -1, -1), gt_boxes)  # (B, A, G)
-    return iou.masked_fill(~gt_valid[:, None, :], fill)
+    iou = box_iou(gt_boxes, anchors)  # (B, G, A)
+    return iou.masked_fill_(~gt_valid[:, :, None], fill)
+
+
+def _best_gt_where(iou: Tensor, best_iou: Tensor, select: Tensor) -> Tensor:
+    """Index of the first box reaching ``best_iou`` for the anchors in ``select``, -1 elsewhere.
+
+    ``iou (Tensor[B, G, A])``, ``best_iou = iou.amax(1)`` and ``select`` (Tensor[B, A] bool). Only the
+    selected columns are searched: on the CPU a dense ``max(dim=1)`` with indices costs far more.
+    """
+    b, a = select.nonzero(as_tuple=True)  # (K,) each
+    out = torch.full(best_iou.shape, -1, dtype=torch.long, device=iou.device)
+    out[b, a] = iou[b, :, a].argmax(dim=1)  # (K, G) -> (K,): first maximum on ties
+    return out
 
 
 def match_iou(iou: Tensor, iou_threshold: float = 0.5) -> Tensor:
-    """The book's assignment on an IoU matrix ``iou (Tensor[B, A, G])`` (padding columns < 0).
+    """The book's assignment on an IoU matrix ``iou (Tensor[B, G, A])`` (padding rows < 0).
 
     1. Each ground-truth box takes its own best anchor, greedily in order of the largest remaining IoU;
        each anchor and each box is used once (ties: lowest anchor index, then lowest box index, as the
-       book's ``argmax`` over the flattened matrix).
+       book's ``argmax`` over its anchors-by-boxes matrix).
     2. Every other anchor whose best IoU is at least ``iou_threshold`` takes that box.
 
     One deviation from the book: a box whose IoU with every free anchor is 0 takes no anchor in step 1
     (the book would hand it an arbitrary non-overlapping one).
 
+    Step 1 loops over G (never over anchors), for all images at once. It keeps each box's best free anchor
+    and recomputes it only for boxes whose best anchor was just taken.
+
     Returns:
         LongTensor[B, A]: ground-truth index per anchor, -1 for background.
     """
-    B, A, G = iou.shape
-    best_iou, best_gt = iou.max(dim=2) if G > 0 else (iou.new_full((B, A), -1.0), iou.new_zeros((B, A), dtype=torch.long))
-    matches = torch.where(best_iou >= iou_threshold, best_gt, -1)  # (B, A)
+    B, G, A = iou.shape
     if G == 0 or A == 0:
-        return matches
-    work = iou.clone(memory_format=torch.contiguous_format)  # (B, A, G), flattened below
-    batch = torch.arange(B, device=iou.device)
+        return torch.full((B, A), -1, dtype=torch.long, device=iou.device)
+    best_iou = iou.amax(dim=1)  # (B, A)
+    matches = _best_gt_where(iou, best_iou, best_iou >= iou_threshold)  # (B, A)
+
+    work = iou.clone()  # (B, G, A): taken anchors get -1
+    row_val, row_anc = work.max(dim=2)  # (B, G) each: each box's best free anchor, first on ties
+    placed = torch.zeros(B, G, dtype=torch.bool, device=iou.device)  # (B, G)
+    gt_index = torch.arange(G, device=iou.device)
     for _ in range(min(A, G)):
-        value, flat = work.reshape(B, A * G).max(dim=1)  # (B,) each; first maximum on ties
-        take = value > 0  # (B,) images that still have a box to place
+        value = row_val.amax(dim=1, keepdim=True)  # (B, 1)
+        take = value[:, 0] > 0  # (B,) images that still have a box to place
         if not take.any():
             break
-        anc, gt = flat // G, flat % G  # (B,) each
-        b, anc, gt = batch[take], anc[take], gt[take]
+        # among the boxes reaching the maximum: the lowest anchor, then the lowest box (the book's order)
+        key = torch.where(row_val == value, row_anc * G + gt_index, A * G).amin(dim=1)  # (B,)
+        b = take.nonzero(as_tuple=True)[0]  # (K,)
+        anc, gt = key[b] // G, key[b] % G  # (K,) each
         matches[b, anc] = gt
-        work[b, anc, :] = -1.0  # the anchor is used
-        work[b, :, gt] = -1.0  # the box is placed
+        work[b, :, anc] = -1.0  # the anchor is used
+        placed[b, gt] = True
+        row_val[b, gt] = -1.0
+        # boxes whose best anchor was just taken look again, over the free anchors
+        stale_b, stale_g = ((row_anc[b] == anc[:, None]) & ~placed[b]).nonzero(as_tuple=True)  # (S,) each
+        stale_b = b[stale_b]
+        row_val[stale_b, stale_g], row_anc[stale_b, stale_g] = work[stale_b, stale_g].max(dim=1)
     return matches
 
 
@@ -102,7 +127,7 @@ def match_thresholds(
     low_threshold: float = 0.3,
     allow_low_quality_matches: bool = True,
 ) -> Tensor:
-    """Faster R-CNN's matcher (torchvision's ``Matcher``), batched: ``iou (Tensor[B, A, G])``, padding < 0.
+    """Faster R-CNN's matcher (torchvision's ``Matcher``), batched: ``iou (Tensor[B, G, A])``, padding < 0.
 
     An anchor whose best IoU is ``>= high_threshold`` matches that box; ``< low_threshold`` is background
     (:data:`BELOW_LOW`); in between it is ignored (:data:`BETWEEN`). With ``allow_low_quality_matches``,
@@ -114,17 +139,17 @@ def match_thresholds(
     """
     if not low_threshold <= high_threshold:
         raise ValueError(f"low_threshold ({low_threshold}) must be <= high_threshold ({high_threshold})")
-    B, A, G = iou.shape
+    B, G, A = iou.shape
     if G == 0:
-        return iou.new_full((B, A), BELOW_LOW, dtype=torch.long)
-    best_iou, best_gt = iou.max(dim=2)  # (B, A)
-    matches = best_gt.clone()
-    matches[best_iou < high_threshold] = BETWEEN
-    matches[best_iou < low_threshold] = BELOW_LOW
+        return torch.full((B, A), BELOW_LOW, dtype=torch.long, device=iou.device)
+    best_iou = iou.amax(dim=1)  # (B, A)
+    positive = best_iou >= high_threshold  # (B, A)
     if allow_low_quality_matches:
-        best_per_gt = iou.max(dim=1, keepdim=True).values  # (B, 1, G)
-        low_quality = ((iou == best_per_gt) & (best_per_gt > 0)).any(dim=2)  # (B, A)
-        matches = torch.where(low_quality, best_gt, matches)
+        best_per_gt = iou.amax(dim=2, keepdim=True)  # (B, G, 1)
+        positive |= ((iou == best_per_gt) & (best_per_gt > 0)).any(dim=1)  # (B, A)
+    matches = _best_gt_where(iou, best_iou, positive)  # (B, A): the box index where positive
+    matches[~positive & (best_iou >= low_threshold)] = BETWEEN
+    matches[~positive & (best_iou < low_threshold)] = BELOW_LOW
     return matches
 
 

@@ -154,3 +154,13 @@ def test_bad_boxes_are_refused_with_the_argument_name(boxes, message):
 def test_nms_checks_scores_shape():
     with pytest.raises(ValueError, match="scores must have shape"):
         nms(torch.zeros(3, 4), torch.zeros(2), 0.5)
+
+
+def test_box_iou_broadcasts_and_supports_autograd():
+    g = torch.Generator().manual_seed(7)
+    a = random_boxes(6, g).reshape(2, 3, 4)
+    anchors = random_boxes(5, g)
+    torch.testing.assert_close(box_iou(a, anchors), box_iou(a, anchors.expand(2, 5, 4)))
+    b = random_boxes(5, g).requires_grad_()
+    box_iou(random_boxes(3, g), b).sum().backward()  # no in-place error, a finite gradient
+    assert b.grad is not None and torch.isfinite(b.grad).all()

@@ -15,7 +15,7 @@ from detector.matching import (
 
 
 def iou(rows):
-    return torch.tensor(rows, dtype=torch.float32)[None]  # (1, A, G)
+    return torch.tensor(rows, dtype=torch.float32).T[None]  # rows are anchors; (1, G, A)
 
 
 def test_greedy_then_threshold_on_literal_matrix():
@@ -128,7 +128,7 @@ def test_thresholds_agree_with_torchvision_matcher(low_quality):
         gt[i, : len(b)], valid[i, : len(b)] = b, True
     ours = match_thresholds(batched_iou(anchors, gt, valid), 0.7, 0.3, low_quality)
     for i, (_, b) in enumerate(images):
-        expected = matcher(batched_iou(anchors, b[None], torch.ones(1, len(b), dtype=torch.bool))[0].T)
+        expected = matcher(batched_iou(anchors, b[None], torch.ones(1, len(b), dtype=torch.bool))[0])
         assert torch.equal(ours[i], expected)
 
 
@@ -149,3 +149,14 @@ def test_sampler_counts_and_sets():
     assert torch.equal(again[0], pos) and torch.equal(again[1], neg)
     other = sample_pos_neg(matches, 256, 0.5, generator=torch.Generator().manual_seed(4))
     assert not torch.equal(other[0][1], pos[1])
+
+
+def test_ties_on_a_grid_agree_with_book():
+    from detector.anchors import generate_anchors
+
+    anchors = generate_anchors(4, 4, [0.25], [1])  # 16 square cells: boxes spanning cells tie between them
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.25], [0.25, 0.25, 0.75, 0.75], [0.5, 0.5, 1.0, 0.75], [0.0, 0.0, 0.5, 0.25]])
+    expected = book.assign_anchor_to_bbox(boxes, anchors, iou_threshold=0.4)
+    ours = match_anchors(anchors, boxes[None], torch.ones(1, 4, dtype=torch.bool), iou_threshold=0.4)[0]
+    assert torch.equal(ours, expected)
+    assert (ours >= 0).sum() >= 4  # every box, the duplicate included, got its own anchor
