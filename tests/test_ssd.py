@@ -156,3 +156,12 @@ def test_postprocess_bad_shapes():
         postprocess(logits, offsets, anchors[:3])
     with pytest.raises(ValueError, match="cls_logits"):
         postprocess(logits[0], offsets, anchors)
+
+
+def test_empty_anchors_give_empty_outputs():
+    offsets, mask, cls = assign_targets(torch.zeros(0, 4), GROUND_TRUTH[None, :, 1:], torch.tensor([[0, 1]]),
+                                        torch.ones(1, 2, dtype=torch.bool))
+    assert offsets.shape == (1, 0, 4) and mask.shape == cls.shape == (1, 0)
+    (out,) = postprocess(torch.zeros(1, 0, 3), torch.zeros(1, 0, 4), torch.zeros(0, 4))
+    assert out["boxes"].shape == (0, 4) and out["scores"].shape == (0,) and out["labels"].shape == (0,)
+    assert postprocess(torch.zeros(0, 5, 3), torch.zeros(0, 5, 4), ANCHORS) == []
