@@ -2,6 +2,8 @@
 
     detector anchors --out anchors.png                      # the book's display_anchors on a photo
     detector anchors IMAGE --fmap 4 4 --sizes 0.15 --ratios 1 2 0.5 --out a.png
+    detector data synth --out data/shapes                   # the default data set, generated
+    detector data check data/shapes                         # see detector/cli_data.py for the data commands
 
 Only :func:`main` sees parsed arguments; every subcommand calls library functions with explicit values.
 """
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 from detector import __version__
+from detector.cli_data import add_data_parser
 
 
 def _load_image(path: str | None):
@@ -70,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", action="store_true", help="write size and ratio on each anchor")
     p.add_argument("--out", default="anchors.png", help="output PNG")
     p.set_defaults(func=cmd_anchors)
+
+    add_data_parser(sub)
     return parser
 
 

@@ -24,3 +24,18 @@ def test_anchors_command_bad_input(tmp_path):
         main(["anchors", str(bad)])
     with pytest.raises(SystemExit, match="sizes must all be positive"):
         main(["anchors", "--sizes", "-0.1", "--out", str(tmp_path / "x.png")])
+
+
+def test_data_commands_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bananas"
+    assert main(["data", "synth", "--out", str(out), "--preset", "bananas", "--train", "4", "--val", "2",
+                 "--workers", "1"]) == 0
+    assert "use --data" in capsys.readouterr().out
+    assert main(["data", "check", str(out)]) == 0
+    assert main(["data", "convert", str(out), "--to", "yolo", "--out", str(tmp_path / "y")]) == 0
+    assert main(["data", "check", str(tmp_path / "y" / "data.yaml")]) == 0
+    assert "[train] 4 images, 4 boxes" in capsys.readouterr().out
+    assert main(["data", "show", str(out), "--out", str(tmp_path / "show"), "--num", "3"]) == 0
+    assert len(list((tmp_path / "show").glob("*.png"))) == 3
+    assert main(["data", "check", str(tmp_path / "nothing")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""COCO: an annotation JSON (``images``, ``annotations``, ``categories``), boxes ``[x, y, w, h]`` in pixels.
+
+Category ids may be any integers: they are sorted and mapped to classes ``0..C-1``, and kept in
+``DetectionData.category_ids`` to map back when writing results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from detector.data.records import DataError, DetectionData, ImageRecord, Problem
+
+
+def load_json(path: Path) -> object:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def _find_image_root(ann_file: Path, first_file: str | None, image_root: Path | None) -> Path:
+    if image_root is not None:
+        return Path(image_root)
+    here = ann_file.parent
+    stem = ann_file.stem.removeprefix("instances_")
+    candidates = [here, here / "images", here.parent / "images", here.parent / stem, here.parent / "images" / stem]
+    for c in candidates:
+        if first_file is not None and (c / first_file).is_file():
+            return c
+    return here
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def _size(value: object) -> int:
+    """A declared image size, or 0 when absent or not a positive number (the check reads the header)."""
+    v = _number(value)
+    return int(v) if math.isfinite(v) and v > 0 else 0
+
+
+def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split: str = "train") -> DetectionData:
+    """Read one COCO annotation file as a data set with one split named ``split``.
+
+    Images are looked up under ``image_root``, or beside the JSON, in ``images/``, or in the COCO layout
+    (``annotations/instances_val2017.json`` next to ``val2017/``).
+    """
+    ann_file = Path(ann_file)
+    doc = load_json(ann_file)
+    f = str(ann_file)
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise DataError(f"{f}: not a COCO annotation file (expected an object with an 'images' list)")
+    anns = doc.get("annotations", [])
+    cats = doc.get("categories", [])
+    if not isinstance(anns, list) or not isinstance(cats, list):
+        raise DataError(f"{f}: 'annotations' and 'categories' must be lists")
+    problems: list[Problem] = []
+
+    cat_name: dict[int, str] = {}
+    for i, c in enumerate(cats):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), int) or "name" not in c:
+            raise DataError(f"{f}: categories[{i}] must have an integer 'id' and a 'name'")
+        if c["id"] in cat_name:
+            problems.append(Problem("error", "duplicate-id", f, f"category id {c['id']}", "duplicate category id"))
+        cat_name[c["id"]] = str(c["name"])
+    category_ids = sorted(cat_name)
+    label_of = {cid: i for i, cid in enumerate(category_ids)}
+
+    images: dict[int, dict] = {}
+    for i, im in enumerate(doc["images"]):
+        if not isinstance(im, dict) or not isinstance(im.get("id"), int) or not isinstance(im.get("file_name"), str):
+            raise DataError(f"{f}: images[{i}] must have an integer 'id' and a string 'file_name'")
+        if im["id"] in images:
+            problems.append(Problem("error", "duplicate-id", f, f"image id {im['id']}", "duplicate image id"))
+            continue
+        images[im["id"]] = im
+
+    per_image: dict[int, list] = {i: [] for i in images}
+    seen_ann: set = set()
+    for i, a in enumerate(anns):
+        if not isinstance(a, dict):
+            raise DataError(f"{f}: annotations[{i}] is not an object")
+        ref = f"annotation id {a.get('id', f'#{i}')}"
+        if a.get("id") in seen_ann:
+            problems.append(Problem("error", "duplicate-id", f, ref, "duplicate annotation id"))
+        seen_ann.add(a.get("id"))
+        if a.get("image_id") not in per_image:
+            problems.append(Problem("error", "unknown-image", f, ref, f"image_id {a.get('image_id')!r} is not in 'images'"))
+            continue
+        bbox = a.get("bbox")
+        x, y, w, h = ([_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [math.nan] * 4)
+        label = label_of.get(a.get("category_id"), -1)
+        if label < 0:
+            problems.append(Problem("error", "unknown-class", f, ref, f"category_id {a.get('category_id')!r} is not in 'categories'"))
+        per_image[a["image_id"]].append(((x, y, x + w, y + h), label, bool(a.get("iscrowd", 0)), ref))
+
+    first = next(iter(images.values()))["file_name"] if images else None
+    root = _find_image_root(ann_file, first, Path(image_root) if image_root else None)
+    records = []
+    for image_id, im in images.items():
+        rows = per_image[image_id]
+        records.append(ImageRecord(
+            path=root / im["file_name"], width=_size(im.get("width")), height=_size(im.get("height")),
+            boxes=np.array([r[0] for r in rows], np.float32), labels=[r[1] for r in rows],
+            iscrowd=[r[2] for r in rows], image_id=image_id, ann_file=f, refs=[r[3] for r in rows],
+        ))
+    return DetectionData([cat_name[c] for c in category_ids], {split: records}, f, category_ids, problems)
+
+
+def coco_document(records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None,
+                  image_root: Path | None = None) -> dict:
+    """A COCO annotation document for ``records``, with every field pycocotools needs (``info``, ``area``,
+    ``iscrowd``, annotation ids from 1). File names are relative to ``image_root`` when given."""
+    cat_ids = category_ids or list(range(1, len(classes) + 1))
+    images, anns = [], []
+    for i, r in enumerate(records):
+        image_id = r.image_id or i + 1
+        name = str(Path(r.path).relative_to(image_root)) if image_root else Path(r.path).name
+        images.append({"id": image_id, "file_name": name, "width": r.width, "height": r.height})
+        for box, label, crowd in zip(r.boxes.tolist(), r.labels.tolist(), r.iscrowd.tolist()):
+            x1, y1, x2, y2 = box
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat_ids[label],
+                         "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                         "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": int(crowd)})
+    return {"info": {"description": "written by detector"}, "licenses": [], "images": images,
+            "annotations": anns, "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, classes)]}
+
+
+def write_coco(path: Path, records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None,
+               image_root: Path | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(coco_document(records, classes, category_ids, image_root), f)

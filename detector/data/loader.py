@@ -1,0 +1,74 @@
+"""The DataLoader path: images decoded and augmented in worker processes, batches padded for the core.
+
+A batch is a dict:
+    images (uint8 [B, 3, S, S]): RGB, not normalized (the model normalizes on its device).
+    boxes (float32 [B, G, 4]): xyxy in pixels of the S x S input; padding rows are zeros.
+    labels (int64 [B, G]): classes 0..C-1; padding rows are -1.
+    valid (bool [B, G]): False on padding rows.
+    image_ids (int64 [B]), orig_sizes (int64 [B, 2]): (height, width) of each original image.
+
+G is the largest box count in the batch (at least 1, so shapes stay regular).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from detector.data.images import read_image
+from detector.data.records import ImageRecord
+from detector.data.transforms import apply, eval_transforms, train_transforms
+
+
+class DetectionDataset(Dataset):
+    """Records -> (image uint8 [3, S, S], target dict). With ``train=True`` the train preset runs, reseeded per
+    image from (seed, epoch, index), so an epoch is the same whatever the number of workers; call
+    :meth:`set_epoch` before each epoch (workers are re-created per epoch, so they see it)."""
+
+    def __init__(self, records: list[ImageRecord], size: int, train: bool = False, seed: int = 0,
+                 letterbox: bool = False):
+        self.records, self.size, self.train, self.seed, self.epoch = records, size, train, seed, 0
+        self.transform = train_transforms(size) if train else eval_transforms(size, letterbox)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int):
+        r = self.records[index]
+        image = read_image(r.path)  # raises OSError naming the file
+        if image.shape[:2] != (r.height, r.width) and r.height and r.width:
+            raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
+        seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index if self.train else None
+        image, boxes, labels, _ = apply(self.transform, image, r.boxes, r.labels, seed)
+        target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels),
+                  "image_id": r.image_id, "orig_size": (r.height, r.width)}
+        return torch.from_numpy(image).permute(2, 0, 1).contiguous(), target  # (3, S, S)
+
+
+def collate(samples: list) -> dict[str, torch.Tensor]:
+    """Stack images and pad a variable number of boxes per image into ``[B, G, 4]`` with a valid mask."""
+    images = torch.stack([s[0] for s in samples])  # (B, 3, S, S)
+    G = max([len(t["boxes"]) for _, t in samples] + [1])
+    B = len(samples)
+    boxes = torch.zeros(B, G, 4)
+    labels = torch.full((B, G), -1, dtype=torch.long)
+    valid = torch.zeros(B, G, dtype=torch.bool)
+    for i, (_, t) in enumerate(samples):
+        n = len(t["boxes"])
+        boxes[i, :n], labels[i, :n], valid[i, :n] = t["boxes"], t["labels"], True
+    return {"images": images, "boxes": boxes, "labels": labels, "valid": valid,
+            "image_ids": torch.tensor([t["image_id"] for _, t in samples]),
+            "orig_sizes": torch.tensor([t["orig_size"] for _, t in samples])}
+
+
+def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: int = 2,
+                pin_memory: bool | None = None, drop_last: bool = False, seed: int = 0) -> DataLoader:
+    """A DataLoader over ``dataset`` with :func:`collate`; memory is pinned when CUDA is available."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
+                      pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+                      drop_last=drop_last, generator=generator, persistent_workers=False,
+                      prefetch_factor=4 if workers > 0 else None)

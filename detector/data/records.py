@@ -1,0 +1,92 @@
+"""The internal form of a detection data set, whatever file format it came from.
+
+One :class:`ImageRecord` per image: path, size, boxes ``xyxy`` in pixels (float32), labels ``0..C-1``,
+and the flags evaluation needs. A :class:`DetectionData` holds the class names, the splits, and for
+COCO the original category ids (``labels`` index into them, so results map back).
+
+Problems found while reading or checking are :class:`Problem` rows that name the file and the place in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """A data set that cannot be used as it is; the message names the file(s) and the problem(s)."""
+
+
+@dataclass
+class Problem:
+    """One problem in a data set. ``level`` is ``"error"`` (would be dropped) or ``"fixed"`` (e.g. clipped)."""
+
+    level: str
+    kind: str  # short machine-readable tag: missing-image, outside-image, zero-area, nan, unknown-class, ...
+    file: str  # the file the problem is in (annotation file, or the image)
+    where: str  # the place in it: "line 12", "annotation id 57", "object 3", or ""
+    message: str
+
+    def __str__(self) -> str:
+        place = f"{self.file}: {self.where}: " if self.where else f"{self.file}: "
+        return f"{self.level}: {place}{self.message}"
+
+
+@dataclass
+class ImageRecord:
+    """One image and its boxes.
+
+    boxes (float32 [N, 4]): xyxy in pixels, ``0 <= x1 < x2 <= width`` once checked.
+    labels (int64 [N]): data set classes ``0..C-1`` (-1 marks an unknown class until checked).
+    refs (list[str], N): where each box came from in ``ann_file`` ("line 3", "annotation id 12").
+    """
+
+    path: Path
+    width: int
+    height: int
+    boxes: np.ndarray
+    labels: np.ndarray
+    iscrowd: np.ndarray | None = None
+    difficult: np.ndarray | None = None
+    image_id: int = 0
+    ann_file: str = ""
+    refs: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        n = len(self.boxes)
+        self.iscrowd = np.zeros(n, bool) if self.iscrowd is None else np.asarray(self.iscrowd, bool).reshape(-1)
+        self.difficult = np.zeros(n, bool) if self.difficult is None else np.asarray(self.difficult, bool).reshape(-1)
+        if not self.refs:
+            self.refs = [f"box {i}" for i in range(n)]
+        if not (len(self.labels) == len(self.iscrowd) == len(self.difficult) == len(self.refs) == n):
+            raise ValueError(f"{self.path}: boxes, labels and flags must have one entry per box")
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep only the boxes where ``mask`` is True."""
+        self.boxes, self.labels = self.boxes[mask], self.labels[mask]
+        self.iscrowd, self.difficult = self.iscrowd[mask], self.difficult[mask]
+        self.refs = [r for r, k in zip(self.refs, mask) if k]
+
+
+@dataclass
+class DetectionData:
+    """A data set: class names, splits of records, and where it came from."""
+
+    classes: list[str]
+    splits: dict[str, list[ImageRecord]]
+    source: str = ""
+    category_ids: list[int] | None = None  # COCO: the original id of each class 0..C-1
+    problems: list[Problem] = field(default_factory=list)  # found while reading (e.g. unknown classes)
+
+    def split(self, name: str) -> list[ImageRecord]:
+        if name not in self.splits:
+            raise DataError(f"{self.source}: no split {name!r}; it has {sorted(self.splits)}")
+        return self.splits[name]
+
+    def category_id(self, label: int) -> int:
+        """The data set's own category id for class ``label`` (COCO's ids; ``label + 1`` otherwise)."""
+        return self.category_ids[label] if self.category_ids else label + 1

@@ -1,0 +1,97 @@
+import numpy as np
+import torch
+
+from detector.data.device import augment_batch
+from detector.data.transforms import apply, eval_transforms, train_transforms
+
+
+def scene(rng, size=128):
+    """A black image with two solid rectangles of known colours and their boxes."""
+    img = np.zeros((size, size, 3), np.uint8)
+    boxes = []
+    for color in ((255, 0, 0), (0, 255, 0)):
+        w, h = rng.integers(16, 48, 2)
+        x, y = rng.integers(0, size - w), rng.integers(0, size - h)
+        img[y : y + h, x : x + w] = color
+        boxes.append([x, y, x + w, y + h])
+    return img, np.array(boxes, np.float32), np.array([0, 1])
+
+
+def extent(img, channel):
+    """The box around the pixels where ``channel`` clearly dominates (the rectangle of that colour)."""
+    c = img.astype(int)
+    mask = (c[..., channel] > 100) & (c[..., channel] > c[..., 1 - channel] + 60)
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]) if len(xs) else None
+
+
+def assert_boxes_follow_pixels(img, boxes, labels, tol):
+    for box, label in zip(boxes, labels):
+        ext = extent(img, int(label))
+        assert ext is not None, "a kept box has no object pixels"
+        np.testing.assert_allclose(ext, box, atol=tol)
+
+
+def test_train_preset_boxes_follow_the_objects():
+    rng = np.random.default_rng(0)
+    t = train_transforms(96)
+    kept = 0
+    for seed in range(40):
+        img, boxes, labels = scene(rng)
+        # make the rectangles never overlap, so each colour's extent is its box
+        if boxes[0, 0] < boxes[1, 2] and boxes[1, 0] < boxes[0, 2] and boxes[0, 1] < boxes[1, 3] and boxes[1, 1] < boxes[0, 3]:
+            continue
+        out, b, lab, idx = apply(t, img, boxes, labels, seed=seed)
+        assert out.shape == (96, 96, 3) and lab.tolist() == labels[idx].tolist()
+        assert_boxes_follow_pixels(out, b, lab, tol=2.5)  # boxes clipped by a crop follow the cut pixels
+        kept += len(b)
+    assert kept > 20
+
+
+def test_train_preset_is_deterministic_under_a_seed():
+    img, boxes, labels = scene(np.random.default_rng(1))
+    t = train_transforms(64)
+    a, b = apply(t, img, boxes, labels, seed=5), apply(t, img, boxes, labels, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    outs = {apply(t, img, boxes, labels, seed=s)[0].tobytes() for s in range(6)}
+    assert len(outs) > 3
+
+
+def test_eval_presets_scale_boxes():
+    img = np.zeros((50, 100, 3), np.uint8)
+    boxes, labels = np.array([[10, 10, 30, 40]], np.float32), np.array([0])
+    _, b, _, _ = apply(eval_transforms(200), img, boxes, labels)
+    np.testing.assert_allclose(b, [[20, 40, 60, 160]], atol=1e-3)
+    out, b, _, _ = apply(eval_transforms(200, letterbox=True), img, boxes, labels)
+    assert out.shape == (200, 200, 3)
+    np.testing.assert_allclose(b, [[20, 70, 60, 130]], atol=1e-3)  # scale 2, 50 px of padding on top
+
+
+def test_device_augmentation_boxes_follow_the_objects():
+    rng = np.random.default_rng(2)
+    images, boxes = [], []
+    for _ in range(32):
+        while True:
+            img, b, _ = scene(rng, 128)
+            if not (b[0, 0] < b[1, 2] and b[1, 0] < b[0, 2] and b[0, 1] < b[1, 3] and b[1, 1] < b[0, 3]):
+                break
+        images.append(torch.from_numpy(img).permute(2, 0, 1))
+        boxes.append(torch.from_numpy(b) / 128)
+    images, boxes = torch.stack(images), torch.stack(boxes)
+    valid = torch.ones(32, 2, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    out, new_boxes, new_valid = augment_batch(images, boxes, valid, g)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    assert ((new_boxes >= 0) & (new_boxes <= 1)).all()
+    checked = 0
+    for i in range(32):
+        img = out[i].permute(1, 2, 0).numpy()
+        for k in range(2):
+            if new_valid[i, k]:
+                ext = extent(img, k)
+                assert ext is not None
+                np.testing.assert_allclose(ext, new_boxes[i, k].numpy() * 128, atol=3.5)
+                checked += 1
+    assert checked > 30
+    again = augment_batch(images, boxes, valid, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], out) and torch.equal(again[1], new_boxes)
