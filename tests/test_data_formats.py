@@ -188,3 +188,37 @@ def test_convert_round_trip_keeps_every_box(shapes_yaml, tmp_path, to):
             g = got[r.path.name]
             assert g.labels.tolist() == r.labels.tolist()
             np.testing.assert_allclose(g.boxes, r.boxes, atol=0.02)
+
+
+def test_shipped_configs_read_the_standard_layouts(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    repo_data = Path(__file__).resolve().parents[1] / "data"
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    write_voc(voc)
+    (voc / "ImageSets" / "Main" / "val.txt").rename(voc / "ImageSets" / "Main" / "trainval.txt")
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("0001\n")
+    (voc / "Annotations" / "0001.xml").write_text(
+        (voc / "Annotations" / "0001.xml").read_text().replace(">cat<", ">person<"))
+    shutil.copy(repo_data / "voc2007.yaml", tmp_path)
+    data = load_dataset(tmp_path / "voc2007.yaml")
+    assert len(data.classes) == 20 and sorted(data.splits) == ["train", "val"]
+    (rec,) = data.split("train")
+    assert [data.classes[i] for i in rec.labels] == ["dog", "person"]
+
+    coco = tmp_path / "coco"
+    make_image(coco / "val2017" / "a.png")
+    make_image(coco / "val2017" / "b.png")
+    make_image(coco / "train2017" / "a.png")
+    make_image(coco / "train2017" / "b.png")
+    (coco / "annotations").mkdir()
+    for split in ("train", "val"):
+        (coco / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(coco_doc()))
+    shutil.copy(repo_data / "coco2017.yaml", tmp_path)
+    data = load_dataset(tmp_path / "coco2017.yaml")
+    assert data.classes == ["cat", "dog"] and data.category_ids == [3, 12]
+    assert data.split("val")[0].path == coco / "val2017" / "a.png"
+    # the annotations folder alone is read too: one split per file, images found in the COCO layout
+    alone = load_dataset(coco / "annotations")
+    assert sorted(alone.splits) == ["train", "val"] and alone.split("train")[0].path == coco / "train2017" / "a.png"
