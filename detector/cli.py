@@ -16,6 +16,7 @@ from pathlib import Path
 
 from detector import __version__
 from detector.cli_data import add_data_parser
+from detector.cli_model import add_model_parsers
 
 
 def _load_image(path: str | None):
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_anchors)
 
     add_data_parser(sub)
+    add_model_parsers(sub)
     return parser
 
 

@@ -65,9 +65,11 @@ def collate(samples: list) -> dict[str, torch.Tensor]:
 
 
 def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: int = 2,
-                pin_memory: bool | None = None, drop_last: bool = False, seed: int = 0) -> DataLoader:
-    """A DataLoader over ``dataset`` with :func:`collate`; memory is pinned when CUDA is available."""
-    generator = torch.Generator().manual_seed(seed)
+                pin_memory: bool | None = None, drop_last: bool = False, seed: int = 0,
+                generator: torch.Generator | None = None) -> DataLoader:
+    """A DataLoader over ``dataset`` with :func:`collate`; memory is pinned when CUDA is available. The order
+    (and the workers' seeds) come from ``generator``, or one seeded with ``seed``."""
+    generator = generator if generator is not None else torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
                       pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                       drop_last=drop_last, generator=generator, persistent_workers=False,

@@ -1,0 +1,175 @@
+"""``detector train``, ``detector eval``, ``detector predict`` and ``detector export``.
+
+    detector train --model tiny_ssd_plus --data data/shapes --epochs 60 --out runs/shapes
+    detector eval --weights runs/shapes/best.pt --data data/shapes --out runs/shapes/eval
+    detector eval --data data/shapes --predictions preds.json
+    detector predict --weights models/tinyssd-shapes.pt photos/ more/*.jpg --out runs/predict
+    detector export --weights runs/shapes/best.pt --out models/tinyssd-shapes.pt --half
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from detector.checkpoint import CheckpointError
+from detector.data.records import DataError
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from detector.train import TrainConfig, TrainingError, train
+
+    try:
+        model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
+    except json.JSONDecodeError as e:
+        return _fail(f"--model-kwargs is not JSON: {e}", 2)
+    cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      img_size=args.img_size, device=args.device, amp=args.amp, compile=args.compile,
+                      workers=args.workers, seed=args.seed, resume=args.resume, out=args.out,
+                      eval_every=args.eval_every, data_path=args.data_path, skip_invalid=args.skip_invalid,
+                      model_kwargs=model_kwargs, command="detector " + shlex.join(sys.argv[1:]))
+    try:
+        metrics = train(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except (DataError, CheckpointError, TrainingError, ValueError) as e:
+        return _fail(str(e))
+    if metrics:
+        print(f"done: val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}; weights in {args.out}/best.pt")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from detector.data.check import prepare_split
+    from detector.evaluate import coco_evaluate, confusion_matrix, format_table, predict_records
+    from detector.models import load_detector
+    from detector.plots import plot_confusion, plot_pr_curves
+
+    if not args.weights and not args.predictions:
+        return _fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
+    try:
+        data, records = prepare_split(args.data, args.split, "skip" if args.skip_invalid else "refuse",
+                                      log=lambda s: print(s, file=sys.stderr))
+        category_ids = data.category_ids or list(range(1, len(data.classes) + 1))
+        if args.predictions:
+            from detector.data.coco import load_json
+
+            results = load_json(Path(args.predictions))
+            if not isinstance(results, list):
+                return _fail(f"{args.predictions}: expected a JSON list of COCO results")
+        else:
+            device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+            model, ckpt = load_detector(args.weights, device)
+            if ckpt["classes"] != data.classes:
+                return _fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
+            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size, args.workers)
+        metrics, ev = coco_evaluate(records, data.classes, category_ids, results)
+    except (DataError, CheckpointError, ValueError, OSError) as e:
+        return _fail(str(e))
+    print(format_table(metrics))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.json", "w") as f:
+            json.dump(metrics, f, indent=2)
+        if ev is not None:
+            plot_pr_curves(ev, data.classes, out)
+        plot_confusion(confusion_matrix(records, results, category_ids), data.classes, out / "confusion_matrix.png")
+        print(f"wrote {out / 'metrics.json'}, PR curves and the confusion matrix")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from detector.models import load_detector
+    from detector.predict import expand_inputs, predict_paths, set_nms_threshold
+
+    try:
+        paths = expand_inputs(args.inputs)
+        device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        model, ckpt = load_detector(args.weights, device)
+    except (FileNotFoundError, CheckpointError) as e:
+        return _fail(str(e))
+    set_nms_threshold(model, args.iou)
+    results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device)
+    for e in errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    print(f"{len(results)} detections in {len(paths) - len(errors)} images; drawn images and predictions.json in {args.out}")
+    return 1 if errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from detector.checkpoint import load_checkpoint, save_checkpoint
+
+    try:
+        ckpt = load_checkpoint(args.weights)
+    except CheckpointError as e:
+        return _fail(str(e))
+    keep = ("model_name", "model_kwargs", "classes", "category_ids", "img_size", "command", "epoch", "metrics", "data")
+    small = {k: ckpt[k] for k in keep if k in ckpt}
+    small["model"] = {k: v.half() if args.half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    save_checkpoint(small, args.out)
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
+    return 0
+
+
+def add_model_parsers(sub: argparse._SubParsersAction) -> None:
+    from detector.models import MODELS
+
+    p = sub.add_parser("train", help="train a detector")
+    p.add_argument("--model", default="tiny_ssd_plus", choices=sorted(MODELS))
+    p.add_argument("--data", default="data/shapes", help="a data set (see `detector data check`)")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--img-size", type=int, default=256)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast (fp16 with loss scaling where bf16 is missing)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", help="a last.pt to continue from (model, data and schedule come from it)")
+    p.add_argument("--out", default="runs/train")
+    p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--data-path", default="auto", choices=("auto", "loader", "device"))
+    p.add_argument("--skip-invalid", action="store_true", help="drop invalid boxes and images (reported)")
+    p.add_argument("--model-kwargs", help='JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="COCO mAP (pycocotools) of a checkpoint or of a predictions file")
+    p.add_argument("--weights")
+    p.add_argument("--predictions", help="COCO results JSON made elsewhere")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="val")
+    p.add_argument("--out", help="folder for metrics.json, PR curves and the confusion matrix")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--skip-invalid", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="detect objects in images, draw them, write COCO results")
+    p.add_argument("inputs", nargs="+", help="images, folders or globs")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=0.45)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
+    p.set_defaults(func=cmd_export)

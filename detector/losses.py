@@ -1,0 +1,58 @@
+"""Detection losses shared by the detectors: classification over anchors and box regression.
+
+All take per-anchor tensors of a batch and return a scalar normalized the way the docstring says.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+CLS_LOSSES = ("ce", "hnm", "focal")  # the book's mean cross-entropy, SSD's hard negative mining, focal loss
+BOX_LOSSES = ("l1", "smooth_l1")
+
+
+def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: float = 3.0, gamma: float = 2.0) -> Tensor:
+    """Classification loss over anchors.
+
+    Args:
+        logits (Tensor[B, A, C + 1]): slot 0 is background.
+        targets (LongTensor[B, A]): 0 background, ``c + 1`` for class ``c``.
+        kind: ``"ce"`` (the book: cross-entropy averaged over every anchor), ``"hnm"`` (SSD: cross-entropy
+            of the positives and of the ``neg_pos_ratio`` x as many hardest negatives per image, summed and
+            divided by the number of positives), ``"focal"`` (softmax focal loss, summed over every anchor and
+            divided by the number of positives).
+    """
+    ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view(targets.shape)  # (B, A)
+    if kind == "ce":
+        return ce.mean()
+    pos = targets > 0  # (B, A)
+    num_pos = pos.sum().clamp(min=1)
+    if kind == "hnm":
+        neg_loss = ce.detach().masked_fill(pos, -1.0)  # (B, A): positives never count as negatives
+        num_neg = (pos.sum(1, keepdim=True) * neg_pos_ratio).clamp(min=neg_pos_ratio)  # (B, 1): at least a few
+        rank = neg_loss.argsort(dim=1, descending=True).argsort(dim=1)  # (B, A): 0 = hardest negative
+        hard = (rank < num_neg) & ~pos
+        return (ce * (pos | hard)).sum() / num_pos
+    if kind == "focal":
+        p_t = torch.exp(-ce)
+        return ((1 - p_t) ** gamma * ce).sum() / num_pos
+    raise ValueError(f"cls loss must be one of {CLS_LOSSES}, got {kind!r}")
+
+
+def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1", beta: float = 1.0) -> Tensor:
+    """Box regression loss over matched anchors.
+
+    Args:
+        pred, target (Tensor[B, A, 4]): offsets. mask (Tensor[B, A] bool): matched anchors.
+        kind: ``"l1"`` (the book: masked L1 averaged over every anchor and coordinate) or ``"smooth_l1"``
+            (summed over the matched anchors, divided by their number).
+    """
+    m = mask[..., None].to(pred.dtype)  # (B, A, 1)
+    if kind == "l1":
+        return F.l1_loss(pred.float() * m, target * m)
+    if kind == "smooth_l1":
+        loss = F.smooth_l1_loss(pred.float(), target, reduction="none", beta=beta) * m
+        return loss.sum() / mask.sum().clamp(min=1)
+    raise ValueError(f"box loss must be one of {BOX_LOSSES}, got {kind!r}")

@@ -1,0 +1,124 @@
+"""TinySSD: the book's single-shot detector (D2L 14.7), honouring the model contract of ``detector.contract``.
+
+Base net 3-16-32-64 (two 3x3 conv + BN + ReLU and a 2x max-pool per block), then 128-channel down-sampling
+blocks and a global max pool: five feature maps (32, 16, 8, 4, 1 cells at 256 px), 4 anchors per cell,
+5,444 anchors. Each map has a 3x3 conv class head (``K * (C + 1)``) and box head (``K * 4``).
+
+    model = tiny_ssd(num_classes=5)                   # the book's anchors and loss
+    model = tiny_ssd(num_classes=5, sizes=SHAPES_SIZES, cls_loss="hnm", box_loss="smooth_l1")
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from detector.anchors import MultiLevelAnchors
+from detector.boxes import clip_boxes
+from detector.contract import check_images, normalize_images, padded_targets
+from detector.losses import box_loss, cls_loss
+from detector.ssd import assign_targets, postprocess
+
+BOOK_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))  # D2L 14.7
+BOOK_RATIOS = (1.0, 2.0, 0.5)
+# Smaller first levels, so that objects of 4% of the image side get an anchor with IoU >= 0.5
+# (measured with benchmarks/anchor_coverage.py on the shapes train set: 91% of boxes reach IoU 0.5 with
+# their best anchor, against 46% with the book's sizes, which give small boxes none).
+SMALL_OBJECT_SIZES = ((0.06, 0.09), (0.14, 0.2), (0.28, 0.38), (0.5, 0.65), (0.8, 0.95))
+
+
+def down_sample_blk(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Two 3x3 conv + BN + ReLU, then a 2x2 max-pool: halves height and width (the book's block)."""
+    layers: list[nn.Module] = []
+    for c in (in_channels, out_channels):
+        layers += [nn.Conv2d(c, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+    layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class TinySSD(nn.Module):
+    """TinySSD for ``num_classes`` classes (0..C-1). Every hyper-parameter is a keyword with its default here."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        sizes: Sequence[Sequence[float]] = BOOK_SIZES,
+        ratios: Sequence[float] = BOOK_RATIOS,
+        base_channels: Sequence[int] = (16, 32, 64),  # the book's base net
+        channels: int = 128,  # the book's width of the later blocks
+        cls_loss: str = "ce",  # "ce" (the book), "hnm" (SSD), "focal"
+        box_loss: str = "l1",  # "l1" (the book), "smooth_l1"
+        iou_threshold: float = 0.5,  # anchor matching
+        score_threshold: float = 0.01,  # postprocess
+        nms_threshold: float = 0.45,
+        pre_nms_top_k: int = 400,
+        max_detections: int = 100,
+    ):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        if len(sizes) != 5:
+            raise ValueError(f"TinySSD has 5 feature maps: sizes must have 5 levels, got {len(sizes)}")
+        self.num_classes = num_classes
+        self.anchor_gen = MultiLevelAnchors(sizes, ratios)
+        self.num_anchors = self.anchor_gen.num_anchors_per_cell
+        self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
+        self.post = {"score_threshold": score_threshold, "nms_threshold": nms_threshold,
+                     "pre_nms_top_k": pre_nms_top_k, "max_detections": max_detections}  # postprocess settings
+
+        chans = [3, *base_channels]
+        base = nn.Sequential(*[down_sample_blk(a, b) for a, b in itertools.pairwise(chans)])
+        self.blocks = nn.ModuleList([
+            base,
+            down_sample_blk(base_channels[-1], channels),
+            down_sample_blk(channels, channels),
+            down_sample_blk(channels, channels),
+            nn.AdaptiveMaxPool2d((1, 1)),
+        ])
+        out_channels = [base_channels[-1], channels, channels, channels, channels]
+        self.cls_heads = nn.ModuleList(nn.Conv2d(c, k * (num_classes + 1), 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
+        self.box_heads = nn.ModuleList(nn.Conv2d(c, k * 4, 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
+
+    def head_outputs(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(cls_logits [B, A, C + 1], offsets [B, A, 4], anchors [A, 4] normalized)``."""
+        x = normalize_images(images).contiguous(memory_format=torch.channels_last)
+        cls, box, shapes = [], [], []
+        for block, cls_head, box_head in zip(self.blocks, self.cls_heads, self.box_heads):
+            x = block(x)
+            shapes.append(tuple(x.shape[-2:]))
+            # (B, K*(C+1), H, W) -> (B, H, W, K*(C+1)) -> (B, H*W*K, C+1): cell by cell, K per cell
+            cls.append(cls_head(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.num_classes + 1))
+            box.append(box_head(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4))  # (B, H*W*K, 4)
+        anchors = self.anchor_gen(shapes, images.device)  # (A, 4)
+        return torch.cat(cls, 1), torch.cat(box, 1), anchors
+
+    def forward(self, images: Tensor, targets: list[dict] | dict | None = None):
+        check_images(images)
+        B, _, H, W = images.shape
+        cls_logits, offsets, anchors = self.head_outputs(images)
+        scale = torch.tensor([W, H, W, H], dtype=torch.float32, device=images.device)
+        if self.training:
+            if targets is None:
+                raise ValueError("in training mode the model needs targets")
+            boxes, labels, valid = padded_targets(targets, B, images.device)
+            target_offsets, box_mask, cls_targets = assign_targets(anchors, boxes / scale, labels, valid, self.iou_threshold)
+            return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss),
+                    "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss)}
+        detections = postprocess(cls_logits, offsets, anchors, **self.post)
+        for d in detections:
+            d["boxes"] = clip_boxes(d["boxes"] * scale, H, W)
+        return detections
+
+
+def tiny_ssd(num_classes: int, **kwargs) -> TinySSD:
+    """The book's TinySSD (its anchor sizes, ratios and loss unless overridden)."""
+    return TinySSD(num_classes, **kwargs)
+
+
+def tiny_ssd_plus(num_classes: int, **kwargs) -> TinySSD:
+    """TinySSD made better for small objects: smaller anchors, hard negative mining, smooth L1."""
+    defaults = {"sizes": SMALL_OBJECT_SIZES, "cls_loss": "hnm", "box_loss": "smooth_l1"}
+    return TinySSD(num_classes, **{**defaults, **kwargs})
