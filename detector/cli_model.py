@@ -121,7 +121,58 @@ def cmd_export(args: argparse.Namespace) -> int:
     small["model"] = {k: v.half() if args.half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
     save_checkpoint(small, args.out)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
+    if args.card:
+        try:
+            card = model_card(args.weights, args.out, ckpt, args.test_data, args.device)
+        except (DataError, CheckpointError, ValueError, OSError) as e:
+            return _fail(str(e))
+        card_path = Path(args.out).with_suffix(".json")
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote the model card {card_path}")
     return 0
+
+
+def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, device: str = "cpu") -> dict:
+    """What a user needs to trust a shipped model: how it was trained (command, data and its generator seeds,
+    epochs, wall time, device) and its metrics on held-out data, measured on the exported (shipped) weights."""
+    import csv
+    import platform
+
+    import torch
+    import yaml
+
+    from detector.data.check import prepare_split
+    from detector.evaluate import coco_evaluate, predict_records
+    from detector.models import load_detector
+
+    run = Path(weights).parent
+    csv_path = run / "results.csv"
+    rows = list(csv.DictReader(csv_path.read_text().splitlines())) if csv_path.exists() else []
+    data_yaml = Path(ckpt.get("data", ""))
+    data_yaml = data_yaml / "dataset.yaml" if data_yaml.is_dir() else data_yaml
+    data_info = yaml.safe_load(data_yaml.read_text()) if data_yaml.suffix == ".yaml" and data_yaml.exists() else {}
+    card = {
+        "model": Path(exported).name, "model_name": ckpt["model_name"], "model_kwargs": ckpt.get("model_kwargs", {}),
+        "classes": ckpt["classes"], "img_size": ckpt["img_size"], "command": ckpt.get("command", ""),
+        "train_config": {k: v for k, v in ckpt.get("config", {}).items() if k not in ("resume", "command")},
+        "data": {"path": str(ckpt.get("data", "")), "generator": {k: data_info.get(k) for k in ("preset", "seed", "size")}},
+        "epochs": ckpt.get("epoch", -1) + 1,
+        "wall_time_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
+        "train_images_per_s": round(sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1), 1),
+        "device": ckpt.get("device") or f"{ckpt.get('config', {}).get('device', '?')} (not recorded)", "host": platform.processor() or platform.machine(),
+        "torch": torch.__version__, "val_metrics_during_training": ckpt.get("metrics", {}),
+    }
+    if test_data:
+        model, shipped = load_detector(exported, device)
+        data, records = prepare_split(test_data, "val", log=lambda s: None)
+        cat_ids = data.category_ids or list(range(1, len(data.classes) + 1))
+        metrics, _ = coco_evaluate(records, data.classes, cat_ids,
+                                   predict_records(model, records, shipped["img_size"], cat_ids, device))
+        test_yaml = Path(test_data) / "dataset.yaml" if Path(test_data).is_dir() else Path(test_data)
+        test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" else {}
+        card["test"] = {"data": str(test_data), "images": len(records),
+                        "generator": {k: test_info.get(k) for k in ("preset", "seed", "size")}, "metrics": metrics}
+    return card
 
 
 def add_model_parsers(sub: argparse._SubParsersAction) -> None:
@@ -172,4 +223,7 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
+    p.add_argument("--card", action="store_true", help="also write the model card (OUT with .json)")
+    p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")
+    p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_export)

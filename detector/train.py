@@ -117,6 +117,7 @@ def train(cfg: TrainConfig) -> dict:
                                       "img_size", "seed", "eval_every", "model_kwargs", "out") if k in saved}
         cfg = TrainConfig(**{**asdict(cfg), **keep, "resume": cfg.resume})
     device = resolve_device(cfg.device)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -172,7 +173,7 @@ def train(cfg: TrainConfig) -> dict:
     def state(epoch: int) -> dict:
         return {"model": raw_model.state_dict(), "model_name": cfg.model, "model_kwargs": cfg.model_kwargs,
                 "classes": data.classes, "category_ids": category_ids, "img_size": cfg.img_size,
-                "command": cfg.command, "epoch": epoch, "metrics": metrics, "best_ap": best_ap,
+                "command": cfg.command, "epoch": epoch, "device": device_name, "metrics": metrics, "best_ap": best_ap,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "rng": _rng_state(batch_gen), "config": asdict(cfg),
                 "data": str(cfg.data)}
