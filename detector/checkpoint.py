@@ -3,7 +3,7 @@
 A detector checkpoint carries everything ``eval``, ``predict`` and the app need:
 ``model`` (state dict), ``model_name`` and ``model_kwargs`` (to rebuild it), ``classes``, ``category_ids``,
 ``img_size``, ``command`` (the training command), ``epoch``, ``metrics``; training adds ``optimizer``,
-``scheduler``, ``scaler``, ``rng`` and ``best_ap`` for ``--resume``.
+``scheduler``, ``scaler``, ``rng`` and ``best`` (the best key metric) for ``--resume``.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
     if args.card:
         try:
-            card = model_card(args.weights, args.out, ckpt, args.test_data, args.device)
+            card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
         except (DataError, CheckpointError, ValueError, OSError) as e:
             return _fail(str(e))
         card_path = Path(args.out).with_suffix(".json")
@@ -132,7 +132,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, device: str = "cpu") -> dict:
+def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, device: str = "cpu",
+               trained_on: str | None = None) -> dict:
     """What a user needs to trust a shipped model: how it was trained (command, data and its generator seeds,
     epochs, wall time, device) and its metrics on held-out data, measured on the exported (shipped) weights."""
     import csv
@@ -159,7 +160,7 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         "epochs": ckpt.get("epoch", -1) + 1,
         "wall_time_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
         "train_images_per_s": round(sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1), 1),
-        "device": ckpt.get("device") or f"{ckpt.get('config', {}).get('device', '?')} (not recorded)", "host": platform.processor() or platform.machine(),
+        "device": ckpt.get("device") or trained_on or "not recorded", "host": platform.processor() or platform.machine(),
         "torch": torch.__version__, "val_metrics_during_training": ckpt.get("metrics", {}),
     }
     if test_data:
@@ -225,5 +226,6 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
     p.add_argument("--card", action="store_true", help="also write the model card (OUT with .json)")
     p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where the card's evaluation runs")
+    p.add_argument("--trained-on", help="the training device, for checkpoints that do not record it")
     p.set_defaults(func=cmd_export)

@@ -17,8 +17,8 @@ def _plt():
     return plt
 
 
-def plot_training(results_csv: Path, out: Path) -> None:
-    """Loss per epoch and val AP / AP50 where evaluated, from ``results.csv``."""
+def plot_training(results_csv: Path, out: Path, loss_names: list[str] = (), metric_names: list[str] = ("AP", "AP50")) -> None:
+    """Losses per epoch and the val metrics where evaluated, from ``results.csv``."""
     with open(results_csv) as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -26,10 +26,10 @@ def plot_training(results_csv: Path, out: Path) -> None:
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     epochs = [int(r["epoch"]) for r in rows]
-    for key in ("loss", "loss_cls", "loss_box"):
+    for key in ("loss", *loss_names):
         a.plot(epochs, [float(r[key]) for r in rows], label=key)
     a.set_xlabel("epoch"), a.set_title("training loss"), a.legend()
-    for key in ("AP", "AP50"):
+    for key in metric_names:
         pts = [(int(r["epoch"]), float(r[key])) for r in rows if r.get(key)]
         if pts:
             b.plot(*zip(*pts), marker="o", label=f"val {key}")

@@ -5,7 +5,7 @@ import pickle
 import pytest
 import torch
 
-import detector.train as train_module
+import detector.engine as engine_module
 from detector.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from detector.cli import main
 from detector.models import MODELS
@@ -35,7 +35,7 @@ def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
     straight = train(config(shapes_yaml, tmp_path / "a", eval_every=5))
     del straight
     calls = {"n": 0}
-    real_plot = train_module.plot_training
+    real_plot = engine_module.plot_training
 
     def interrupt_after_first_epoch(*args):
         calls["n"] += 1
@@ -43,7 +43,7 @@ def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
         if calls["n"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "plot_training", interrupt_after_first_epoch)
+    monkeypatch.setattr(engine_module, "plot_training", interrupt_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
         train(config(shapes_yaml, tmp_path / "b", eval_every=5))
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
@@ -118,6 +118,7 @@ class Evil:
         return (print, ("pwned",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_checkpoints_refuse_pickled_code_and_save_atomically(tmp_path):
     evil = tmp_path / "evil.pt"
     with open(evil, "wb") as f:

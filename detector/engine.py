@@ -1,0 +1,211 @@
+"""The training engine shared by detection (``detector train``) and classification (``detector classify train``).
+
+:func:`fit` runs the epochs of a :class:`Task`: AdamW with warm-up then cosine LR, optional autocast
+(bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
+epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
+atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
+keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from detector.checkpoint import save_checkpoint
+from detector.plots import plot_training
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to try."""
+
+
+@dataclass
+class Task:
+    """What :func:`fit` needs to know about a training job; everything else is in its config."""
+
+    model: nn.Module  # the raw model (weights are saved from it)
+    step_model: nn.Module  # what the loop calls: the model, or torch.compile of it
+    param_groups: list[dict]
+    batches: Callable[[int], Iterable[dict]]  # epoch -> that epoch's training batches, each with "images"
+    steps_per_epoch: int
+    losses: Callable[[nn.Module, dict], dict[str, torch.Tensor]]  # (step_model, batch) -> named losses
+    loss_names: list[str]
+    evaluate: Callable[[nn.Module], dict] | None  # model -> metrics (None: no val split)
+    metric_names: list[str]  # the metrics written to results.csv; the first is the key for best.pt
+    batch_gen: torch.Generator  # the data order and augmentation: saved and restored with the checkpoint
+    describe: dict = field(default_factory=dict)  # what the checkpoint carries for eval, predict and the app
+    data_hint: str = ""  # for messages: the data set
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, float] | None = None) -> list[dict]:
+    """Weight decay on weights, not on biases and norm parameters; ``lr_scale`` maps a parameter-name prefix
+    to a learning-rate multiplier (e.g. ``{"head.": 10}`` for the book's fine-tuning recipe)."""
+    groups: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        scale = next((s for prefix, s in (lr_scale or {}).items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((p.ndim <= 1, scale), []).append(p)
+    return [{"params": ps, "weight_decay": 0.0 if no_decay else weight_decay, "lr_scale": scale}
+            for (no_decay, scale), ps in groups.items()]
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Linear warm-up from 1/10 of the peak, then cosine down to 1/100 of it."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return 0.1 + 0.9 * step / max(1, warmup_steps)
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def rng_state(batch_gen: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()[1], "batches": batch_gen.get_state(),
+             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
+    batch_gen.set_state(state["batches"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def log(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, amp: bool = False,
+        warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None) -> dict:
+    """Train ``task`` for ``epochs``; return the last evaluation's metrics. ``resume`` is a loaded last.pt."""
+    out.mkdir(parents=True, exist_ok=True)
+    model = task.model
+    groups = [{**g, "lr": lr * g.pop("lr_scale", 1.0)} for g in task.param_groups]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    total = epochs * task.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, int(warmup_epochs * task.steps_per_epoch)))
+    amp_dtype = None
+    if amp:
+        amp_dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    key = task.metric_names[0] if task.metric_names else None
+
+    start_epoch, best, metrics = 0, -math.inf, {}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        set_rng_state(resume["rng"], task.batch_gen)
+        start_epoch, best, metrics = resume["epoch"] + 1, resume.get("best", -math.inf), resume.get("metrics", {})
+        log(f"resuming at epoch {start_epoch + 1}/{epochs}")
+
+    def state(epoch: int) -> dict:
+        return {**task.describe, "model": model.state_dict(), "epoch": epoch, "device": device_name(device),
+                "metrics": metrics, "best": best, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(task.batch_gen),
+                "config": config or {}}
+
+    results_csv = out / "results.csv"
+    fields = ["epoch", "lr", "loss", *task.loss_names, "images_per_s", "epoch_s", *task.metric_names]
+    if start_epoch == 0 or not results_csv.exists():
+        with open(results_csv, "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+
+    epoch, saved_epoch = start_epoch, start_epoch - 1  # saved_epoch: the epoch last.pt holds
+    try:
+        for epoch in range(start_epoch, epochs):
+            task.step_model.train()
+            sums, seen, t0 = dict.fromkeys(["loss", *task.loss_names], 0.0), 0, time.perf_counter()
+            bar = tqdm(task.batches(epoch), total=task.steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+                       leave=False, dynamic_ncols=True, file=sys.stderr)
+            for step, batch in enumerate(bar):
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    losses = task.losses(task.step_model, batch)
+                loss = sum(losses.values())
+                value = loss.item()
+                if not math.isfinite(value):
+                    parts = {k: round(v.item(), 4) for k, v in losses.items()}
+                    raise TrainingError(
+                        f"the loss is {value} at epoch {epoch + 1}, step {step + 1} ({parts}): try a lower --lr "
+                        f"(now {lr}), training without --amp, or checking the data"
+                        f"{f' (detector data check {task.data_hint})' if task.data_hint else ''}; "
+                        "last.pt holds the last good epoch")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                n = len(batch["images"])
+                seen += n
+                sums["loss"] += value * n
+                for k, v in losses.items():
+                    sums[k] += v.item() * n
+                bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            bar.close()
+            epoch_s = time.perf_counter() - t0
+            row = {"epoch": epoch + 1, "lr": f"{scheduler.get_last_lr()[0]:.6f}", "epoch_s": f"{epoch_s:.1f}",
+                   "images_per_s": f"{seen / epoch_s:.1f}", **{k: f"{v / max(seen, 1):.4f}" for k, v in sums.items()}}
+            evaluated = task.evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+            if evaluated:
+                metrics = task.evaluate(model)
+                row.update({k: f"{metrics[k]:.4f}" for k in task.metric_names})
+                if metrics[key] > best:
+                    best = metrics[key]
+                    save_checkpoint(state(epoch), out / "best.pt")
+            with open(results_csv, "a", newline="") as f:
+                csv.DictWriter(f, fields).writerow(row)
+            save_checkpoint(state(epoch), out / "last.pt")
+            saved_epoch = epoch
+            plot_training(results_csv, out / "results.png", task.loss_names, task.metric_names[:2])
+            shown = ", ".join(f"val {k} {metrics[k]:.3f}" for k in task.metric_names[:2]) if evaluated else ""
+            log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']}, {row['images_per_s']} images/s"
+                + (f", {shown}" if shown else ""))
+    except KeyboardInterrupt:
+        # last.pt stays the state at the end of the last complete epoch, so --resume is exact; it redoes this one
+        if saved_epoch < 0 and resume is None:  # nothing saved yet: keep the partial first epoch's weights
+            save_checkpoint(state(-1), out / "last.pt")
+        log(f"interrupted: {out / 'last.pt'} holds {saved_epoch + 1} complete epochs; continue with --resume "
+            f"{out / 'last.pt'}")
+        raise
+    if task.evaluate is None:
+        save_checkpoint(state(epochs - 1), out / "best.pt")  # without a val split, the last is the best known
+    return metrics
