@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from detector import __version__
+from detector.cli_classify import add_classify_parser
 from detector.cli_data import add_data_parser
 from detector.cli_model import add_model_parsers
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_parser(sub)
     add_model_parsers(sub)
+    add_classify_parser(sub)
     return parser
 
 
