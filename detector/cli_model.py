@@ -31,11 +31,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except json.JSONDecodeError as e:
         return _fail(f"--model-kwargs is not JSON: {e}", 2)
+    if args.backbone or args.freeze_stages:
+        if args.model != "resnet_ssd":
+            return _fail(f"--backbone and --freeze-stages need --model resnet_ssd, not {args.model}", 2)
+        model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       img_size=args.img_size, device=args.device, amp=args.amp, compile=args.compile,
                       workers=args.workers, seed=args.seed, resume=args.resume, out=args.out,
                       eval_every=args.eval_every, data_path=args.data_path, skip_invalid=args.skip_invalid,
-                      model_kwargs=model_kwargs, command="detector " + shlex.join(sys.argv[1:]))
+                      model_kwargs=model_kwargs, pretrained=args.pretrained,
+                      command="detector " + shlex.join(sys.argv[1:]))
     try:
         metrics = train(cfg)
     except KeyboardInterrupt:
@@ -197,6 +202,10 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-path", default="auto", choices=("auto", "loader", "device"))
     p.add_argument("--skip-invalid", action="store_true", help="drop invalid boxes and images (reported)")
     p.add_argument("--model-kwargs", help='JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
+    p.add_argument("--backbone", help="resnet_ssd: resnet18/34/50 (the book's) or tv_resnet18/34/50 (torchvision's)")
+    p.add_argument("--pretrained", help="resnet_ssd: a `detector classify train` checkpoint, a torchvision state dict, "
+                   "or 'imagenet' (torchvision's weights from the torch hub cache)")
+    p.add_argument("--freeze-stages", type=int, default=0, help="resnet_ssd: body parts kept fixed (1 = stem, ... 5)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="COCO mAP (pycocotools) of a checkpoint or of a predictions file")

@@ -39,16 +39,18 @@ def down_sample_blk(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class TinySSD(nn.Module):
-    """TinySSD for ``num_classes`` classes (0..C-1). Every hyper-parameter is a keyword with its default here."""
+class SSD(nn.Module):
+    """A single-shot detector over five feature blocks: class and box heads (3x3 convs) on each block's
+    output, anchors per level, and the core's target assignment and postprocess. The blocks run in sequence;
+    ``out_channels`` are their output channels. Every other hyper-parameter is a keyword with its default."""
 
     def __init__(
         self,
         num_classes: int,
+        blocks: nn.ModuleList,
+        out_channels: Sequence[int],
         sizes: Sequence[Sequence[float]] = BOOK_SIZES,
         ratios: Sequence[float] = BOOK_RATIOS,
-        base_channels: Sequence[int] = (16, 32, 64),  # the book's base net
-        channels: int = 128,  # the book's width of the later blocks
         cls_loss: str = "ce",  # "ce" (the book), "hnm" (SSD), "focal"
         box_loss: str = "l1",  # "l1" (the book), "smooth_l1"
         iou_threshold: float = 0.5,  # anchor matching
@@ -60,25 +62,16 @@ class TinySSD(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-        if len(sizes) != 5:
-            raise ValueError(f"TinySSD has 5 feature maps: sizes must have 5 levels, got {len(sizes)}")
+        if len(sizes) != len(blocks) or len(out_channels) != len(blocks):
+            raise ValueError(f"{len(blocks)} feature blocks need as many levels of sizes and channels, "
+                             f"got {len(sizes)} and {len(out_channels)}")
         self.num_classes = num_classes
         self.anchor_gen = MultiLevelAnchors(sizes, ratios)
         self.num_anchors = self.anchor_gen.num_anchors_per_cell
         self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
         self.post = {"score_threshold": score_threshold, "nms_threshold": nms_threshold,
                      "pre_nms_top_k": pre_nms_top_k, "max_detections": max_detections}  # postprocess settings
-
-        chans = [3, *base_channels]
-        base = nn.Sequential(*[down_sample_blk(a, b) for a, b in itertools.pairwise(chans)])
-        self.blocks = nn.ModuleList([
-            base,
-            down_sample_blk(base_channels[-1], channels),
-            down_sample_blk(channels, channels),
-            down_sample_blk(channels, channels),
-            nn.AdaptiveMaxPool2d((1, 1)),
-        ])
-        out_channels = [base_channels[-1], channels, channels, channels, channels]
+        self.blocks = blocks
         self.cls_heads = nn.ModuleList(nn.Conv2d(c, k * (num_classes + 1), 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
         self.box_heads = nn.ModuleList(nn.Conv2d(c, k * 4, 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
 
@@ -111,6 +104,21 @@ class TinySSD(nn.Module):
         for d in detections:
             d["boxes"] = clip_boxes(d["boxes"] * scale, H, W)
         return detections
+
+
+class TinySSD(SSD):
+    """The book's TinySSD for ``num_classes`` classes (0..C-1)."""
+
+    def __init__(self, num_classes: int, base_channels: Sequence[int] = (16, 32, 64), channels: int = 128, **kwargs):
+        chans = [3, *base_channels]
+        blocks = nn.ModuleList([
+            nn.Sequential(*[down_sample_blk(a, b) for a, b in itertools.pairwise(chans)]),  # the base net
+            down_sample_blk(base_channels[-1], channels),
+            down_sample_blk(channels, channels),
+            down_sample_blk(channels, channels),
+            nn.AdaptiveMaxPool2d((1, 1)),
+        ])
+        super().__init__(num_classes, blocks, [base_channels[-1], *[channels] * 4], **kwargs)
 
 
 def tiny_ssd(num_classes: int, **kwargs) -> TinySSD:

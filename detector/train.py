@@ -23,6 +23,7 @@ from detector.data.loader import DetectionDataset, make_loader
 from detector.engine import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
 from detector.evaluate import STAT_KEYS, coco_evaluate, predict_records
 from detector.models import build_model
+from detector.resnet_ssd import load_backbone
 
 __all__ = ["TrainConfig", "TrainingError", "train"]
 
@@ -48,6 +49,7 @@ class TrainConfig:
     data_path: str = "auto"  # "loader", "device" (decoded images kept on the device), auto: device on a GPU
     skip_invalid: bool = False  # drop invalid boxes/images (reported) instead of refusing the data
     model_kwargs: dict = field(default_factory=dict)
+    pretrained: str | None = None  # resnet_ssd: a classifier checkpoint, torchvision weights, or "imagenet"
     command: str = ""  # the command line, kept in the checkpoint
 
 
@@ -100,7 +102,14 @@ def train(cfg: TrainConfig) -> dict:
         raise TrainingError(f"{cfg.data}: the train split has no usable images")
     category_ids = data.category_ids or list(range(1, len(data.classes) + 1))
 
-    model = build_model(cfg.model, len(data.classes), **cfg.model_kwargs).to(device).to(memory_format=torch.channels_last)
+    model = build_model(cfg.model, len(data.classes), **cfg.model_kwargs)
+    if cfg.pretrained and ckpt is None:
+        if not hasattr(model, "backbone"):
+            raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
+        report = load_backbone(model, cfg.pretrained)
+        log(f"pretrained: {report['loaded']} body tensors from {report['file']}; {report['fresh']} start fresh "
+            f"(heads and extra blocks){'; missing in the file: ' + str(report['missing_in_body'][:5]) if report['missing_in_body'] else ''}")
+    model = model.to(device).to(memory_format=torch.channels_last)
     batches, gen = train_batches(train_records, cfg, device)
     amp_dtype = torch.bfloat16 if cfg.amp else None
 
@@ -116,7 +125,8 @@ def train(cfg: TrainConfig) -> dict:
         losses=lambda m, b: m(b["images"], b), loss_names=["loss_cls", "loss_box"],
         evaluate=evaluate if val_records else None, metric_names=list(STAT_KEYS[:6]), batch_gen=gen,
         describe={"model_name": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": data.classes,
-                  "category_ids": category_ids, "img_size": cfg.img_size, "command": cfg.command, "data": str(cfg.data)},
+                  "category_ids": category_ids, "img_size": cfg.img_size, "command": cfg.command, "data": str(cfg.data),
+                  "pretrained": cfg.pretrained},
         data_hint=str(cfg.data))
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt)
