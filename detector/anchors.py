@@ -97,3 +97,30 @@ class MultiLevelAnchors:
                 [generate_anchors(h, w, s, r, device, dtype) for (h, w), s, r in zip(shapes, self.sizes, self.ratios)]
             )
         return self._cache[key]
+
+
+def grid_anchors(
+    height: int,
+    width: int,
+    stride: int,
+    sizes: Sequence[float],
+    ratios: Sequence[float],
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Faster R-CNN's anchors in pixels: every size with every ratio (``h / w = ratio``, area ``size**2``),
+    centred on each cell of a ``height x width`` map of the given ``stride``, cell by cell.
+
+    Returns:
+        Tensor[height * width * len(sizes) * len(ratios), 4]: xyxy pixels.
+    """
+    _check_positive(sizes, "sizes")
+    _check_positive(ratios, "ratios")
+    size_t = torch.as_tensor(sizes, dtype=torch.float32)[None, :]  # (1, S)
+    h_ratio = torch.as_tensor(ratios, dtype=torch.float32).sqrt()[:, None]  # (R, 1)
+    ws, hs = (size_t / h_ratio).reshape(-1), (size_t * h_ratio).reshape(-1)  # (R*S,) ratio-major, as torchvision
+    half = torch.stack((-ws, -hs, ws, hs), dim=1) / 2  # (K, 4)
+    cy = (torch.arange(height, dtype=torch.float32) + 0.5) * stride  # (H,)
+    cx = (torch.arange(width, dtype=torch.float32) + 0.5) * stride  # (W,)
+    sy, sx = torch.meshgrid(cy, cx, indexing="ij")  # (H, W) each
+    centers = torch.stack((sx, sy, sx, sy), dim=-1).reshape(-1, 1, 4)  # (H*W, 1, 4)
+    return (centers + half).reshape(-1, 4).to(device)  # (H*W*K, 4)

@@ -13,6 +13,7 @@ import torchvision
 from torch import Tensor
 
 from detector.boxes import DEFAULT_WEIGHTS, decode, encode
+from detector.detections import per_image
 from detector.matching import _check_match_inputs, batched_iou, match_iou
 
 
@@ -115,13 +116,4 @@ def postprocess(
 
     group = image if class_agnostic else image * C + labels  # (N,) NMS never crosses a group
     kept = torchvision.ops.batched_nms(boxes, cand_scores, group, float(nms_threshold))  # (K,) by score
-    kept = kept[torch.sort(image[kept], stable=True).indices]  # (K,) by image, then by score
-    counts = torch.bincount(image[kept], minlength=B)  # (B,)
-    starts = torch.cumsum(counts, 0) - counts  # (B,)
-    rank = torch.arange(kept.numel(), device=kept.device) - starts[image[kept]]  # (K,) position in its image
-    kept = kept[rank < max_detections]
-    counts = counts.clamp(max=max_detections).tolist()
-    return [
-        {"boxes": b, "scores": s, "labels": l}
-        for b, s, l in zip(boxes[kept].split(counts), cand_scores[kept].split(counts), labels[kept].split(counts))
-    ]
+    return per_image(image[kept], boxes[kept], cand_scores[kept], labels[kept], B, max_detections)
