@@ -32,8 +32,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as e:
         return _fail(f"--model-kwargs is not JSON: {e}", 2)
     if args.backbone or args.freeze_stages:
-        if args.model != "resnet_ssd":
-            return _fail(f"--backbone and --freeze-stages need --model resnet_ssd, not {args.model}", 2)
+        if args.model not in ("resnet_ssd", "faster_rcnn"):
+            return _fail(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {args.model}", 2)
         model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       img_size=args.img_size, device=args.device, amp=args.amp, compile=args.compile,

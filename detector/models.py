@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from detector.checkpoint import CheckpointError, load_checkpoint
+from detector.faster_rcnn import faster_rcnn
 from detector.resnet_ssd import resnet_ssd
 from detector.tiny_ssd import tiny_ssd, tiny_ssd_plus
 
@@ -19,6 +20,7 @@ MODELS = {
     "tiny_ssd": tiny_ssd,  # the book's network, anchors and loss
     "tiny_ssd_plus": tiny_ssd_plus,  # the same network with small-object anchors, hard negative mining, smooth L1
     "resnet_ssd": resnet_ssd,  # the same heads and core on a ResNet body (model_kwargs: backbone, freeze_stages)
+    "faster_rcnn": faster_rcnn,  # RPN + RoI heads on a ResNet body, FPN by default (model_kwargs: backbone, fpn, ...)
 }
 
 

@@ -62,6 +62,11 @@ class ResNetSSD(SSD):
         for part in self._frozen:
             part.requires_grad_(False)
 
+    @staticmethod
+    def body_key(part: int) -> str:
+        """The name prefix, in this model, of body part ``part`` (0 = stem, 1..4 = stages)."""
+        return BODY_PREFIX[part]
+
     def train(self, mode: bool = True):
         super().train(mode)
         for part in self._frozen:
@@ -97,8 +102,9 @@ def resolve_pretrained(path: str, backbone: str) -> Path:
     return found[0]
 
 
-def load_backbone(model: ResNetSSD, path: str) -> dict:
-    """Load a pretrained body into ``model``: a classifier checkpoint from ``detector classify train`` (for the
+def load_backbone(model: nn.Module, path: str) -> dict:
+    """Load a pretrained body into ``model`` (any model with ``backbone`` and ``body_key``, e.g. ResNetSSD and
+    FasterRCNN): a classifier checkpoint from ``detector classify train`` (for the
     book's ResNets) or torchvision's ImageNet state dict (for ``tv_*``). Shapes are checked; returns a report
     of what was loaded and what starts fresh."""
     file = resolve_pretrained(path, model.backbone)
@@ -112,7 +118,7 @@ def load_backbone(model: ResNetSSD, path: str) -> dict:
         for k, v in source.items():
             part = _torchvision_key(k)
             if part is not None:
-                mapped[f"{BODY_PREFIX[part[0]]}.{part[1]}"] = v
+                mapped[f"{model.body_key(part[0])}.{part[1]}"] = v
     else:
         ckpt = load_checkpoint(file)
         if ckpt.get("task") != "classify":
@@ -123,7 +129,7 @@ def load_backbone(model: ResNetSSD, path: str) -> dict:
         for k, v in ckpt["model"].items():
             if k.startswith("features."):
                 _, i, rest = k.split(".", 2)
-                mapped[f"{BODY_PREFIX[int(i)]}.{rest}"] = v
+                mapped[f"{model.body_key(int(i))}.{rest}"] = v
     target = model.state_dict()
     unknown = [k for k in mapped if k not in target]
     wrong = [f"{k}: {tuple(v.shape)} in the file, {tuple(target[k].shape)} here" for k, v in mapped.items()
@@ -131,6 +137,6 @@ def load_backbone(model: ResNetSSD, path: str) -> dict:
     if unknown or wrong:
         raise CheckpointError(f"{file}: does not fit the {model.backbone} body: " + "; ".join((wrong + unknown)[:5]))
     model.load_state_dict({**target, **{k: v.to(target[k].dtype) for k, v in mapped.items()}})
-    body_keys = [k for k in target if k.startswith(("blocks.0.", "blocks.1.", "blocks.2."))]
+    body_keys = [k for k in target if k.startswith(tuple(model.body_key(i) + "." for i in range(5)))]
     return {"file": str(file), "loaded": len(mapped), "body_tensors": len(body_keys),
             "fresh": len(target) - len(mapped), "missing_in_body": [k for k in body_keys if k not in mapped]}
