@@ -129,12 +129,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.card:
         try:
             card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
+            card["notes"] = args.note or []
         except (DataError, CheckpointError, ValueError, OSError) as e:
             return _fail(str(e))
         card_path = Path(args.out).with_suffix(".json")
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote the model card {card_path}")
     return 0
+
+
+def _split_sizes(path: str) -> dict:
+    from detector.data.dataset import load_dataset
+
+    try:
+        data = load_dataset(path)
+    except (DataError, OSError):
+        return {}
+    return {f"{name}_images": len(records) for name, records in data.splits.items()}
 
 
 def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, device: str = "cpu",
@@ -161,7 +172,8 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         "model": Path(exported).name, "model_name": ckpt["model_name"], "model_kwargs": ckpt.get("model_kwargs", {}),
         "classes": ckpt["classes"], "img_size": ckpt["img_size"], "command": ckpt.get("command", ""),
         "train_config": {k: v for k, v in ckpt.get("config", {}).items() if k not in ("resume", "command")},
-        "data": {"path": str(ckpt.get("data", "")), "generator": {k: data_info.get(k) for k in ("preset", "seed", "size")}},
+        "data": {"path": str(ckpt.get("data", "")), "generator": {k: data_info.get(k) for k in ("preset", "seed", "size")},
+                 **_split_sizes(ckpt.get("data", ""))},
         "epochs": ckpt.get("epoch", -1) + 1,
         "wall_time_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
         "train_images_per_s": round(sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1), 1),
@@ -237,4 +249,5 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")
     p.add_argument("--device", default="cpu", help="where the card's evaluation runs")
     p.add_argument("--trained-on", help="the training device, for checkpoints that do not record it")
+    p.add_argument("--note", action="append", help="a line for the card's notes (repeatable)")
     p.set_defaults(func=cmd_export)
