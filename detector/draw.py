@@ -27,6 +27,9 @@ def draw_boxes(
         if texts:
             x, y = float(box[0]), float(box[1])
             left, top, right, bottom = pen.textbbox((x, y), texts[i])
+            x -= max(0.0, right + 2 - out.width)  # keep the label inside the image
+            y = y if top >= 0 else y - top
+            left, top, right, bottom = pen.textbbox((x, y), texts[i])
             pen.rectangle([left, top, right + 2, bottom + 1], fill=color)
             pen.text((x + 1, y), texts[i], fill=(255, 255, 255))
     return out
