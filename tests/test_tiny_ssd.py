@@ -14,14 +14,15 @@ def test_model_table_smoke(name):
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]  # an image with no boxes
     model.train()
     losses = model(images, targets)
-    assert set(losses) == {"loss_cls", "loss_box"} and all(torch.isfinite(v) for v in losses.values())
+    assert len(losses) >= 2 and all(k.startswith("loss_") and torch.isfinite(v) for k, v in losses.items())
     sum(losses.values()).backward()
-    assert all(p.grad is not None for p in model.parameters())
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
     model.eval()
     with torch.no_grad():
-        cls, off, anchors = model.head_outputs(images)
         out = model(images)
-    assert anchors.shape == (5444, 4) and cls.shape == (2, 5444, 4) and off.shape == (2, 5444, 4)
+        if hasattr(model, "head_outputs"):  # the SSD family: 5,444 anchors at 256 px (4 per cell)
+            cls, off, anchors = model.head_outputs(images)
+            assert anchors.shape == (5444, 4) and cls.shape == (2, 5444, 4) and off.shape == (2, 5444, 4)
     assert len(out) == 2
     for det in out:
         assert det["boxes"].shape[1] == 4 and det["scores"].shape == det["labels"].shape
