@@ -12,12 +12,8 @@ import shlex
 import sys
 
 from detector.checkpoint import CheckpointError
+from detector.cli_common import fail
 from detector.data.records import DataError
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
@@ -27,7 +23,7 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
     try:
         kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except json.JSONDecodeError as e:
-        return _fail(f"--model-kwargs is not JSON: {e}", 2)
+        return fail(f"--model-kwargs is not JSON: {e}", 2)
     cfg = ClassifyConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          img_size=args.img_size, device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
                          resume=args.resume, out=args.out, eval_every=args.eval_every, pretrained=args.pretrained,
@@ -37,27 +33,26 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     if metrics:
         print(f"done: val top-1 {metrics['top1']:.4f}; weights in {args.out}/best.pt")
     return 0
 
 
 def cmd_classify_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from detector.classify import accuracy, load_classification, load_classifier
+    from detector.engine import TrainingError, resolve_device
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
+        device = resolve_device(args.device)
         model, ckpt = load_classifier(args.weights, device)
         classes, _, val = load_classification(args.data, ckpt["img_size"])
-    except (DataError, CheckpointError, OSError) as e:
-        return _fail(str(e))
+    except (DataError, CheckpointError, TrainingError, OSError) as e:
+        return fail(str(e))
     if val is None:
-        return _fail(f"{args.data}: no val split to evaluate on")
+        return fail(f"{args.data}: no val split to evaluate on")
     if classes != ckpt["classes"]:
-        return _fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
+        return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
     m = accuracy(model, val, device, workers=args.workers)
     print(f"top-1 {m['top1']:.4f} on {m['images']} images ({ckpt['model_name']}, {ckpt['img_size']} px)")
     return 0

@@ -9,15 +9,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from detector.cli_common import fail
 from detector.data.records import DataError
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -27,7 +22,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         data = load_dataset(args.path)
     except DataError as e:
-        return _fail(str(e))
+        return fail(str(e), 2)
     reports = check_dataset(data)
     print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
     problems = []
@@ -61,7 +56,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                   for s in data.splits}
         target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link)
     except (DataError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e), 2)
     counts = ", ".join(f"{s} {len(r)} images" for s, r in splits.items())
     print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {target}")
     return 0
@@ -76,7 +71,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers,
                              progress=True)
     except (ValueError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e), 2)
     print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
     return 0
 
@@ -100,7 +95,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                                [data.classes[k] for k in labels], [PALETTE[k % len(PALETTE)] for k in labels])
             drawn.save(out / f"{i:03d}_{Path(records[i].path).stem}.png")
     except (DataError, OSError) as e:
-        return _fail(str(e))
+        return fail(str(e), 2)
     print(f"wrote {min(args.num, len(dataset))} images to {out}" + ("" if args.no_augment else " (train augmentation)"))
     return 0
 

@@ -16,12 +16,8 @@ import sys
 from pathlib import Path
 
 from detector.checkpoint import CheckpointError
+from detector.cli_common import fail
 from detector.data.records import DataError
-
-
-def _fail(message: str, code: int = 1) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -30,10 +26,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except json.JSONDecodeError as e:
-        return _fail(f"--model-kwargs is not JSON: {e}", 2)
+        return fail(f"--model-kwargs is not JSON: {e}", 2)
     if args.backbone or args.freeze_stages:
         if args.model not in ("resnet_ssd", "faster_rcnn"):
-            return _fail(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {args.model}", 2)
+            return fail(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {args.model}", 2)
         model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
     cfg = TrainConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       img_size=args.img_size, device=args.device, amp=args.amp, compile=args.compile,
@@ -46,22 +42,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError) as e:
-        return _fail(str(e))
+        return fail(str(e))
     if metrics:
         print(f"done: val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}; weights in {args.out}/best.pt")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from detector.data.check import prepare_split
+    from detector.engine import TrainingError, resolve_device
     from detector.evaluate import coco_evaluate, confusion_matrix, format_table, predict_records
     from detector.models import load_detector
     from detector.plots import plot_confusion, plot_pr_curves
 
     if not args.weights and not args.predictions:
-        return _fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
+        return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
     try:
         data, records = prepare_split(args.data, args.split, "skip" if args.skip_invalid else "refuse",
                                       log=lambda s: print(s, file=sys.stderr))
@@ -71,16 +66,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             results = load_json(Path(args.predictions))
             if not isinstance(results, list):
-                return _fail(f"{args.predictions}: expected a JSON list of COCO results")
+                return fail(f"{args.predictions}: expected a JSON list of COCO results")
         else:
-            device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+            device = resolve_device(args.device)
             model, ckpt = load_detector(args.weights, device)
             if ckpt["classes"] != data.classes:
-                return _fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
+                return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
             results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size, args.workers)
         metrics, ev = coco_evaluate(records, data.classes, category_ids, results)
-    except (DataError, CheckpointError, ValueError, OSError) as e:
-        return _fail(str(e))
+    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
+        return fail(str(e))
     print(format_table(metrics))
     if args.out:
         out = Path(args.out)
@@ -95,17 +90,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import torch
-
+    from detector.engine import TrainingError, resolve_device
     from detector.models import load_detector
     from detector.predict import expand_inputs, predict_paths, set_nms_threshold
 
     try:
         paths = expand_inputs(args.inputs)
-        device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(args.device)
         model, ckpt = load_detector(args.weights, device)
-    except (FileNotFoundError, CheckpointError) as e:
-        return _fail(str(e))
+    except (FileNotFoundError, CheckpointError, TrainingError) as e:
+        return fail(str(e))
     set_nms_threshold(model, args.iou)
     results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device)
     for e in errors:
@@ -120,7 +114,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         ckpt = load_checkpoint(args.weights)
     except CheckpointError as e:
-        return _fail(str(e))
+        return fail(str(e))
     keep = ("model_name", "model_kwargs", "classes", "category_ids", "img_size", "command", "epoch", "metrics", "data")
     small = {k: ckpt[k] for k in keep if k in ckpt}
     small["model"] = {k: v.half() if args.half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
@@ -131,7 +125,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
             card["notes"] = args.note or []
         except (DataError, CheckpointError, ValueError, OSError) as e:
-            return _fail(str(e))
+            return fail(str(e))
         card_path = Path(args.out).with_suffix(".json")
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote the model card {card_path}")

@@ -33,6 +33,20 @@ def normalize_images(images: Tensor) -> Tensor:
     return (x - mean) / std
 
 
+def pad_targets(targets: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
+    """One ``dict(boxes [N, 4], labels [N])`` per image -> ``(boxes [B, G, 4], labels [B, G], valid [B, G])``,
+    G the largest N (at least 1); padding rows are zero boxes with label -1 and valid False."""
+    G = max([len(t["boxes"]) for t in targets] + [1])
+    boxes = torch.zeros(len(targets), G, 4)
+    labels = torch.full((len(targets), G), -1, dtype=torch.long)
+    valid = torch.zeros(len(targets), G, dtype=torch.bool)
+    for i, t in enumerate(targets):  # ragged and small: one copy per image
+        n = len(t["boxes"])
+        boxes[i, :n] = torch.as_tensor(t["boxes"], dtype=torch.float32).reshape(-1, 4)
+        labels[i, :n], valid[i, :n] = torch.as_tensor(t["labels"]), True
+    return boxes, labels, valid
+
+
 def padded_targets(targets: list[dict] | dict, batch_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Targets in either form -> ``(boxes [B, G, 4], labels [B, G], valid [B, G])`` on ``device``."""
     if isinstance(targets, dict):
@@ -41,13 +55,7 @@ def padded_targets(targets: list[dict] | dict, batch_size: int, device: torch.de
     else:
         if len(targets) != batch_size:
             raise ValueError(f"got {len(targets)} targets for {batch_size} images")
-        G = max([len(t["boxes"]) for t in targets] + [1])
-        boxes = torch.zeros(batch_size, G, 4)
-        labels = torch.full((batch_size, G), -1, dtype=torch.long)
-        for i, t in enumerate(targets):
-            n = len(t["boxes"])
-            boxes[i, :n], labels[i, :n] = torch.as_tensor(t["boxes"], dtype=torch.float32).reshape(-1, 4), torch.as_tensor(t["labels"])
-        valid = labels >= 0
+        boxes, labels, valid = pad_targets(targets)
     if boxes.shape[0] != batch_size:
         raise ValueError(f"targets hold {boxes.shape[0]} images, the batch {batch_size}")
     return boxes.to(device, torch.float32), labels.to(device, torch.long), valid.to(device)

@@ -25,7 +25,7 @@ from detector.boxes import box_iou, clip_boxes, decode, encode
 from detector.contract import check_images, normalize_images, padded_targets
 from detector.detections import per_image
 from detector.matching import BETWEEN, match_thresholds, sample_pos_neg
-from detector.resnet_ssd import resnet_body
+from detector.resnet_ssd import FrozenParts, resnet_body
 from detector.rpn import RPN
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
@@ -65,7 +65,7 @@ def pool_rois(features: list[Tensor], strides: list[int], rois: Tensor, output_s
     return out
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(FrozenParts, nn.Module):
     def __init__(
         self,
         num_classes: int,
@@ -111,20 +111,12 @@ class FasterRCNN(nn.Module):
         self.box_batch_size_per_image, self.box_positive_fraction = box_batch_size_per_image, box_positive_fraction
         self.box_iou = box_iou
         self.post = {"score_threshold": score_threshold, "nms_threshold": nms_threshold, "max_detections": max_detections}
-        self._frozen = [body[i] for i in range(freeze_stages)]
-        for part in self._frozen:
-            part.requires_grad_(False)
+        self.freeze([body[i] for i in range(freeze_stages)])
 
     @staticmethod
     def body_key(part: int) -> str:
         """The name prefix, in this model, of body part ``part`` (0 = stem, 1..4 = stages)."""
         return f"body.{part}"
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for part in self._frozen:
-            part.eval()  # frozen parts keep their BatchNorm statistics
-        return self
 
     def features(self, images: Tensor) -> list[Tensor]:
         x = normalize_images(images)

@@ -45,7 +45,23 @@ def resnet_body(backbone: str) -> tuple[nn.Sequential, tuple[int, int, int]]:
     raise ValueError(f"unknown backbone {backbone!r}; choose one of resnet18/34/50 or tv_resnet18/34/50")
 
 
-class ResNetSSD(SSD):
+class FrozenParts:
+    """For models with a ResNet body: ``freeze(parts)`` stops those parts learning, and ``train()`` keeps them
+    in eval mode, so their BatchNorm statistics stay as loaded."""
+
+    def freeze(self, parts: list[nn.Module]) -> None:
+        self._frozen = list(parts)
+        for part in self._frozen:
+            part.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for part in getattr(self, "_frozen", []):
+            part.eval()
+        return self
+
+
+class ResNetSSD(FrozenParts, SSD):
     """SSD on a ResNet body. ``freeze_stages``: how many body parts stay fixed (1 = the stem, 2 = the stem and
     the first stage, ... 5 = the whole body); their BatchNorm statistics are frozen too."""
 
@@ -58,20 +74,12 @@ class ResNetSSD(SSD):
         if not 0 <= freeze_stages <= 5:
             raise ValueError(f"freeze_stages must be 0..5 (stem and four stages), got {freeze_stages}")
         self.backbone, self.freeze_stages = backbone, freeze_stages
-        self._frozen = [body[i] for i in range(freeze_stages)]
-        for part in self._frozen:
-            part.requires_grad_(False)
+        self.freeze([body[i] for i in range(freeze_stages)])
 
     @staticmethod
     def body_key(part: int) -> str:
         """The name prefix, in this model, of body part ``part`` (0 = stem, 1..4 = stages)."""
         return BODY_PREFIX[part]
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for part in self._frozen:
-            part.eval()  # frozen parts keep their BatchNorm statistics
-        return self
 
 
 def resnet_ssd(num_classes: int, **kwargs) -> ResNetSSD:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from detector.contract import pad_targets
 from detector.data.images import read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import apply, eval_transforms, train_transforms
@@ -51,14 +52,7 @@ class DetectionDataset(Dataset):
 def collate(samples: list) -> dict[str, torch.Tensor]:
     """Stack images and pad a variable number of boxes per image into ``[B, G, 4]`` with a valid mask."""
     images = torch.stack([s[0] for s in samples])  # (B, 3, S, S)
-    G = max([len(t["boxes"]) for _, t in samples] + [1])
-    B = len(samples)
-    boxes = torch.zeros(B, G, 4)
-    labels = torch.full((B, G), -1, dtype=torch.long)
-    valid = torch.zeros(B, G, dtype=torch.bool)
-    for i, (_, t) in enumerate(samples):
-        n = len(t["boxes"])
-        boxes[i, :n], labels[i, :n], valid[i, :n] = t["boxes"], t["labels"], True
+    boxes, labels, valid = pad_targets([t for _, t in samples])
     return {"images": images, "boxes": boxes, "labels": labels, "valid": valid,
             "image_ids": torch.tensor([t["image_id"] for _, t in samples]),
             "orig_sizes": torch.tensor([t["orig_size"] for _, t in samples])}
