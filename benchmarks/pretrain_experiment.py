@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from detector.backbones import BACKBONES, DEFAULT_INPUT
+from detector.backbones import BACKBONES, DEFAULT_INPUT, MIN_INPUT
 from detector.classify import ClassifyConfig, train_classifier
 from detector.train import TrainConfig, train
 
@@ -39,7 +39,7 @@ def flops(name: str) -> int:
 def table(args) -> list[dict]:
     rows = []
     for name in args.models or sorted(BACKBONES):
-        size = max(args.img_size, 65 if name in ("alexnet", "nin") else args.img_size)
+        size = max(args.img_size, MIN_INPUT.get(name, 0))  # AlexNet and NiN need a little more
         out = Path(args.out) / f"cls-{name}"
         t = time.perf_counter()
         metrics = train_classifier(ClassifyConfig(model=name, data=args.data, epochs=args.epochs, img_size=size,

@@ -39,26 +39,19 @@ def _load_image(path: str | None):
 
 def cmd_anchors(args: argparse.Namespace) -> int:
     """Draw the anchors of a ``fmap_h x fmap_w`` feature map over an image (the book's display_anchors)."""
-    import torch
-
-    from detector.anchors import generate_anchors
-    from detector.draw import PALETTE, draw_boxes
+    from detector.draw import draw_anchors
 
     image = _load_image(args.image)
     fh, fw = args.fmap
     try:
-        anchors = generate_anchors(fh, fw, args.sizes, args.ratios)  # (fh*fw*K, 4), normalized
+        drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    scale = torch.tensor([image.width, image.height, image.width, image.height], dtype=torch.float32)
     k = len(args.sizes) + len(args.ratios) - 1
-    texts = [f"s={s:g},r={args.ratios[0]:g}" for s in args.sizes] + [f"s={args.sizes[0]:g},r={r:g}" for r in args.ratios[1:]]
-    drawn = draw_boxes(image, (anchors * scale).numpy(), texts * (fh * fw) if args.labels else None,
-                       colors=PALETTE[:k])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     drawn.save(out)
-    print(f"{len(anchors)} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {image.width}x{image.height} image: {out}")
+    print(f"{count} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {image.width}x{image.height} image: {out}")
     return 0
 
 
@@ -79,7 +72,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_model_parsers(sub)
     add_classify_parser(sub)
+
+    p = sub.add_parser("demo", help="serve the Gradio demo (app.py) on 127.0.0.1:7860")
+    _add_demo_arguments(p)
+    p.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--weights", help="checkpoint to open with (default: models/tinyssd-shapes.pt)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
+    parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
+    parser.add_argument("--queue-size", type=int, default=64,
+                        help="requests waiting at most; more are refused with 'queue full' (bounds memory)")
+    parser.add_argument("--max-file-size", default="50mb", help="largest upload accepted")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from detector.demo_ui import serve  # imports gradio: only for this command
+
+    serve(args)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

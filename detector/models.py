@@ -39,4 +39,5 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple
         model.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise CheckpointError(f"{path}: does not describe a model this version can build ({str(e)[:300]})") from None
-    return model.to(device).eval(), ckpt
+    # channels_last: the convolutions run about 2x faster on the CPU (measured on TinySSD), and no slower on a GPU
+    return model.to(device, memory_format=torch.channels_last).eval(), ckpt

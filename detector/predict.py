@@ -42,12 +42,22 @@ def detect(model: nn.Module, image: np.ndarray, size: int, device: torch.device 
            conf: float = 0.25) -> dict[str, np.ndarray]:
     """Detections on one RGB ``uint8 [H, W, 3]`` image, boxes in its pixels, scores at least ``conf``."""
     h, w = image.shape[:2]
-    x = torch.from_numpy(cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)[None]
+    shrink = max(h, w) >= 2 * size  # much larger than the input: area averaging, so small details do not alias
+    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = torch.from_numpy(resized).permute(2, 0, 1)[None]
     (det,) = model(x.to(device))
     keep = det["scores"] >= conf
     scale = torch.tensor([w / size, h / size, w / size, h / size], device=det["boxes"].device)
     return {"boxes": (det["boxes"][keep] * scale).cpu().numpy(), "scores": det["scores"][keep].cpu().numpy(),
             "labels": det["labels"][keep].cpu().numpy()}
+
+
+def coco_results(det: dict[str, np.ndarray], classes: list[str], category_ids: list[int], image_id: int,
+                 file_name: str) -> list[dict]:
+    """One image's detections as COCO results (``bbox`` xywh in pixels), with ``file_name`` and class name."""
+    return [{"image_id": image_id, "file_name": file_name, "category_id": category_ids[c], "category": classes[c],
+             "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)], "score": round(s, 5)}
+            for (x1, y1, x2, y2), s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist())]
 
 
 def set_nms_threshold(model: nn.Module, iou: float | None) -> None:
@@ -78,10 +88,7 @@ def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, co
         texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
         colors = [PALETTE[c % len(PALETTE)] for c in det["labels"]]
         draw_boxes(Image.fromarray(image), det["boxes"], texts, colors).save(out / f"{path.stem}.jpg", quality=92)
-        for (x1, y1, x2, y2), s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
-            results.append({"image_id": k + 1, "file_name": str(path), "category_id": cat_ids[c],
-                            "category": classes[c], "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2),
-                                                             round(y2 - y1, 2)], "score": round(s, 5)})
+        results += coco_results(det, classes, cat_ids, k + 1, str(path))
     with open(out / "predictions.json", "w") as f:
         json.dump(results, f)
     return results, errors
