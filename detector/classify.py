@@ -181,21 +181,41 @@ def load_pretrained(model: torch.nn.Module, path: str, skip_prefixes: tuple[str,
 
 @torch.no_grad()
 def accuracy(model: torch.nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 128,
-             workers: int = 0) -> dict:
-    """Top-1 accuracy (and mean loss) of ``model`` on ``dataset``."""
+             workers: int = 0, rank: int = 0, world: int = 1) -> dict:
+    """Top-1 accuracy (and mean loss) of ``model`` on ``dataset``; under DDP each of ``world`` ranks scores
+    every ``world``-th image and the counts are summed over the ranks."""
+    from detector.distributed import all_reduce_sum
+
     model.eval()
     correct, total, loss = 0, 0, 0.0
-    for x, y in DataLoader(dataset, batch_size=batch_size, num_workers=workers):
+    part = dataset if world == 1 else torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+    for x, y in DataLoader(part, batch_size=batch_size, num_workers=workers):
         logits = model(x.to(device))
         y = y.to(device)
         correct += int((logits.argmax(1) == y).sum())
         loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
         total += len(y)
+    if world > 1:
+        correct, total, loss = all_reduce_sum([correct, total, loss], device)
+        correct, total = int(correct), int(total)
     return {"top1": correct / max(total, 1), "val_loss": loss / max(total, 1), "images": total}
 
 
 def train_classifier(cfg: ClassifyConfig) -> dict:
-    """Train a classifier as ``cfg`` says; returns the last val metrics (``top1``)."""
+    """Train a classifier as ``cfg`` says; returns the last val metrics (``top1``). Under torchrun this process
+    is one rank of a DDP job (see :mod:`detector.distributed`)."""
+    from detector.distributed import init_from_env, shutdown
+
+    ranks, device_name = init_from_env(cfg.device)
+    try:
+        return _train_classifier(cfg, ranks, device_name)
+    finally:
+        if ranks.enabled:
+            shutdown()
+
+
+def _train_classifier(cfg: ClassifyConfig, ranks, device_name: str) -> dict:
+    from detector.distributed import GlobalBatchSampler
     from detector.train import resumed_config
 
     cfg, ckpt = resumed_config(cfg, ClassifyConfig)
@@ -203,7 +223,7 @@ def train_classifier(cfg: ClassifyConfig) -> dict:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {sorted(BACKBONES)}")
     if cfg.img_size < MIN_INPUT[cfg.model]:
         raise ValueError(f"{cfg.model} needs inputs of at least {MIN_INPUT[cfg.model]} px, got --img-size {cfg.img_size}")
-    device = resolve_device(cfg.device)
+    device = resolve_device(device_name)
     seed_everything(cfg.seed)
     classes, train_set, val_set = load_classification(cfg.data, cfg.img_size, cfg.download)
     model = BACKBONES[cfg.model](len(classes), 3, **cfg.model_kwargs).to(device)
@@ -214,8 +234,14 @@ def train_classifier(cfg: ClassifyConfig) -> dict:
             f"{report['fresh']} start fresh (the head, at {HEAD_LR_SCALE:g}x the learning rate)")
         lr_scale = {"head.": HEAD_LR_SCALE}
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.workers, drop_last=True,
-                        generator=gen, pin_memory=device.type == "cuda")
+    sampler = GlobalBatchSampler(len(train_set), cfg.batch_size, gen, shuffle=True, drop_last=True,
+                                 rank=ranks.rank, world=ranks.world)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers, generator=gen,
+                        pin_memory=device.type == "cuda")
+    step_model = model
+    if ranks.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     if len(loader) == 0:
         raise TrainingError(f"{cfg.data}: {len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
 
@@ -223,15 +249,18 @@ def train_classifier(cfg: ClassifyConfig) -> dict:
         return ({"images": x, "labels": y} for x, y in loader)
 
     task = Task(
-        model=model, step_model=model, param_groups=param_groups(model, cfg.weight_decay, lr_scale), batches=batches,
+        model=model, step_model=step_model, param_groups=param_groups(model, cfg.weight_decay, lr_scale),
+        batches=batches,
         steps_per_epoch=len(loader),
         losses=lambda m, b: {"loss_ce": F.cross_entropy(m(b["images"]).float(), b["labels"])}, loss_names=["loss_ce"],
-        evaluate=(lambda m: accuracy(m, val_set, device, workers=cfg.workers)) if val_set is not None else None,
+        evaluate=(lambda m: accuracy(m, val_set, device, workers=cfg.workers, rank=ranks.rank, world=ranks.world))
+        if val_set is not None else None,
         metric_names=["top1", "val_loss"], batch_gen=gen,
         describe={"model_name": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": classes, "task": "classify",
                   "img_size": cfg.img_size, "command": cfg.command, "data": cfg.data, "pretrained": cfg.pretrained})
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
-               warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt)
+               warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
+               ranks=ranks)
 
 
 def load_classifier(path: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -241,3 +270,16 @@ def load_classifier(path: str, device: torch.device | str = "cpu") -> tuple[torc
     model = BACKBONES[ckpt["model_name"]](len(ckpt["classes"]), 3, **ckpt.get("model_kwargs", {}))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m detector.classify ...`` (what torchrun runs) = ``detector classify train ...``."""
+    import sys
+
+    from detector.cli import main as cli_main
+
+    return cli_main(["classify", "train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
-import sys
+from pathlib import Path
 
 from detector.checkpoint import CheckpointError
 from detector.cli_common import fail
@@ -18,8 +19,12 @@ from detector.data.records import DataError
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
     from detector.classify import ClassifyConfig, train_classifier
+    from detector.cli_model import relaunch
     from detector.engine import TrainingError
 
+    status = relaunch(args, "detector.classify", 2)
+    if status is not None:
+        return status
     try:
         kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except json.JSONDecodeError as e:
@@ -27,15 +32,15 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
     cfg = ClassifyConfig(model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          img_size=args.img_size, device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
                          resume=args.resume, out=args.out, eval_every=args.eval_every, pretrained=args.pretrained,
-                         download=args.download, model_kwargs=kwargs, command="detector " + shlex.join(sys.argv[1:]))
+                         download=args.download, model_kwargs=kwargs, command="detector " + shlex.join(args.argv))
     try:
         metrics = train_classifier(cfg)
     except KeyboardInterrupt:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
-    if metrics:
-        print(f"done: val top-1 {metrics['top1']:.4f}; weights in {args.out}/best.pt")
+    if metrics and os.environ.get("RANK", "0") == "0":
+        print(f"done: val top-1 {metrics['top1']:.4f}; weights in {Path(args.resume).parent if args.resume else args.out}/best.pt")
     return 0
 
 
@@ -78,6 +83,8 @@ def add_classify_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume")
     p.add_argument("--out", default="runs/classify")
     p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--devices", type=int, default=1, help="DDP over this many GPUs (or CPU processes) of this node, "
+                   "through torchrun; --batch-size stays the global batch")
     p.add_argument("--pretrained", help="a classifier checkpoint: its body starts this model, the head learns 10x faster")
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST / CIFAR-10 when missing")
     p.add_argument("--model-kwargs", help='JSON, e.g. \'{"batch_norm": true}\' for LeNet')

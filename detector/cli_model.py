@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,9 +21,22 @@ from detector.cli_common import fail
 from detector.data.records import DataError
 
 
+def relaunch(args: argparse.Namespace, module: str, words: int) -> int | None:
+    """With ``--devices N`` (N > 1) outside torchrun: run this same command as N DDP processes through torchrun
+    and return its exit status; otherwise None. ``words``: how many subcommand words precede the options."""
+    if getattr(args, "devices", 1) <= 1 or "WORLD_SIZE" in os.environ:
+        return None
+    from detector.distributed import launch, strip_devices
+
+    return launch(module, strip_devices(args.argv[words:]), args.devices)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from detector.train import TrainConfig, TrainingError, train
 
+    status = relaunch(args, "detector.train", 1)
+    if status is not None:
+        return status
     try:
         model_kwargs = json.loads(args.model_kwargs) if args.model_kwargs else {}
     except json.JSONDecodeError as e:
@@ -35,16 +49,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                       img_size=args.img_size, device=args.device, amp=args.amp, compile=args.compile,
                       workers=args.workers, seed=args.seed, resume=args.resume, out=args.out,
                       eval_every=args.eval_every, data_path=args.data_path, skip_invalid=args.skip_invalid,
-                      model_kwargs=model_kwargs, pretrained=args.pretrained,
-                      command="detector " + shlex.join(sys.argv[1:]))
+                      model_kwargs=model_kwargs, pretrained=args.pretrained, sync_bn=args.sync_bn,
+                      command="detector " + shlex.join(args.argv))
     try:
         metrics = train(cfg)
     except KeyboardInterrupt:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError) as e:
         return fail(str(e))
-    if metrics:
-        print(f"done: val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}; weights in {args.out}/best.pt")
+    if metrics and os.environ.get("RANK", "0") == "0":
+        print(f"done: val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}; weights in {Path(args.resume).parent if args.resume else args.out}/best.pt")
     return 0
 
 
@@ -207,6 +221,9 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--data-path", default="auto", choices=("auto", "loader", "device"))
     p.add_argument("--skip-invalid", action="store_true", help="drop invalid boxes and images (reported)")
+    p.add_argument("--devices", type=int, default=1, help="DDP over this many GPUs (or CPU processes) of this node, "
+                   "through torchrun; --batch-size stays the global batch")
+    p.add_argument("--sync-bn", action="store_true", help="with DDP on GPUs: BatchNorm over the global batch")
     p.add_argument("--model-kwargs", help='JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
     p.add_argument("--backbone", help="resnet_ssd: resnet18/34/50 (the book's) or tv_resnet18/34/50 (torchvision's)")
     p.add_argument("--pretrained", help="resnet_ssd: a `detector classify train` checkpoint, a torchvision state dict, "

@@ -4,7 +4,8 @@
 (bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
 epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
 atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
-keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss.
+keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. Under torchrun
+(``ranks``, see :mod:`detector.distributed`) every rank trains, and rank 0 alone logs and writes files.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detector.checkpoint import save_checkpoint
+from detector.distributed import Dist, all_reduce_sum
 from detector.plots import plot_training
 
 
@@ -113,9 +115,15 @@ def log(message: str) -> None:
 
 
 def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, amp: bool = False,
-        warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None) -> dict:
-    """Train ``task`` for ``epochs``; return the last evaluation's metrics. ``resume`` is a loaded last.pt."""
-    out.mkdir(parents=True, exist_ok=True)
+        warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None,
+        ranks: Dist | None = None) -> dict:
+    """Train ``task`` for ``epochs``; return the last evaluation's metrics. ``resume`` is a loaded last.pt.
+    With ``ranks.enabled``, ``task.step_model`` is the DDP-wrapped model and ``task.evaluate`` gathers over
+    the ranks (its metrics are the same on every rank)."""
+    ranks = ranks or Dist()
+    main = ranks.main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     model = task.model
     groups = [{**g, "lr": lr * g.pop("lr_scale", 1.0)} for g in task.param_groups]
     optimizer = torch.optim.AdamW(groups, lr=lr)
@@ -135,7 +143,8 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
         scaler.load_state_dict(resume["scaler"])
         set_rng_state(resume["rng"], task.batch_gen)
         start_epoch, best, metrics = resume["epoch"] + 1, resume.get("best", -math.inf), resume.get("metrics", {})
-        log(f"resuming at epoch {start_epoch + 1}/{epochs}")
+        if main:
+            log(f"resuming at epoch {start_epoch + 1}/{epochs}")
 
     def state(epoch: int) -> dict:
         return {**task.describe, "model": model.state_dict(), "epoch": epoch, "device": device_name(device),
@@ -145,9 +154,16 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
 
     results_csv = out / "results.csv"
     fields = ["epoch", "lr", "loss", *task.loss_names, "images_per_s", "epoch_s", *task.metric_names]
-    if start_epoch == 0 or not results_csv.exists():
+    if main and (start_epoch == 0 or not results_csv.exists()):
         with open(results_csv, "w", newline="") as f:
             csv.writer(f).writerow(fields)
+    elif main:  # resuming: drop rows of epochs after the checkpoint (a run killed between the row and the save)
+        with open(results_csv, newline="") as f:
+            kept = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= start_epoch]
+        with open(results_csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(kept)
 
     epoch, saved_epoch = start_epoch, start_epoch - 1  # saved_epoch: the epoch last.pt holds
     try:
@@ -155,13 +171,15 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
             task.step_model.train()
             sums, seen, t0 = dict.fromkeys(["loss", *task.loss_names], 0.0), 0, time.perf_counter()
             bar = tqdm(task.batches(epoch), total=task.steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
-                       leave=False, dynamic_ncols=True, file=sys.stderr)
+                       leave=False, dynamic_ncols=True, file=sys.stderr, disable=not main)
             for step, batch in enumerate(bar):
                 batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     losses = task.losses(task.step_model, batch)
                 loss = sum(losses.values())
                 value = loss.item()
+                if ranks.enabled:  # every rank sees the same value, so all stop together on a NaN
+                    value = all_reduce_sum([value], device)[0] / ranks.world
                 if not math.isfinite(value):
                     parts = {k: round(v.item(), 4) for k, v in losses.items()}
                     raise TrainingError(
@@ -181,6 +199,9 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
                     sums[k] += v.item() * n
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
             bar.close()
+            if ranks.enabled:  # the epoch's losses over all ranks' images
+                totals = all_reduce_sum([seen, *sums.values()], device)
+                seen, sums = int(totals[0]), dict(zip(sums, totals[1:]))
             epoch_s = time.perf_counter() - t0
             row = {"epoch": epoch + 1, "lr": f"{scheduler.get_last_lr()[0]:.6f}", "epoch_s": f"{epoch_s:.1f}",
                    "images_per_s": f"{seen / epoch_s:.1f}", **{k: f"{v / max(seen, 1):.4f}" for k, v in sums.items()}}
@@ -190,22 +211,27 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
                 row.update({k: f"{metrics[k]:.4f}" for k in task.metric_names})
                 if metrics[key] > best:
                     best = metrics[key]
-                    save_checkpoint(state(epoch), out / "best.pt")
+                    if main:
+                        save_checkpoint(state(epoch), out / "best.pt")
+            saved_epoch = epoch
+            if not main:
+                continue
             with open(results_csv, "a", newline="") as f:
                 csv.DictWriter(f, fields).writerow(row)
             save_checkpoint(state(epoch), out / "last.pt")
-            saved_epoch = epoch
             plot_training(results_csv, out / "results.png", task.loss_names, task.metric_names[:2])
             shown = ", ".join(f"val {k} {metrics[k]:.3f}" for k in task.metric_names[:2]) if evaluated else ""
             log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']}, {row['images_per_s']} images/s"
                 + (f", {shown}" if shown else ""))
     except KeyboardInterrupt:
         # last.pt stays the state at the end of the last complete epoch, so --resume is exact; it redoes this one
+        if not main:
+            raise
         if saved_epoch < 0 and resume is None:  # nothing saved yet: keep the partial first epoch's weights
             save_checkpoint(state(-1), out / "last.pt")
         log(f"interrupted: {out / 'last.pt'} holds {saved_epoch + 1} complete epochs; continue with --resume "
             f"{out / 'last.pt'}")
         raise
-    if task.evaluate is None:
+    if task.evaluate is None and main:
         save_checkpoint(state(epochs - 1), out / "best.pt")  # without a val split, the last is the best known
     return metrics

@@ -34,11 +34,12 @@ def image_ids(records: list[ImageRecord]) -> list[int]:
 @torch.no_grad()
 def predict_records(model: nn.Module, records: list[ImageRecord], size: int, category_ids: list[int],
                     device: torch.device | str = "cpu", batch_size: int = 32, workers: int = 0,
-                    amp_dtype: torch.dtype | None = None) -> list[dict]:
+                    amp_dtype: torch.dtype | None = None, ids: list[int] | None = None) -> list[dict]:
     """Run ``model`` on every record (eval preset: resize to ``size``); COCO results with boxes in pixels of
-    the original images and the data set's category ids."""
+    the original images and the data set's category ids. ``ids``: the records' image ids when they are a
+    part of a larger set (default: :func:`image_ids` of ``records``)."""
     model.eval()
-    ids = image_ids(records)
+    ids = image_ids(records) if ids is None else ids
     loader = make_loader(DetectionDataset(records, size), batch_size, shuffle=False, workers=workers)
     results, k = [], 0
     for batch in loader:

@@ -60,11 +60,16 @@ def collate(samples: list) -> dict[str, torch.Tensor]:
 
 def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, workers: int = 2,
                 pin_memory: bool | None = None, drop_last: bool = False, seed: int = 0,
-                generator: torch.Generator | None = None) -> DataLoader:
+                generator: torch.Generator | None = None, rank: int = 0, world: int = 1) -> DataLoader:
     """A DataLoader over ``dataset`` with :func:`collate`; memory is pinned when CUDA is available. The order
-    (and the workers' seeds) come from ``generator``, or one seeded with ``seed``."""
+    (and the workers' seeds) come from ``generator``, or one seeded with ``seed``. ``batch_size`` is the
+    global batch: with ``world`` processes, rank ``rank`` loads its part of each (see
+    :class:`detector.distributed.GlobalBatchSampler`), and a single process draws the same global batches."""
+    from detector.distributed import GlobalBatchSampler
+
     generator = generator if generator is not None else torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
+    sampler = GlobalBatchSampler(len(dataset), batch_size, generator, shuffle, drop_last, rank, world)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                       pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-                      drop_last=drop_last, generator=generator, persistent_workers=False,
+                      generator=generator, persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)
