@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from detector.data.images import image_size
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem
+from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
 
 HEADER = ["img_name", "label", "xmin", "ymin", "xmax", "ymax"]
 
@@ -34,7 +34,7 @@ def _float(text: str) -> float:
         return math.nan
 
 
-def _read_split(folder: Path, num_classes: int, problems: list[Problem]) -> list[ImageRecord]:
+def _read_split(folder: Path, num_classes: int, problems: list[Problem], split: str = "train") -> list[ImageRecord]:
     csv_file = folder / "label.csv"
     f = str(csv_file)
     try:
@@ -63,7 +63,11 @@ def _read_split(folder: Path, num_classes: int, problems: list[Problem]) -> list
         per_image.setdefault(name, []).append(((x1, y1, x2, y2), cls, ref))
     records = []
     for k, (name, boxes) in enumerate(per_image.items()):
-        path = folder / "images" / name
+        path = inside(folder / "images", name)
+        if path is None:
+            problems.append(Problem("error", "path-escape", f, boxes[0][2],
+                                    f"img_name {name!r} points outside {folder / 'images'}", split=split))
+            continue
         try:
             width, height = image_size(path)
         except OSError:
@@ -82,7 +86,7 @@ def read_banana(path: Path | str, classes: list[str] | None = None) -> Detection
         else banana_splits(path)
     if not folders:
         raise DataError(f"{path}: no label.csv here and no banana split folders below")
-    splits = {name: _read_split(folder, len(classes), problems) for name, folder in folders.items()}
+    splits = {name: _read_split(folder, len(classes), problems, name) for name, folder in folders.items()}
     return DetectionData(list(classes), splits, str(path), None, problems)
 
 

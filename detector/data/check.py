@@ -125,6 +125,9 @@ def format_problems(problems: list[Problem], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
+IMAGE_LEVEL = ("path-escape", "missing-annotation")  # reader problems that leave an image out
+
+
 def prepare_split(
     path: Path | str,
     split: str,
@@ -143,7 +146,9 @@ def prepare_split(
     records = data.split(split)
     report = check_records(records, len(data.classes), split)
     split_files = {r.ann_file for r in records} | {str(r.path) for r in records}
-    report.problems[:0] = [p for p in data.problems if p.file in split_files or p.file == data.source]
+    extra = [p for p in data.problems if p.split == split or p.file in split_files or p.file == data.source]
+    report.problems[:0] = extra
+    report.dropped_images += sum(p.kind in IMAGE_LEVEL for p in extra)  # images the reader could not take
     errors = report.errors
     if report.clipped_boxes:
         log(f"{data.source} [{split}]: clipped {report.clipped_boxes} boxes that were partly outside their image")

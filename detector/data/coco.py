@@ -10,9 +10,7 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
-
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem
+from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
 
 
 def load_json(path: Path) -> object:
@@ -25,6 +23,8 @@ def load_json(path: Path) -> object:
         raise DataError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be an annotation file") from None
 
 
 def _find_image_root(ann_file: Path, first_file: str | None, image_root: Path | None) -> Path:
@@ -109,9 +109,15 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
     records = []
     for image_id, im in images.items():
         rows = per_image[image_id]
+        path = inside(root, im["file_name"])
+        if path is None:
+            problems.append(Problem("error", "path-escape", f, f"image id {image_id}",
+                                    f"file_name {im['file_name']!r} points outside the image folder {root}",
+                                    split=split))
+            continue
         records.append(ImageRecord(
-            path=root / im["file_name"], width=_size(im.get("width")), height=_size(im.get("height")),
-            boxes=np.array([r[0] for r in rows], np.float32), labels=[r[1] for r in rows],
+            path=path, width=_size(im.get("width")), height=_size(im.get("height")),
+            boxes=[r[0] for r in rows], labels=[r[1] for r in rows],
             iscrowd=[r[2] for r in rows], image_id=image_id, ann_file=f, refs=[r[3] for r in rows],
         ))
     return DetectionData([cat_name[c] for c in category_ids], {split: records}, f, category_ids, problems)

@@ -76,8 +76,9 @@ def read_project_yaml(yaml_file: Path) -> DetectionData:
     root = Path(doc.get("root") or ".")
     root = root if root.is_absolute() else yaml_file.parent / root
     names = doc.get("names")
-    if names is not None and (not isinstance(names, list) or not names):
-        raise DataError(f"{f}: 'names' must be a non-empty list of class names")
+    if names is not None and (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
+                              or not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names)):
+        raise DataError(f"{f}: 'names' must be a non-empty list of distinct class names (text)")
     splits, problems, category_ids = {}, [], None
     for split in ("train", "val", "test"):
         if split not in doc:

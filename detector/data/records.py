@@ -9,6 +9,7 @@ Problems found while reading or checking are :class:`Problem` rows that name the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class Problem:
     file: str  # the file the problem is in (annotation file, or the image)
     where: str  # the place in it: "line 12", "annotation id 57", "object 3", or ""
     message: str
+    split: str | None = None  # the split it belongs to, when no record of that split carries it (a dropped image)
 
     def __str__(self) -> str:
         place = f"{self.file}: {self.where}: " if self.where else f"{self.file}: "
@@ -55,7 +57,8 @@ class ImageRecord:
     refs: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        with np.errstate(over="ignore"):  # numbers beyond float32 become inf, which the checks report
+            self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
         self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
         n = len(self.boxes)
         self.iscrowd = np.zeros(n, bool) if self.iscrowd is None else np.asarray(self.iscrowd, bool).reshape(-1)
@@ -90,3 +93,14 @@ class DetectionData:
     def category_id(self, label: int) -> int:
         """The data set's own category id for class ``label`` (COCO's ids; ``label + 1`` otherwise)."""
         return self.category_ids[label] if self.category_ids else label + 1
+
+
+def inside(root: Path | str, name: str) -> Path | None:
+    """``root / name`` when ``name`` is a relative path that stays under ``root`` (checked on the path's text,
+    so symlinked images inside a data set still work); None for an absolute path or one whose ``..`` parts
+    leave ``root``: a data file must not make the loader read elsewhere on the machine."""
+    if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ":" in Path(name).parts[0]:
+        return None
+    base = os.path.normpath(str(root))
+    full = os.path.normpath(os.path.join(base, name))
+    return Path(full) if full == base or full.startswith(base.rstrip(os.sep) + os.sep) else None

@@ -10,7 +10,7 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem
+from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
 
 SPLIT_NAMES = ("train", "val", "trainval", "test")
 
@@ -31,7 +31,7 @@ def _float(text: str | None) -> float:
         return math.nan
 
 
-def _read_xml(xml_path: Path, jpeg_dir: Path, class_index: dict[str, int], problems: list[Problem]) -> ImageRecord:
+def _read_xml(xml_path: Path, jpeg_dir: Path, class_index: dict[str, int], problems: list[Problem]) -> ImageRecord | None:
     f = str(xml_path)
     try:
         root = ET.parse(xml_path).getroot()
@@ -54,7 +54,11 @@ def _read_xml(xml_path: Path, jpeg_dir: Path, class_index: dict[str, int], probl
         difficult.append(_text(obj, "difficult") == "1")
         refs.append(ref)
     width, height = _float(_text(size, "width")), _float(_text(size, "height"))
-    return ImageRecord(jpeg_dir / filename, int(width) if width > 0 else 0, int(height) if height > 0 else 0,
+    path = inside(jpeg_dir, filename)
+    if path is None:
+        problems.append(Problem("error", "path-escape", f, "filename", f"{filename!r} points outside {jpeg_dir}"))
+        return None
+    return ImageRecord(path, int(width) if width > 0 else 0, int(height) if height > 0 else 0,
                        boxes, labels, difficult=difficult, ann_file=f, refs=refs)
 
 
@@ -76,8 +80,11 @@ def read_voc(root: Path | str, classes: list[str] | None = None) -> DetectionDat
         names = set()
         for ids in split_ids.values():
             for i in ids:
+                xml = inside(ann_dir, f"{i}.xml")
+                if xml is None:
+                    continue  # reported below
                 try:
-                    names.update(_text(o, "name") for o in ET.parse(ann_dir / f"{i}.xml").getroot().findall("object"))
+                    names.update(_text(o, "name") for o in ET.parse(xml).getroot().findall("object"))
                 except (FileNotFoundError, ET.ParseError):
                     pass  # reported when the file is read below
         classes = sorted(n for n in names if n)
@@ -87,12 +94,19 @@ def read_voc(root: Path | str, classes: list[str] | None = None) -> DetectionDat
     for name, ids in split_ids.items():
         records = []
         for k, i in enumerate(ids):
-            xml_path = ann_dir / f"{i}.xml"
+            xml_path = inside(ann_dir, f"{i}.xml")
+            if xml_path is None:
+                problems.append(Problem("error", "path-escape", str(sets / f"{name}.txt"), f"line {k + 1}",
+                                        f"image id {i!r} points outside {ann_dir}", split=name))
+                continue
             if not xml_path.is_file():
                 problems.append(Problem("error", "missing-annotation", str(sets / f"{name}.txt"), f"line {k + 1}",
-                                        f"{xml_path} does not exist"))
+                                        f"{xml_path} does not exist", split=name))
                 continue
             rec = _read_xml(xml_path, jpeg_dir, class_index, problems)
+            if rec is None:
+                problems[-1].split = name
+                continue
             rec.image_id = k + 1
             records.append(rec)
         splits[name] = records

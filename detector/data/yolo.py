@@ -39,10 +39,16 @@ def _names(doc: dict, f: str) -> list[str]:
             raise DataError(f"{f}: 'names' keys must be class indices 0..C-1") from None
         if keys != list(range(len(keys))):
             raise DataError(f"{f}: 'names' keys must be 0..C-1 without gaps, got {keys}")
-        return [str(names[k] if k in names else names[str(k)]) for k in keys]
-    if isinstance(names, list) and names:
-        return [str(n) for n in names]
-    raise DataError(f"{f}: 'names' must be a list or a mapping of class names")
+        values = [names[k] if k in names else names[str(k)] for k in keys]
+    elif isinstance(names, list) and names:
+        values = names
+    else:
+        raise DataError(f"{f}: 'names' must be a list or a mapping of class names")
+    bad = next((v for v in values if not isinstance(v, (str, int, float)) or isinstance(v, bool)), None)
+    if bad is not None or len(set(map(str, values))) != len(values):
+        what = f"{str(bad)[:60]!r} is not a class name" if bad is not None else "class names repeat"
+        raise DataError(f"{f}: 'names' must hold distinct class names (text); {what}")
+    return [str(v) for v in values]
 
 
 def _label_path(image: Path) -> Path:

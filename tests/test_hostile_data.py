@@ -1,0 +1,211 @@
+"""Every data set parser fed truncated, malformed and hostile files: each gives a DataError that names the
+file (and the place in it), never a traceback from deep inside, and nothing valid is dropped silently:
+refused by default, skipped and counted with --skip-invalid."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from detector.data.check import prepare_split
+from detector.data.dataset import load_dataset
+from detector.data.records import DataError, inside
+
+
+def image(path, w=40, h=30):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (w, h), (90, 90, 90)).save(path)
+    return path
+
+
+def load_split(path, split="train", policy="refuse"):
+    logs = []
+    records = prepare_split(path, split, policy, log=logs.append)[1]
+    return records, logs
+
+
+def test_inside_keeps_paths_under_their_root(tmp_path):
+    assert inside(tmp_path, "a/b.jpg") == tmp_path / "a" / "b.jpg"
+    assert inside(tmp_path, "a/../b.jpg") == tmp_path / "b.jpg"
+    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "", "C:/x.jpg", "\\\\server\\x.jpg"):
+        assert inside(tmp_path, bad) is None, bad
+
+
+# ------------------------------------------------------------------------------------------------------ COCO
+def coco(tmp_path, images, annotations):
+    image(tmp_path / "images" / "a.png")
+    doc = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(doc))
+    return f
+
+
+GOOD_IMAGE = {"id": 1, "file_name": "a.png", "width": 40, "height": 30}
+GOOD_BOX = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10]}
+
+
+@pytest.mark.parametrize(("name", "kind"), [("../../../etc/passwd", "path-escape"), ("/etc/passwd", "path-escape")])
+def test_coco_file_names_that_escape_are_refused_then_skipped_and_counted(tmp_path, name, kind):
+    f = coco(tmp_path, [GOOD_IMAGE, {"id": 2, "file_name": name, "width": 40, "height": 30}],
+             [GOOD_BOX, {**GOOD_BOX, "id": 2, "image_id": 2}])
+    with pytest.raises(DataError, match=r"train.json: image id 2: file_name .* points outside") as e:
+        load_split(f)
+    assert "1 images" in str(e.value)
+    records, logs = load_split(f, policy="skip")
+    assert [r.path.name for r in records] == ["a.png"] and len(records[0].boxes) == 1
+    assert any("1 unreadable images" in m for m in logs)
+
+
+@pytest.mark.parametrize(("bbox", "message"), [
+    (["a", 1, 2, 2], "NaN, inf or missing"),
+    ([1, 1, 1e300, 5], "NaN, inf or missing"),  # beyond float32
+    ([1, 1, 2], "NaN, inf or missing"),
+    ([1, 1, -5, 5], "x1 <= x2|negative|inverted|zero"),
+])
+def test_coco_bad_boxes_name_the_annotation(tmp_path, bbox, message):
+    f = coco(tmp_path, [GOOD_IMAGE], [GOOD_BOX, {**GOOD_BOX, "id": 9, "bbox": bbox}])
+    with pytest.raises(DataError, match="annotation id 9") as e:
+        load_split(f)
+    assert any(part in str(e.value) for part in message.split("|")), str(e.value)
+    records, _ = load_split(f, policy="skip")
+    assert len(records[0].boxes) == 1  # the valid box stays
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (json.dumps({"images": [GOOD_IMAGE], "annotations": [GOOD_BOX], "categories": []})[:60], "not valid JSON"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    ('{"images": "x", "annotations": [], "categories": []}', "not a COCO annotation file"),
+    ('{"images": [], "annotations": {}, "categories": 5}', "must be lists"),
+    ('{"images": [{"id": "1", "file_name": "a.png"}], "annotations": [], "categories": []}', r"images\[0\] must have"),
+])
+def test_coco_malformed_and_truncated_files(tmp_path, content, message):
+    f = tmp_path / "train.json"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(DataError, match=message) as e:
+        load_dataset(f)
+    assert str(f) in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------------- VOC
+def voc(tmp_path, xml, ids=("a",)):
+    image(tmp_path / "JPEGImages" / "a.jpg")
+    (tmp_path / "Annotations").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "Annotations" / "a.xml").write_text(xml)
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "ImageSets" / "Main" / "train.txt").write_text("".join(f"{i}\n" for i in ids))
+    return tmp_path
+
+
+def voc_xml(filename="a.jpg", name="cat", box=("1", "1", "10", "10"), extra=""):
+    return (f"<annotation><filename>{filename}</filename><size><width>40</width><height>30</height></size>"
+            f"<object><name>{name}</name><bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin><xmax>{box[2]}</xmax>"
+            f"<ymax>{box[3]}</ymax></bndbox></object>{extra}</annotation>")
+
+
+LOL = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+       + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+       + "]><annotation><filename>a.jpg</filename><object><name>&lol9;</name></object></annotation>")
+XXE = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+       + voc_xml(name="&xxe;"))
+
+
+@pytest.mark.parametrize(("xml", "message"), [
+    (voc_xml()[:70], "not valid XML"),
+    (LOL, "not valid XML"),  # billion laughs: expat refuses the amplification
+    (XXE, "not valid XML"),  # external entities are not fetched
+])
+def test_voc_truncated_and_hostile_xml(tmp_path, xml, message):
+    root = voc(tmp_path, xml)
+    with pytest.raises(DataError, match=f"a.xml: {message}"):
+        load_dataset(root)
+
+
+def test_voc_paths_that_escape_and_bad_numbers(tmp_path):
+    root = voc(tmp_path, voc_xml(filename="../../../etc/hostname"))
+    with pytest.raises(DataError, match=r"a.xml: filename: '../../../etc/hostname' points outside"):
+        load_split(root)
+    root = voc(tmp_path, voc_xml(), ids=("a", "../../../etc/passwd"))
+    with pytest.raises(DataError, match=r"train.txt: line 2: image id '../../../etc/passwd' points outside"):
+        load_split(root)
+    records, logs = load_split(root, policy="skip")
+    assert len(records) == 1 and any("1 unreadable images" in m for m in logs)
+    root = voc(tmp_path, voc_xml(box=("abc", "1", "1e999", "5")))
+    with pytest.raises(DataError, match="a.xml: object 1"):
+        load_split(root)
+
+
+# ------------------------------------------------------------------------------------------------------ YOLO
+def yolo(tmp_path, yaml_text, labels="0 0.5 0.5 0.2 0.2\n"):
+    image(tmp_path / "images" / "train" / "a.png", 100, 50)
+    (tmp_path / "labels" / "train").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "labels" / "train" / "a.txt").write_text(labels)
+    f = tmp_path / "data.yaml"
+    f.write_text(yaml_text)
+    return f
+
+
+GOOD_YAML = "path: .\ntrain: images/train\nnames: [a, b]\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("path: .\ntrain: [images/train\nnames: {\n", "not valid YAML at line"),
+    ("names: 5\ntrain: images/train\n", "'names' must be a list or a mapping"),
+    ("names: [a, a]\ntrain: images/train\n", "class names repeat"),
+    ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nnames: [*b, *b]\ntrain: images/train\n", "is not a class name"),
+    ("!!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),  # safe_load: no code
+    ("names: [a]\n", "no split"),
+])
+def test_yolo_bad_yaml(tmp_path, text, message):
+    f = yolo(tmp_path, text)
+    with pytest.raises(DataError, match=message) as e:
+        load_dataset(f)
+    assert "data.yaml" in str(e.value)
+
+
+def test_yolo_bad_label_lines_are_named_and_the_good_ones_kept(tmp_path):
+    labels = "0 nan 0.5 0.1 0.1\n0 1e309 0.5 0.1 0.1\nx y\n7 0.5 0.5 0.1 0.1\n0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"
+    f = yolo(tmp_path, GOOD_YAML, labels)
+    with pytest.raises(DataError) as e:
+        load_split(f)
+    for line in (1, 2, 3, 4):
+        assert f"a.txt: line {line}:" in str(e.value)
+    records, logs = load_split(f, policy="skip")
+    assert sorted(records[0].labels.tolist()) == [0, 1]  # both valid lines stay
+    assert any("skipped 4 invalid boxes" in m for m in logs)
+
+
+# ---------------------------------------------------------------------------------------------- the book's CSV
+def test_banana_csv_hostile_rows(tmp_path):
+    folder = tmp_path / "bananas_train"
+    image(folder / "images" / "0.png")
+    (folder / "label.csv").write_text("img_name,label,xmin,ymin,xmax,ymax\n0.png,0,1,1,5,5\n"
+                                      "../../../etc/passwd,0,1,1,5,5\n0.png,0,1,1\n0.png,zz,1,1,5,5\n")
+    with pytest.raises(DataError) as e:
+        load_split(folder)
+    text = str(e.value)
+    assert "label.csv: line 3: img_name '../../../etc/passwd' points outside" in text
+    assert "label.csv: line 4: expected 6 fields" in text and "label.csv: line 5: label 'zz'" in text
+    records, _ = load_split(folder, policy="skip")
+    assert [len(r.boxes) for r in records] == [1]
+    (folder / "label.csv").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(DataError, match="label.csv: not UTF-8"):
+        load_dataset(folder)
+    (folder / "label.csv").write_text("")
+    with pytest.raises(DataError, match="label.csv: empty file"):
+        load_dataset(folder)
+
+
+# ------------------------------------------------------------------------------------------- the project YAML
+@pytest.mark.parametrize(("text", "message"), [
+    ("format: detector\nnames: [a, a]\ntrain: t.json\n", "distinct class names"),
+    ("format: detector\nnames: [[a]]\ntrain: t.json\n", "distinct class names"),
+    ("format: detector\ntrain: {nothing: x}\n", "names no format"),
+    ("format: detector\ntrain: [oops\n", "not valid YAML"),
+])
+def test_project_yaml_malformed(tmp_path, text, message):
+    f = tmp_path / "data.yaml"
+    f.write_text(text)
+    with pytest.raises(DataError, match=message) as e:
+        load_dataset(f)
+    assert "data.yaml" in str(e.value)
