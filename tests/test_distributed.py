@@ -182,3 +182,21 @@ def test_kill_during_a_save_never_breaks_the_checkpoint(tmp_path):
     proc.wait(timeout=30)
     state = load_checkpoint(path)  # whole: the first state or a complete later one, never a torn file
     assert state["model"]["w"].shape == (4,)
+
+
+@pytest.mark.slow
+def test_classify_train_under_ddp(small_yaml, tmp_path):
+    args = ["classify", "train", "--model", "resnet18", "--data", str(small_yaml), "--epochs", "1", "--batch-size", "16",
+            "--img-size", "32", "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "cls")]
+    run = cli([*args, "--devices", "2"])
+    assert run.returncode == 0, run.stderr[-3000:]
+    (row,) = rows(tmp_path / "cls")
+    assert 0.0 <= float(row["top1"]) <= 1.0
+    ckpt = load_checkpoint(tmp_path / "cls" / "last.pt")
+    assert ckpt["task"] == "classify" and not any(k.startswith("module.") for k in ckpt["model"])
+    # the accuracy gathered over the ranks is the accuracy of the whole val set
+    from detector.classify import accuracy, load_classification, load_classifier
+
+    model, _ = load_classifier(str(tmp_path / "cls" / "last.pt"))
+    val = load_classification(str(small_yaml), 32)[2]
+    assert accuracy(model, val, torch.device("cpu"))["top1"] == pytest.approx(float(row["top1"]), abs=1e-4)
