@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("--weights", default=str(ROOT / "models" / "tinyssd-shapes.pt"))
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--client", choices=("raw", "gradio"), default="raw")
+    parser.add_argument("--queue-size", type=int, help="the app's --queue-size (default: room for every client)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
 
@@ -118,7 +119,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", args.weights,
-                               "--queue-size", str(max(64, 2 * args.clients))], cwd=tmp,
+                               "--queue-size", str(args.queue_size or max(64, 2 * args.clients))], cwd=tmp,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -178,7 +179,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     result = {
-        "client": args.client, "clients": args.clients, "calls_per_client": args.images, "image_px": args.size, "calls": len(latencies),
+        "client": args.client, "clients": args.clients, "queue_size": args.queue_size or max(64, 2 * args.clients), "calls_per_client": args.images, "image_px": args.size, "calls": len(latencies),
         "errors": len(errors), "error_examples": errors[:3],
         "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                        "max": max(latencies, default=float("nan")), "mean": statistics.fmean(latencies) if latencies else None},

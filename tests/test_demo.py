@@ -290,3 +290,10 @@ def test_detect_endpoint_through_gradio_client(examples, entry, cache, tmp_path)
         assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/detect"]
     finally:
         demo.close()
+
+
+def test_demo_command_refuses_a_missing_checkpoint(capsys):
+    from detector.cli import main
+
+    with pytest.raises(SystemExit, match="--weights nope.pt: no such file"):
+        main(["demo", "--weights", "nope.pt", "--port", str(free_port())])
