@@ -330,7 +330,12 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
                                 ckpt["category_ids"], k + 1, name)
     json_path = None
     if dets:
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detections-", delete=False) as fh:
+        folder = Path(tempfile.gettempdir()) / "detector-demo"
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("detections-*.json"):  # downloads are kept an hour, so the disk stays bounded
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink(missing_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detections-", dir=folder, delete=False) as fh:
             json.dump(results, fh)
             json_path = fh.name
     total_ms = (time.perf_counter() - start) * 1000

@@ -124,7 +124,8 @@ def build_app(entries: dict[str, ModelEntry], default: str, cache: ModelCache, e
         return r.before, r.after, r.summary
 
     first = entries.get(default)
-    with gr.Blocks(title="detector: object detection from D2L") as demo:
+    # delete_cache: uploads and outputs Gradio keeps are removed after an hour (checked every 10 minutes)
+    with gr.Blocks(title="detector: object detection from D2L", delete_cache=(600, 3600)) as demo:
         gr.Markdown("# detector\nObject detection from *Dive into Deep Learning*, chapter Computer Vision: "
                     "upload images and see what the model finds; explore anchors, matching and NMS.")
         with gr.Row():
