@@ -52,6 +52,10 @@ def table(args) -> list[dict]:
                      "top1": metrics.get("top1"), "img_size": size, "train_images_per_s": sum(speed) / len(speed),
                      "wall_s": time.perf_counter() - t})
         print(json.dumps(rows[-1]))
+    print("| network | params (M) | GFLOPs at its default input | top-1 | training images/s |\n| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['network']} | {r['params_M']:.2f} | {r['gflops_at_default_input']:.3f} at {r['default_input']} px "
+              f"| {r['top1']:.3f} | {r['train_images_per_s']:.0f} at {r['img_size']} px |")
     return rows
 
 

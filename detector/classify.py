@@ -204,18 +204,14 @@ def accuracy(model: torch.nn.Module, dataset: Dataset, device: torch.device, bat
 def train_classifier(cfg: ClassifyConfig) -> dict:
     """Train a classifier as ``cfg`` says; returns the last val metrics (``top1``). Under torchrun this process
     is one rank of a DDP job (see :mod:`detector.distributed`)."""
-    from detector.distributed import init_from_env, shutdown
+    from detector.distributed import process_group
 
-    ranks, device_name = init_from_env(cfg.device)
-    try:
+    with process_group(cfg.device) as (ranks, device_name):
         return _train_classifier(cfg, ranks, device_name)
-    finally:
-        if ranks.enabled:
-            shutdown()
 
 
 def _train_classifier(cfg: ClassifyConfig, ranks, device_name: str) -> dict:
-    from detector.distributed import GlobalBatchSampler
+    from detector.distributed import GlobalBatchSampler, wrap_ddp
     from detector.train import resumed_config
 
     cfg, ckpt = resumed_config(cfg, ClassifyConfig)
@@ -238,10 +234,7 @@ def _train_classifier(cfg: ClassifyConfig, ranks, device_name: str) -> dict:
                                  rank=ranks.rank, world=ranks.world)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers, generator=gen,
                         pin_memory=device.type == "cuda")
-    step_model = model
-    if ranks.enabled:
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = wrap_ddp(model, device, ranks)
     if len(loader) == 0:
         raise TrainingError(f"{cfg.data}: {len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
 

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -63,6 +64,24 @@ def init_from_env(device_name: str = "auto") -> tuple[Dist, str]:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device_name: str = "auto") -> Iterator[tuple[Dist, str]]:
+    """:func:`init_from_env` for the length of a training run, leaving the process group at the end."""
+    ranks, device_name = init_from_env(device_name)
+    try:
+        yield ranks, device_name
+    finally:
+        if ranks.enabled:
+            shutdown()
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device, ranks: Dist) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when there are several ranks, else itself."""
+    if not ranks.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 class GlobalBatchSampler(Sampler[list[int]]):

@@ -22,7 +22,7 @@ from detector.checkpoint import load_checkpoint
 from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
-from detector.distributed import Dist, broadcast_from_main, gather_to_main, init_from_env, shutdown
+from detector.distributed import Dist, broadcast_from_main, gather_to_main, process_group, wrap_ddp
 from detector.engine import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
 from detector.evaluate import STAT_KEYS, coco_evaluate, image_ids, predict_records
 from detector.models import build_model
@@ -99,12 +99,8 @@ def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist |
 def train(cfg: TrainConfig) -> dict:
     """Train a detector as ``cfg`` says; return the last evaluated val metrics (empty without a val split).
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job."""
-    ranks, device_name = init_from_env(cfg.device)
-    try:
+    with process_group(cfg.device) as (ranks, device_name):
         return _train(cfg, ranks, device_name)
-    finally:
-        if ranks.enabled:
-            shutdown()
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -131,14 +127,12 @@ def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
         say(f"pretrained: {report['loaded']} body tensors from {report['file']}; {report['fresh']} start fresh "
             f"(heads and extra blocks){'; missing in the file: ' + str(report['missing_in_body'][:5]) if report['missing_in_body'] else ''}")
     model = model.to(device).to(memory_format=torch.channels_last)
-    step_model = model
+    if ranks.enabled and cfg.sync_bn:
+        if device.type != "cuda":
+            raise TrainingError("--sync-bn needs GPUs (SyncBatchNorm has no CPU implementation)")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    step_model = wrap_ddp(model, device, ranks)
     if ranks.enabled:
-        if cfg.sync_bn:
-            if device.type != "cuda":
-                raise TrainingError("--sync-bn needs GPUs (SyncBatchNorm has no CPU implementation)")
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
         say(f"DDP: {ranks.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // max(ranks.world, 1)} "
             f"per process), backend {torch.distributed.get_backend()}")
     batches, gen = train_batches(train_records, cfg, device, ranks)
