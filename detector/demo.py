@@ -205,15 +205,16 @@ class ModelCache:
         from detector.models import load_detector
 
         key = Path(path).resolve()
-        if key not in self._models:
-            try:
-                self._models[key] = load_detector(key, self.device)
-            except (CheckpointError, OSError) as e:
-                raise BadInput(str(e)) from None
-            while len(self._models) > self.capacity:
-                self._models.popitem(last=False)
-        self._models.move_to_end(key)
-        return self._models[key]
+        with self.lock:
+            if key not in self._models:
+                try:
+                    self._models[key] = load_detector(key, self.device)
+                except (CheckpointError, OSError) as e:
+                    raise BadInput(str(e)) from None
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+            self._models.move_to_end(key)
+            return self._models[key]
 
 
 @contextmanager
