@@ -58,8 +58,8 @@ def test_global_batches_split_over_ranks():
 def test_ddp_two_processes_match_one(small_yaml, tmp_path):
     """Same global batch (8) and seed: 2 gloo processes of 4 images each against 1 process of 8.
 
-    Tolerance: the epoch losses agree within 5% (relative). They are not bit-identical because BatchNorm
-    normalizes each rank's 4 images with their own statistics (no SyncBatchNorm on the CPU), and the loss is
+    Tolerance: the epoch losses agree within 1% (relative; measured here: 0.03% and 0.08%). They are not
+    bit-identical because BatchNorm normalizes each rank's 4 images with their own statistics (no SyncBatchNorm on the CPU), and the loss is
     normalized per rank (by its positives) before DDP averages the gradients.
     """
     assert main(train_args(small_yaml, tmp_path / "one")) == 0
@@ -69,7 +69,7 @@ def test_ddp_two_processes_match_one(small_yaml, tmp_path):
     one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
     assert [r["epoch"] for r in two] == ["1", "2"]  # rank 0 alone writes results.csv: one row per epoch
     for a, b in zip(one, two):
-        assert abs(float(a["loss"]) - float(b["loss"])) <= 0.05 * float(a["loss"]), (a["loss"], b["loss"])
+        assert abs(float(a["loss"]) - float(b["loss"])) <= 0.01 * float(a["loss"]), (a["loss"], b["loss"])
     # the evaluation gathered over the ranks is the evaluation of the whole val split
     out = tmp_path / "eval"
     assert main(["eval", "--weights", str(tmp_path / "two" / "last.pt"), "--data", str(small_yaml), "--workers", "0",
