@@ -59,8 +59,8 @@ def test_ddp_two_processes_match_one(small_yaml, tmp_path):
     """Same global batch (8) and seed: 2 gloo processes of 4 images each against 1 process of 8.
 
     Tolerance: the epoch losses agree within 1% (relative; measured here: 0.03% and 0.08%). They are not
-    bit-identical because BatchNorm normalizes each rank's 4 images with their own statistics (no SyncBatchNorm on the CPU), and the loss is
-    normalized per rank (by its positives) before DDP averages the gradients.
+    bit-identical because BatchNorm normalizes each rank's 4 images with their own statistics (no SyncBatchNorm
+    on the CPU), and the loss is normalized per rank (by its positives) before DDP averages the gradients.
     """
     assert main(train_args(small_yaml, tmp_path / "one")) == 0
     ddp = cli(train_args(small_yaml, tmp_path / "two", 2, "--devices", "2"))
