@@ -74,12 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_classify_parser(sub)
 
     p = sub.add_parser("demo", help="serve the Gradio demo (app.py) on 127.0.0.1:7860")
-    _add_demo_arguments(p)
+    add_demo_arguments(p)
     p.set_defaults(func=cmd_demo)
     return parser
 
 
-def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--weights", help="checkpoint to open with (default: models/tinyssd-shapes.pt)")

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-from pathlib import Path
 
 from detector.checkpoint import CheckpointError
-from detector.cli_common import fail
+from detector.cli_common import fail, relaunch, report_done
 from detector.data.records import DataError
 
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
     from detector.classify import ClassifyConfig, train_classifier
-    from detector.cli_model import relaunch
     from detector.engine import TrainingError
 
     status = relaunch(args, "detector.classify", 2)
@@ -39,8 +36,8 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
-    if metrics and os.environ.get("RANK", "0") == "0":
-        print(f"done: val top-1 {metrics['top1']:.4f}; weights in {Path(args.resume).parent if args.resume else args.out}/best.pt")
+    if metrics:
+        report_done(args, f"val top-1 {metrics['top1']:.4f}")
     return 0
 
 

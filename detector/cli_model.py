@@ -11,24 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
 
 from detector.checkpoint import CheckpointError
-from detector.cli_common import fail
+from detector.cli_common import fail, relaunch, report_done
 from detector.data.records import DataError
-
-
-def relaunch(args: argparse.Namespace, module: str, words: int) -> int | None:
-    """With ``--devices N`` (N > 1) outside torchrun: run this same command as N DDP processes through torchrun
-    and return its exit status; otherwise None. ``words``: how many subcommand words precede the options."""
-    if getattr(args, "devices", 1) <= 1 or "WORLD_SIZE" in os.environ:
-        return None
-    from detector.distributed import launch, strip_devices
-
-    return launch(module, strip_devices(args.argv[words:]), args.devices)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -57,8 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     except (DataError, CheckpointError, TrainingError, ValueError) as e:
         return fail(str(e))
-    if metrics and os.environ.get("RANK", "0") == "0":
-        print(f"done: val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}; weights in {Path(args.resume).parent if args.resume else args.out}/best.pt")
+    if metrics:
+        report_done(args, f"val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}")
     return 0
 
 

@@ -263,8 +263,8 @@ def detect_image(model: nn.Module, ckpt: dict, image: np.ndarray, conf: float = 
         det = detect(model, image, int(ckpt["img_size"]), device, conf)
     keep = np.ones(len(det["labels"]), dtype=bool)
     if classes:
-        wanted = {i for i, c in enumerate(ckpt["classes"]) if c in set(classes)}
-        keep = np.array([int(c) in wanted for c in det["labels"]], dtype=bool)
+        wanted = [i for i, c in enumerate(ckpt["classes"]) if c in set(classes)]
+        keep = np.isin(det["labels"], wanted)
     order = np.argsort(-det["scores"][keep], kind="stable")[: max(0, int(max_det))]
     h, w = image.shape[:2]
     return Detections(name, w, h, det["boxes"][keep][order], det["scores"][keep][order], det["labels"][keep][order])

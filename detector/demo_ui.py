@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from detector.cli import _add_demo_arguments
+from detector.cli import add_demo_arguments
 from detector.demo import (
     DEFAULT_MODEL,
     MATCH_HEADERS,
@@ -269,7 +269,7 @@ def serve(args: argparse.Namespace, block: bool = True):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    _add_demo_arguments(parser)
+    add_demo_arguments(parser)
     serve(parser.parse_args(argv))
 
 
