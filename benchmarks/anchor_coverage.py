@@ -12,10 +12,10 @@ import argparse
 import numpy as np
 import torch
 
-from detector.anchors import MultiLevelAnchors
-from detector.boxes import box_iou
+from detector.core.anchors import MultiLevelAnchors
+from detector.core.boxes import box_iou
 from detector.data.check import prepare_split
-from detector.tiny_ssd import BOOK_RATIOS, BOOK_SIZES, SMALL_OBJECT_SIZES
+from detector.models.ssd import BOOK_RATIOS, BOOK_SIZES, SMALL_OBJECT_SIZES
 
 
 def coverage(records, sizes, img_size: int) -> dict:

@@ -28,9 +28,9 @@ import types
 
 import torch
 
-from detector.anchors import MultiLevelAnchors
-from detector.boxes import nms
-from detector.ssd import assign_targets, postprocess
+from detector.core.anchors import MultiLevelAnchors
+from detector.core.boxes import nms
+from detector.core.ssd_ops import assign_targets, postprocess
 
 TINY_SSD_SIZES = [[0.2, 0.272], [0.37, 0.447], [0.54, 0.619], [0.71, 0.79], [0.88, 0.961]]  # the book's
 TINY_SSD_SHAPES = [(32, 32), (16, 16), (8, 8), (4, 4), (1, 1)]  # feature maps at 256x256

@@ -3,7 +3,7 @@
     python benchmarks/bench_faster_rcnn.py --data data/shapes --device cuda --epochs 12 --size 512 --json fr.json
     python benchmarks/bench_faster_rcnn.py --data data/shapes --speed-only --steps 20          # speed, no AP
 
-For each of ``ours`` (``detector.faster_rcnn``, ResNet-50 FPN body unless ``--backbone``) and ``torchvision``
+For each of ``ours`` (``detector.models.faster_rcnn``, ResNet-50 FPN body unless ``--backbone``) and ``torchvision``
 (``fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None)``): training images/s (batch 8, bf16
 autocast on a GPU), inference images/s at batch 8 and ms at batch 1 (fp32), peak GPU memory, and unless
 ``--speed-only`` the val AP after ``--epochs`` of training with the same AdamW schedule, augmentation-free
@@ -21,8 +21,8 @@ import torch
 
 from detector.data.check import prepare_split
 from detector.data.loader import DetectionDataset, make_loader
-from detector.evaluate import coco_evaluate
-from detector.faster_rcnn import faster_rcnn
+from detector.evaluation.coco import coco_evaluate
+from detector.models.faster_rcnn import faster_rcnn
 
 
 class TorchvisionAdapter(torch.nn.Module):

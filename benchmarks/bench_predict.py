@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from detector.models import load_detector
+from detector.models.registry import load_detector
 
 
 @torch.no_grad()

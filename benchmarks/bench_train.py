@@ -25,7 +25,7 @@ from torch import nn
 from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.synth import synth_dataset
-from detector.models import build_model
+from detector.models.registry import build_model
 
 
 def sync(device):
@@ -41,7 +41,7 @@ def book_loop(records, device, epochs, batch_size):
     import cv2
 
     from detector.data.images import read_image
-    from detector.tiny_ssd import BOOK_RATIOS, BOOK_SIZES, down_sample_blk
+    from detector.models.ssd import BOOK_RATIOS, BOOK_SIZES, down_sample_blk
 
     class BookTinySSD(nn.Module):
         def __init__(self, num_classes):

@@ -3,7 +3,7 @@
     python benchmarks/pretrain_experiment.py table --data data/shapes --epochs 5          # one row per network
     python benchmarks/pretrain_experiment.py detect --data data/shapes --epochs 12         # pretrained vs scratch
 
-``table``: for every network in ``detector.backbones.BACKBONES``: parameters, FLOPs of one forward pass at its
+``table``: for every network in ``detector.models.backbones.BACKBONES``: parameters, FLOPs of one forward pass at its
 default input (the size the book trains it at), top-1 on the default classification set (the object crops
 of ``--data``, at ``--img-size``) after ``--epochs``, and training images/s over those epochs.
 
@@ -23,9 +23,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from detector.backbones import BACKBONES, DEFAULT_INPUT, MIN_INPUT
-from detector.classify import ClassifyConfig, train_classifier
-from detector.train import TrainConfig, train
+from detector.engine.classify import train_classifier
+from detector.engine.config import ClassifyConfig, TrainConfig
+from detector.engine.detect import train
+from detector.models.backbones import BACKBONES, MIN_INPUT
+
+DEFAULT_INPUT = {"lenet": 28, "alexnet": 224, "vgg11": 224, "nin": 224, "googlenet": 96, "resnet18": 96,
+                 "resnet34": 96, "resnet50": 96, "densenet": 96}  # the sizes the book trains them at
 
 
 def flops(name: str) -> int:

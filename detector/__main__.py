@@ -1,3 +1,6 @@
-from detector.cli import main
+"""``python -m detector ...`` is ``detector ...`` (torchrun runs it for ``--devices N``)."""
 
-raise SystemExit(main())
+from detector.cli.main import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

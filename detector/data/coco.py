@@ -10,7 +10,7 @@ import json
 import math
 from pathlib import Path
 
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
+from detector.data.records import DataError, DetectionData, ImageRecord, Problem, default_category_ids, inside
 
 
 def load_json(path: Path) -> object:
@@ -127,7 +127,7 @@ def coco_document(records: list[ImageRecord], classes: list[str], category_ids: 
                   image_root: Path | None = None) -> dict:
     """A COCO annotation document for ``records``, with every field pycocotools needs (``info``, ``area``,
     ``iscrowd``, annotation ids from 1). File names are relative to ``image_root`` when given."""
-    cat_ids = category_ids or list(range(1, len(classes) + 1))
+    cat_ids = default_category_ids(classes, category_ids)
     images, anns = [], []
     for i, r in enumerate(records):
         image_id = r.image_id or i + 1

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torchvision.ops import roi_align
 
-from detector.boxes import box_area, box_iou
+from detector.core.boxes import box_area, box_iou
 from detector.data.images import read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import MEAN_RGB, MIN_IOUS, MIN_VISIBILITY

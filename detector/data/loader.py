@@ -12,10 +12,12 @@ G is the largest box count in the batch (at least 1, so shapes stay regular).
 
 from __future__ import annotations
 
-import torch
-from torch.utils.data import DataLoader, Dataset
+from collections.abc import Iterator
 
-from detector.contract import pad_targets
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from detector.core.contract import pad_targets
 from detector.data.images import read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import apply, eval_transforms, train_transforms
@@ -64,12 +66,34 @@ def make_loader(dataset: DetectionDataset, batch_size: int, shuffle: bool, worke
     """A DataLoader over ``dataset`` with :func:`collate`; memory is pinned when CUDA is available. The order
     (and the workers' seeds) come from ``generator``, or one seeded with ``seed``. ``batch_size`` is the
     global batch: with ``world`` processes, rank ``rank`` loads its part of each (see
-    :class:`detector.distributed.GlobalBatchSampler`), and a single process draws the same global batches."""
-    from detector.distributed import GlobalBatchSampler
-
+    :class:`GlobalBatchSampler`), and a single process draws the same global batches."""
     generator = generator if generator is not None else torch.Generator().manual_seed(seed)
     sampler = GlobalBatchSampler(len(dataset), batch_size, generator, shuffle, drop_last, rank, world)
     return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                       pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                       generator=generator, persistent_workers=False,
                       prefetch_factor=4 if workers > 0 else None)
+
+
+class GlobalBatchSampler(Sampler[list[int]]):
+    """Batches of indices: each epoch one permutation of ``range(n)`` from ``generator`` (the same on every
+    rank), cut into global batches of ``batch_size``; rank ``r`` of ``world`` gets the ``r``-th contiguous
+    part of each. With ``world == 1`` it is an ordinary shuffled batch sampler."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True,
+                 drop_last: bool = True, rank: int = 0, world: int = 1):
+        if batch_size % world:
+            raise ValueError(f"--batch-size {batch_size} is the global batch: it must divide evenly over "
+                             f"{world} processes")
+        self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.shuffle, self.drop_last, self.rank, self.world = shuffle, drop_last, rank, world
+        self.local = batch_size // world
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        for b in range(len(self)):
+            batch = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield batch[self.rank * self.local:(self.rank + 1) * self.local].tolist()

@@ -75,6 +75,11 @@ class ImageRecord:
         self.refs = [r for r, k in zip(self.refs, mask) if k]
 
 
+def default_category_ids(classes: list[str], category_ids: list[int] | None = None) -> list[int]:
+    """The category id of each class ``0..C-1``: the data set's own (COCO's) when it has them, else ``1..C``."""
+    return list(category_ids) if category_ids else list(range(1, len(classes) + 1))
+
+
 @dataclass
 class DetectionData:
     """A data set: class names, splits of records, and where it came from."""

@@ -12,8 +12,6 @@ from pathlib import Path
 
 from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
 
-SPLIT_NAMES = ("train", "val", "trainval", "test")
-
 
 def is_voc_root(path: Path) -> bool:
     return (path / "Annotations").is_dir() and (path / "JPEGImages").is_dir()

@@ -1,0 +1,116 @@
+"""The models the app offers: checkpoints in ``models/`` and ``runs/*/best.pt`` with what their model cards
+say, and a small cache of loaded models."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from detector.app.uploads import BadInput
+from detector.models.checkpoint import CheckpointError, load_checkpoint
+from detector.models.registry import load_detector
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for an editable install
+DEFAULT_MODEL = "tinyssd-shapes.pt"
+
+
+@dataclass
+class ModelEntry:
+    """A checkpoint the demo offers: where it is, its classes and what its card or checkpoint says of it."""
+
+    label: str
+    path: Path
+    classes: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+def _metric_text(metrics: dict | None) -> str:
+    if not metrics:
+        return ""
+    return ", ".join(f"{k} {metrics[k]:.3f}" for k in ("AP", "AP50") if isinstance(metrics.get(k), (int, float)))
+
+
+def describe_checkpoint(path: Path) -> ModelEntry:
+    """A :class:`ModelEntry` from the model card beside ``path`` (``X.json`` for ``X.pt``) or the checkpoint."""
+    card_path = path.with_suffix(".json")
+    if card_path.is_file():
+        try:
+            card = json.loads(card_path.read_text())
+            test = card.get("test") or {}
+            metrics = _metric_text(test.get("metrics"))
+            where = f"held-out {test.get('images', '?')} images" if metrics else ""
+            if not metrics:
+                metrics, where = _metric_text(card.get("val_metrics_during_training")), "val"
+            summary = f"{card.get('model_name', '?')} at {card.get('img_size', '?')} px"
+            if metrics:
+                summary += f"; {where}: {metrics}"
+            return ModelEntry(label="", path=path, classes=list(card.get("classes", [])), summary=summary)
+        except (json.JSONDecodeError, OSError, AttributeError, TypeError):
+            pass  # fall back to the checkpoint itself
+    ckpt = load_checkpoint(path)
+    summary = f"{ckpt.get('model_name', '?')} at {ckpt.get('img_size', '?')} px"
+    metrics = _metric_text(ckpt.get("metrics"))
+    if metrics:
+        summary += f"; val at epoch {ckpt.get('epoch', '?') + 1 if isinstance(ckpt.get('epoch'), int) else '?'}: {metrics}"
+    return ModelEntry(label="", path=path, classes=list(ckpt.get("classes", [])), summary=summary)
+
+
+def discover_models(models_dirs: Sequence[Path | str] = (), runs_dir: Path | str | None = "runs",
+                    extra: Sequence[Path | str] = ()) -> dict[str, ModelEntry]:
+    """The checkpoints the demo offers: ``extra`` first, then ``*.pt`` in each of ``models_dirs``, then
+    ``runs/*/best.pt``. Keys are labels for a dropdown; unreadable checkpoints are left out."""
+    paths: list[Path] = [Path(p) for p in extra]
+    for d in models_dirs:
+        if Path(d).is_dir():
+            paths += sorted(Path(d).glob("*.pt"))
+    if runs_dir is not None and Path(runs_dir).is_dir():
+        paths += sorted(Path(runs_dir).glob("*/best.pt"))
+    entries: dict[str, ModelEntry] = {}
+    seen: set[Path] = set()
+    for p in paths:
+        if p.resolve() in seen:
+            continue
+        seen.add(p.resolve())
+        try:
+            entry = describe_checkpoint(p)
+        except (CheckpointError, OSError, KeyError):
+            continue
+        entry.label = f"{p.parent.name}/{p.name}" if p.name == "best.pt" else p.name
+        entries.setdefault(entry.label, entry)
+    return entries
+
+
+def default_models_dirs() -> list[Path]:
+    """``./models`` and, for an editable install run from elsewhere, the checkout's ``models/``."""
+    return [Path("models"), PACKAGE_ROOT / "models"]
+
+
+class ModelCache:
+    """Loaded models by path (a few at most). Gradio calls handlers from several threads: the lock makes loading
+    and evicting safe; the models themselves are not changed by a call (postprocess settings are per call)."""
+
+    def __init__(self, device: torch.device | str = "cpu", capacity: int = 3):
+        self.device = torch.device(device)
+        self.capacity = capacity
+        self._models: OrderedDict[Path, tuple[nn.Module, dict]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, path: Path) -> tuple[nn.Module, dict]:
+        key = Path(path).resolve()
+        with self.lock:
+            if key not in self._models:
+                try:
+                    self._models[key] = load_detector(key, self.device)
+                except (CheckpointError, OSError) as e:
+                    raise BadInput(str(e)) from None
+                while len(self._models) > self.capacity:
+                    self._models.popitem(last=False)
+            self._models.move_to_end(key)
+            return self._models[key]

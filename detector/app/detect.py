@@ -1,0 +1,154 @@
+"""The Detect tab and the ``/detect`` endpoint: uploads decoded, detected, drawn and tabulated; bad uploads
+become messages in the page, and the other uploads go on."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from detector.app.catalog import ModelCache, ModelEntry
+from detector.app.uploads import DISPLAY_SIDE, BadInput, display_copy, load_upload
+from detector.evaluation.draw import class_colors, draw_boxes
+from detector.evaluation.predict import coco_results, detect_images
+
+
+@dataclass
+class ImageDetections:
+    """One image's detections in its original pixels."""
+
+    name: str
+    width: int
+    height: int
+    boxes: np.ndarray  # (N, 4) xyxy
+    scores: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,)
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self, classes: list[str]) -> list[list]:
+        return [[self.name, classes[c], round(float(s), 3), *(round(float(v), 1) for v in b)]
+                for b, s, c in zip(self.boxes, self.scores, self.labels)]
+
+
+def detect_image(model: nn.Module, ckpt: dict, image: np.ndarray, conf: float = 0.25, iou: float = 0.45,
+                 max_det: int = 100, classes: Sequence[str] | None = None, device: torch.device | str = "cpu",
+                 name: str = "image") -> ImageDetections:
+    """Detections on one RGB image: scores at least ``conf``, class-aware NMS at ``iou``, only ``classes`` (all
+    when None or empty), the ``max_det`` best, boxes mapped back to the image's pixels."""
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
+    post = {"nms_threshold": float(iou), "score_threshold": max(float(conf), 1e-4),
+            "max_detections": max(int(max_det), 300)}
+    (det,) = detect_images(model, [image], int(ckpt["img_size"]), device, post, conf)
+    keep = np.ones(len(det["labels"]), dtype=bool)
+    if classes:
+        wanted = [i for i, c in enumerate(ckpt["classes"]) if c in set(classes)]
+        keep = np.isin(det["labels"], wanted)
+    order = np.argsort(-det["scores"][keep], kind="stable")[: max(0, int(max_det))]
+    h, w = image.shape[:2]
+    return ImageDetections(name, w, h, det["boxes"][keep][order], det["scores"][keep][order], det["labels"][keep][order])
+
+
+def draw_detections(image: np.ndarray, det: ImageDetections, classes: list[str]) -> Image.Image:
+    """The image as shown (see :func:`display_copy`) with boxes, class names and scores, a colour per class."""
+    shown, scale = display_copy(image)
+    texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det.labels, det.scores)]
+    width = max(2, round(max(shown.size) / 300))
+    return draw_boxes(shown, det.boxes * scale, texts, class_colors(det.labels), width=width)
+
+
+@dataclass
+class DetectResult:
+    """What the Detect tab shows for a set of uploads."""
+
+    images: list[tuple[Image.Image, str]]  # (drawing, caption)
+    rows: list[list]  # image, class, score, x1, y1, x2, y2: sorted by score within each image
+    summary: str
+    messages: list[str]
+    json_path: str | None
+    detections: list[ImageDetections]
+
+
+ROW_HEADERS = ["image", "class", "score", "x1", "y1", "x2", "y2"]
+
+
+def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
+               iou: float = 0.45, max_det: int = 100, classes: Sequence[str] | None = None,
+               names: Sequence[str] | None = None) -> DetectResult:
+    """The Detect tab: every upload decoded, detected and drawn; bad uploads become messages, not errors."""
+    start = time.perf_counter()
+    files = [f for f in (files or []) if f]
+    if not files:
+        return DetectResult([], [], "", ["Upload one or more images, or click an example."], None, [])
+    model, ckpt = cache.get(entry.path)
+    names = list(names) if names else [Path(f).name for f in files]
+    images, rows, messages, results, dets = [], [], [], [], []
+    model_s = 0.0
+    for k, (f, name) in enumerate(zip(files, names)):
+        try:
+            image, notes = load_upload(f, name)
+            t = time.perf_counter()
+            det = detect_image(model, ckpt, image, conf, iou, max_det, classes, cache.device, name)
+            model_s += time.perf_counter() - t
+        except BadInput as e:
+            messages.append(str(e))
+            continue
+        det.notes = notes
+        dets.append(det)
+        if notes:
+            messages.append(f"{name}: " + "; ".join(notes))
+        if image.shape[0] * image.shape[1] > DISPLAY_SIDE**2:
+            messages.append(f"{name}: {image.shape[1]}x{image.shape[0]} shown downscaled; boxes are in its pixels")
+        if not len(det.labels):
+            messages.append(f"{name}: no objects found at confidence {conf:g}"
+                            + (f" among {', '.join(classes)}" if classes else ""))
+        images.append((draw_detections(image, det, ckpt["classes"]), f"{name}: {len(det.labels)} objects"))
+        rows += det.rows(ckpt["classes"])
+        results += coco_results({"boxes": det.boxes, "scores": det.scores, "labels": det.labels},
+                                ckpt["category_ids"], k + 1, ckpt["classes"], name)
+    json_path = None
+    if dets:
+        folder = Path(tempfile.gettempdir()) / "detector-demo"
+        folder.mkdir(exist_ok=True)
+        for old in folder.glob("detections-*.json"):  # downloads are kept an hour, so the disk stays bounded
+            if time.time() - old.stat().st_mtime > 3600:
+                old.unlink(missing_ok=True)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detections-", dir=folder, delete=False) as fh:
+            json.dump(results, fh)
+            json_path = fh.name
+    total_ms = (time.perf_counter() - start) * 1000
+    count = sum(len(d.labels) for d in dets)
+    summary = ""
+    if dets:
+        per = f" ({len(dets)} images, {total_ms / len(dets):.0f} ms each)" if len(dets) > 1 else ""
+        summary = (f"**{count} objects** in {total_ms:.0f} ms{per} on {cache.device.type} "
+                   f"(model {model_s * 1000:.0f} ms)")
+    return DetectResult(images, rows, summary, messages, json_path, dets)
+
+
+def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
+               iou: float = 0.45, max_det: int = 100) -> dict:
+    """The ``/detect`` endpoint: one image in, its detections as JSON out. Bad input gives ``{"error": ...}``."""
+    start = time.perf_counter()
+    if not file:
+        return {"error": "no image given"}
+    try:
+        model, ckpt = cache.get(entry.path)
+        image, notes = load_upload(file)
+        det = detect_image(model, ckpt, image, conf, iou, max_det, None, cache.device)
+    except BadInput as e:
+        return {"error": str(e)}
+    classes, cat_ids = ckpt["classes"], ckpt["category_ids"]
+    return {"model": entry.label, "width": det.width, "height": det.height, "notes": notes,
+            "detections": [{"class": classes[c], "category_id": cat_ids[c], "score": round(float(s), 5),
+                            "box": [round(float(v), 2) for v in b]}
+                           for b, s, c in zip(det.boxes, det.scores, det.labels)],
+            "ms": round((time.perf_counter() - start) * 1000, 2), "device": cache.device.type}

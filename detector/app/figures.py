@@ -1,0 +1,147 @@
+"""The book's figures on any image: the Anchors (``display_anchors``), Matching and NMS tabs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detector.app.catalog import ModelCache, ModelEntry
+from detector.app.detect import ImageDetections, detect_image, draw_detections
+from detector.app.uploads import BadInput, display_copy
+from detector.core.anchors import generate_anchors
+from detector.core.boxes import batched_nms, box_iou, encode
+from detector.core.matching import match_anchors
+from detector.evaluation.draw import class_colors, draw_anchors, draw_boxes
+
+MAX_ANCHORS_DRAWN = 20_000
+
+
+def parse_numbers(text: str, what: str, positive: bool = True) -> list[float]:
+    """``"0.75, 0.5 0.25"`` -> ``[0.75, 0.5, 0.25]``; :class:`BadInput` naming ``what`` otherwise."""
+    try:
+        values = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise BadInput(f"{what}: {text!r} is not a list of numbers") from None
+    if not values:
+        raise BadInput(f"{what}: give at least one number")
+    if positive and not all(v > 0 and np.isfinite(v) for v in values):
+        raise BadInput(f"{what}: every value must be a positive number, got {text!r}")
+    return values
+
+
+def anchors_figure(image: np.ndarray, fmap_h: int, fmap_w: int, sizes: str, ratios: str,
+                   labels: bool = False) -> tuple[Image.Image, str]:
+    """The Anchors tab (the book's ``display_anchors``): anchors of an ``fmap_h x fmap_w`` map over the image."""
+    s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
+    fh, fw = int(fmap_h), int(fmap_w)
+    if fh < 1 or fw < 1:
+        raise BadInput(f"feature map {fh}x{fw}: both sides must be at least 1")
+    k = len(s) + len(r) - 1
+    if fh * fw * k > MAX_ANCHORS_DRAWN:
+        raise BadInput(f"{fh}x{fw} cells x {k} anchors = {fh * fw * k}: too many to draw (at most "
+                       f"{MAX_ANCHORS_DRAWN}); use a smaller feature map")
+    shown, _ = display_copy(image)
+    drawn, count = draw_anchors(shown, (fh, fw), s, r, labels=labels)
+    return drawn, (f"{count} anchors: {fh}x{fw} cells x {k} per cell (sizes {s}, ratios {r}; every size with "
+                   f"ratio {r[0]:g}, then size {s[0]:g} with the other ratios)")
+
+
+def parse_boxes(text: str, width: int, height: int) -> np.ndarray:
+    """Ground-truth boxes typed one per line as ``x1 y1 x2 y2`` in pixels -> ``float32 [G, 4]``."""
+    boxes = []
+    for n, line in enumerate(text.strip().splitlines(), 1):
+        if not line.strip():
+            continue
+        v = parse_numbers(line, f"box on line {n}", positive=False)
+        if len(v) != 4:
+            raise BadInput(f"box on line {n}: {line.strip()!r} needs 4 numbers x1 y1 x2 y2, got {len(v)}")
+        x1, y1, x2, y2 = v
+        if not (x2 > x1 and y2 > y1):
+            raise BadInput(f"box on line {n}: {line.strip()!r} needs x2 > x1 and y2 > y1")
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            raise BadInput(f"box on line {n}: {line.strip()!r} lies outside the {width}x{height} image")
+        boxes.append([max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)])
+    if not boxes:
+        raise BadInput("type at least one ground-truth box (x1 y1 x2 y2 in pixels), or click two corners on "
+                       "the image")
+    return np.array(boxes, dtype=np.float32)
+
+
+@dataclass
+class MatchResult:
+    image: Image.Image
+    rows: list[list]  # anchor, cell row, cell col, x1, y1, x2, y2, gt, IoU, 4 offsets
+    summary: str
+    anchors: np.ndarray  # (A, 4) pixels
+    assigned: np.ndarray  # (A,) gt index or -1
+    iou: np.ndarray  # (A, G)
+
+
+MATCH_HEADERS = ["anchor", "row", "col", "x1", "y1", "x2", "y2", "gt", "IoU", "dx", "dy", "dw", "dh"]
+
+
+def matching_figure(image: np.ndarray, boxes_text: str, fmap_h: int, fmap_w: int, sizes: str, ratios: str,
+                    iou_threshold: float = 0.5) -> MatchResult:
+    """The Matching tab: anchors of a feature map assigned to typed ground-truth boxes the book's way
+    (each box first takes its best anchor, then every anchor with IoU >= threshold its best box); positives
+    drawn in their box's colour, with their offsets (weights 10, 10, 5, 5, as the book's ``offset_boxes``)."""
+    h, w = image.shape[:2]
+    gt = parse_boxes(boxes_text, w, h)
+    s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
+    fh, fw = int(fmap_h), int(fmap_w)
+    if fh < 1 or fw < 1 or fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS_DRAWN:
+        raise BadInput(f"feature map {fh}x{fw}: sides at least 1 and at most {MAX_ANCHORS_DRAWN} anchors in all")
+    k = len(s) + len(r) - 1
+    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
+    anchors = generate_anchors(fh, fw, s, r) * scale  # (A, 4) pixels
+    gt_t = torch.from_numpy(gt)
+    assigned = match_anchors(anchors, gt_t[None], torch.ones(1, len(gt), dtype=torch.bool), float(iou_threshold))[0]
+    iou = box_iou(anchors, gt_t)  # (A, G)
+    pos = torch.nonzero(assigned >= 0).flatten()
+    offsets = encode(anchors[pos], gt_t[assigned[pos]])
+    rows = []
+    for i, o in zip(pos.tolist(), offsets.tolist()):
+        g = int(assigned[i])
+        cell = i // k
+        rows.append([i, cell // fw, cell % fw, *(round(v, 1) for v in anchors[i].tolist()), g,
+                     round(float(iou[i, g]), 3), *(round(v, 3) for v in o)])
+    shown, sc = display_copy(image)
+    gt_colors = class_colors(range(len(gt)))
+    drawn = draw_boxes(shown, anchors[pos].numpy() * sc, None, [gt_colors[int(assigned[i])] for i in pos] or None,
+                       width=1)
+    drawn = draw_boxes(drawn, gt * sc, [f"gt {g}" for g in range(len(gt))], gt_colors, width=3)
+    per_gt = np.bincount(assigned[pos].numpy(), minlength=len(gt)) if len(pos) else np.zeros(len(gt), int)
+    summary = (f"{len(pos)} of {len(anchors)} anchors are positives at IoU >= {iou_threshold:g} "
+               f"(per ground-truth box: {', '.join(str(int(c)) for c in per_gt)}); the rest are background")
+    return MatchResult(drawn, rows, summary, anchors.numpy(), assigned.numpy(), iou.numpy())
+
+
+@dataclass
+class NmsResult:
+    before: Image.Image
+    after: Image.Image
+    summary: str
+    candidates: ImageDetections
+    kept: ImageDetections
+
+
+def nms_figure(image: np.ndarray, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
+               iou: float = 0.45) -> NmsResult:
+    """The NMS tab: the model's candidate boxes above ``conf`` before NMS, and what class-aware NMS at
+    ``iou`` keeps (the same as the Detect tab gives at these settings, up to its 100 best)."""
+    model, ckpt = cache.get(entry.path)
+    raw = detect_image(model, ckpt, image, conf, 1.0, 10_000, None, cache.device)  # IoU 1.0: NMS keeps all
+    keep = batched_nms(torch.from_numpy(raw.boxes).float(), torch.from_numpy(raw.scores).float(),
+                       torch.from_numpy(raw.labels).long(), float(iou)).numpy()
+    kept = ImageDetections(raw.name, raw.width, raw.height, raw.boxes[keep], raw.scores[keep], raw.labels[keep])
+    classes = ckpt["classes"]
+    shown, sc = display_copy(image)
+    before = draw_boxes(shown, raw.boxes * sc, None, class_colors(raw.labels), width=1)
+    after = draw_detections(image, kept, classes)
+    summary = (f"{len(raw.labels)} candidates with score >= {conf:g} before NMS; {len(keep)} kept after NMS at "
+               f"IoU {iou:g} (per class, highest score first; a box is removed when it overlaps a kept box of its "
+               f"class by more than the IoU)")
+    return NmsResult(before, after, summary, raw, kept)

@@ -1,0 +1,80 @@
+"""``detector classify train`` and ``detector classify eval``: the book's classification networks.
+
+    detector classify train --model resnet18 --data data/shapes --epochs 10 --out runs/cls-resnet18
+    detector classify eval --weights runs/cls-resnet18/best.pt --data data/shapes
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+from detector.cli.common import (
+    add_config_arguments,
+    add_devices_argument,
+    config_from_args,
+    fail,
+    relaunch,
+    report_done,
+)
+from detector.data.records import DataError
+from detector.engine.config import ClassifyConfig
+from detector.models.checkpoint import CheckpointError
+
+
+def cmd_classify_train(args: argparse.Namespace) -> int:
+    from detector.engine.classify import train_classifier
+    from detector.engine.loop import TrainingError
+
+    status = relaunch(args)
+    if status is not None:
+        return status
+    try:
+        cfg = config_from_args(ClassifyConfig, args, command="detector " + shlex.join(args.argv))
+    except ValueError as e:
+        return fail(str(e), 2)
+    try:
+        metrics = train_classifier(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
+        return fail(str(e))
+    if metrics:
+        report_done(args, f"val top-1 {metrics['top1']:.4f}")
+    return 0
+
+
+def cmd_classify_eval(args: argparse.Namespace) -> int:
+    from detector.data.classify import load_classification
+    from detector.engine.classify import accuracy, load_classifier
+    from detector.engine.loop import TrainingError, resolve_device
+
+    try:
+        device = resolve_device(args.device)
+        model, ckpt = load_classifier(args.weights, device)
+        classes, _, val = load_classification(args.data, ckpt["img_size"])
+    except (DataError, CheckpointError, TrainingError, OSError) as e:
+        return fail(str(e))
+    if val is None:
+        return fail(f"{args.data}: no val split to evaluate on")
+    if classes != ckpt["classes"]:
+        return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
+    m = accuracy(model, val, device, workers=args.workers)
+    print(f"top-1 {m['top1']:.4f} on {m['images']} images ({ckpt['model_name']}, {ckpt['img_size']} px)")
+    return 0
+
+
+def add_classify_parser(sub: argparse._SubParsersAction) -> None:
+    cls = sub.add_parser("classify", help="train and evaluate the book's classification networks").add_subparsers(
+        dest="classify_command", required=True)
+    p = cls.add_parser("train", help="train a classifier (the pretrained backbones of the detectors)")
+    add_config_arguments(p, ClassifyConfig)
+    add_devices_argument(p)
+    p.set_defaults(func=cmd_classify_train)
+
+    p = cls.add_parser("eval", help="top-1 accuracy of a classifier checkpoint")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_classify_eval)

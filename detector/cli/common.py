@@ -1,0 +1,85 @@
+"""What the ``detector`` subcommands share: the one-line error and its exit status; options generated from
+the config dataclasses (one place for each default and its help); for the training commands the torchrun
+relaunch of ``--devices N`` and the closing line. Nothing here imports torch."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "dict": str}  # dict: JSON text
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print ``error: message`` to stderr and return the exit status ``code``."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """One ``--flag`` per field of ``config_cls`` (a dataclass of :mod:`detector.engine.config`) that has
+    ``cli=True``: its default, type and help come from the field."""
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+            continue
+        default = None if f.type == "dict" else f.default
+        shown = "" if default in (None, "") else f" (default: {default})"
+        parser.add_argument(flag, type=FLAG_TYPES[f.type], default=default, help=meta["help"] + shown,
+                            **meta.get("argparse", {}))
+
+
+def config_from_args(config_cls: type, args: argparse.Namespace, **values):
+    """The config of the parsed ``args`` (their fields with ``cli=True``), with ``values`` on top; ``dict``
+    fields are parsed from JSON (``ValueError`` naming the flag when they are not a JSON object)."""
+    kwargs = {}
+    for f in dataclasses.fields(config_cls):
+        if not f.metadata.get("cli", True) or f.name in values:
+            continue
+        value = getattr(args, f.name)
+        if f.type == "dict":
+            value = parse_json_object(value, "--" + f.name.replace("_", "-"))
+        kwargs[f.name] = value
+    return config_cls(**kwargs, **values)
+
+
+def parse_json_object(text: str | None, flag: str) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{flag} is not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")
+    return value
+
+
+def add_devices_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--devices", type=int, default=1, help="DDP over this many GPUs (or CPU processes) of this "
+                        "node, through torchrun; --batch-size stays the global batch")
+
+
+def relaunch(args: argparse.Namespace) -> int | None:
+    """With ``--devices N`` (N > 1) outside torchrun: run this same command as N DDP processes through torchrun
+    (``python -m detector ...``) and return its exit status; otherwise None."""
+    if getattr(args, "devices", 1) <= 1 or "WORLD_SIZE" in os.environ:
+        return None
+    from detector.engine.distributed import launch, strip_devices
+
+    return launch(strip_devices(args.argv), args.devices)
+
+
+def report_done(args: argparse.Namespace, metrics_text: str) -> None:
+    """``done: METRICS; weights in RUN/best.pt``, printed by rank 0 only (every rank runs the command)."""
+    if os.environ.get("RANK", "0") == "0":
+        run = Path(args.resume).parent if args.resume else Path(args.out)
+        print(f"done: {metrics_text}; weights in {run}/best.pt")

@@ -1,0 +1,138 @@
+"""``detector data ...``: check, convert, synth and show data sets.
+
+    detector data synth --out data/shapes                  # the default data set (no download)
+    detector data check data/shapes                        # summary and every problem; exit 1 on errors
+    detector data convert data/shapes --to yolo --out data/shapes-yolo
+    detector data show data/shapes --out runs/show         # a few augmented images with their boxes
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from detector.cli.common import fail
+from detector.data.records import DataError
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from detector.data.check import check_dataset, summarize
+    from detector.data.dataset import load_dataset
+
+    try:
+        data = load_dataset(args.path)
+    except DataError as e:
+        return fail(str(e), 2)
+    reports = check_dataset(data)
+    print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
+    problems = []
+    for name, rep in reports.items():
+        s = summarize(rep.records, data.classes)
+        print(f"[{name}] {s['images']} images, {s['boxes']} boxes, {s['images_without_boxes']} images without boxes")
+        print("  per class: " + ", ".join(f"{c} {n}" for c, n in s["per_class"].items()))
+        print("  sizes (COCO area ranges): " + ", ".join(f"{k} {v}" for k, v in s["sizes"].items()))
+        if rep.clipped_boxes or rep.dropped_boxes or rep.dropped_images:
+            print(f"  {rep.clipped_boxes} boxes would be clipped; {rep.dropped_boxes} boxes and "
+                  f"{rep.dropped_images} images would be dropped")
+        problems += rep.problems
+    errors = sum(p.level == "error" for p in problems)
+    if problems:
+        print(f"{len(problems)} problems ({errors} errors, {len(problems) - errors} fixed by clipping):")
+        for p in problems:
+            print(f"  {p}")
+    else:
+        print("no problems found")
+    return 1 if errors else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from detector.data.check import prepare_split
+    from detector.data.convert import convert_dataset
+    from detector.data.dataset import load_dataset
+
+    try:
+        data = load_dataset(args.src)
+        splits = {s: prepare_split(args.src, s, "skip" if args.skip_invalid else "refuse", data=data)[1]
+                  for s in data.splits}
+        target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link)
+    except (DataError, OSError) as e:
+        return fail(str(e), 2)
+    counts = ", ".join(f"{s} {len(r)} images" for s, r in splits.items())
+    print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {target}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from detector.data.synth import synth_dataset
+
+    train = 1000 if args.train is None else args.train
+    val = (100 if args.preset == "bananas" else 200) if args.val is None else args.val
+    try:
+        path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers,
+                             progress=True)
+    except (ValueError, OSError) as e:
+        return fail(str(e), 2)
+    print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from detector.data.check import prepare_split
+    from detector.data.loader import DetectionDataset
+    from detector.evaluation.draw import class_colors, draw_boxes
+
+    try:
+        data, records = prepare_split(args.path, args.split, "skip")
+        dataset = DetectionDataset(records, args.size, train=not args.no_augment, seed=args.seed)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for i in range(min(args.num, len(dataset))):
+            image, target = dataset[i]
+            labels = target["labels"].tolist()
+            drawn = draw_boxes(Image.fromarray(image.permute(1, 2, 0).numpy()), target["boxes"].numpy(),
+                               [data.classes[k] for k in labels], class_colors(labels))
+            drawn.save(out / f"{i:03d}_{Path(records[i].path).stem}.png")
+    except (DataError, OSError) as e:
+        return fail(str(e), 2)
+    print(f"wrote {min(args.num, len(dataset))} images to {out}" + ("" if args.no_augment else " (train augmentation)"))
+    return 0
+
+
+def add_data_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="check, convert, generate and look at data sets").add_subparsers(
+        dest="data_command", required=True)
+
+    p = data.add_parser("check", help="summary and problems of a data set; exit 1 if there are errors")
+    p.add_argument("path", help="a data set: COCO json, YOLO/project yaml, VOC root or banana folder")
+    p.set_defaults(func=cmd_check)
+
+    p = data.add_parser("convert", help="write a data set in another format")
+    p.add_argument("src")
+    p.add_argument("--to", required=True, choices=("coco", "voc", "yolo"))
+    p.add_argument("--out", required=True)
+    p.add_argument("--link", action="store_true", help="symlink images instead of copying them")
+    p.add_argument("--skip-invalid", action="store_true", help="drop invalid boxes and images (reported) instead of refusing")
+    p.set_defaults(func=cmd_convert)
+
+    p = data.add_parser("synth", help="generate the default data set")
+    p.add_argument("--out", required=True)
+    p.add_argument("--preset", default="shapes", choices=("shapes", "bananas"))
+    p.add_argument("--train", type=int, default=None, help="train images (shapes 1000, bananas 1000)")
+    p.add_argument("--val", type=int, default=None, help="val images (shapes 200, bananas 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_synth)
+
+    p = data.add_parser("show", help="write a few images with their boxes drawn, after augmentation")
+    p.add_argument("path")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default="train")
+    p.add_argument("--num", type=int, default=8)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-augment", action="store_true", help="show the eval preset instead")
+    p.set_defaults(func=cmd_show)
+

@@ -1,0 +1,90 @@
+"""The ``detector`` command.
+
+    detector anchors --out anchors.png                      # the book's display_anchors on a photo
+    detector anchors IMAGE --fmap 4 4 --sizes 0.15 --ratios 1 2 0.5 --out a.png
+    detector data synth --out data/shapes                   # the default data set, generated
+    detector data check data/shapes                         # see detector/cli/data.py for the data commands
+    python -m detector train ...                            # the same (what torchrun runs for --devices N)
+
+Only :func:`main` sees parsed arguments; every subcommand calls library functions with explicit values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detector import __version__
+from detector.cli.classify import add_classify_parser
+from detector.cli.data import add_data_parser
+from detector.cli.demo import add_demo_parser
+from detector.cli.model import add_model_parsers
+
+
+def _load_image(path: str | None):
+    from PIL import Image, UnidentifiedImageError
+
+    if path is None:  # a real photograph that scikit-image ships: the book's cat
+        from skimage import data
+
+        return Image.fromarray(data.chelsea())
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise SystemExit(f"error: {path}: not a readable image ({e})") from None
+
+
+def cmd_anchors(args: argparse.Namespace) -> int:
+    """Draw the anchors of a ``fmap_h x fmap_w`` feature map over an image (the book's display_anchors)."""
+    from detector.evaluation.draw import draw_anchors
+
+    image = _load_image(args.image)
+    fh, fw = args.fmap
+    try:
+        drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
+    k = len(args.sizes) + len(args.ratios) - 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    drawn.save(out)
+    print(f"{count} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {image.width}x{image.height} image: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="detector", description="Object detection from D2L, production-grade.")
+    parser.add_argument("--version", action="version", version=f"detector {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("anchors", help="draw anchor boxes over an image (the book's display_anchors)")
+    p.add_argument("image", nargs="?", help="an image file (default: a photograph that scikit-image ships)")
+    p.add_argument("--fmap", type=int, nargs=2, default=(4, 4), metavar=("H", "W"), help="feature-map size")
+    p.add_argument("--sizes", type=float, nargs="+", default=[0.15], help="anchor sizes, fractions of the image")
+    p.add_argument("--ratios", type=float, nargs="+", default=[1.0, 2.0, 0.5], help="width/height ratios")
+    p.add_argument("--labels", action="store_true", help="write size and ratio on each anchor")
+    p.add_argument("--out", default="anchors.png", help="output PNG")
+    p.set_defaults(func=cmd_anchors)
+
+    add_data_parser(sub)
+    add_model_parsers(sub)
+    add_classify_parser(sub)
+
+    add_demo_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # for --devices, which relaunches the same command under torchrun
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

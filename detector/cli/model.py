@@ -1,0 +1,183 @@
+"""``detector train``, ``detector eval``, ``detector predict`` and ``detector export``.
+
+    detector train --model tiny_ssd_plus --data data/shapes --epochs 60 --out runs/shapes
+    detector eval --weights runs/shapes/best.pt --data data/shapes --out runs/shapes/eval
+    detector eval --data data/shapes --predictions preds.json
+    detector predict --weights models/tinyssd-shapes.pt photos/ more/*.jpg --out runs/predict
+    detector export --weights runs/shapes/best.pt --out models/tinyssd-shapes.pt --half
+
+The train flags come from :class:`detector.engine.config.TrainConfig`. Torch is imported inside the commands,
+so ``detector --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from detector.cli.common import (
+    add_config_arguments,
+    add_devices_argument,
+    config_from_args,
+    fail,
+    relaunch,
+    report_done,
+)
+from detector.data.records import DataError
+from detector.engine.config import TrainConfig
+from detector.models.checkpoint import CheckpointError
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from detector.engine.detect import train
+    from detector.engine.loop import TrainingError
+
+    status = relaunch(args)
+    if status is not None:
+        return status
+    try:
+        cfg = config_from_args(TrainConfig, args, command="detector " + shlex.join(args.argv))
+    except ValueError as e:
+        return fail(str(e), 2)
+    if args.backbone or args.freeze_stages:
+        if cfg.model not in ("resnet_ssd", "faster_rcnn"):
+            return fail(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {cfg.model}", 2)
+        cfg.model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
+    try:
+        metrics = train(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except (DataError, CheckpointError, TrainingError, ValueError) as e:
+        return fail(str(e))
+    if metrics:
+        report_done(args, f"val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from detector.data.check import prepare_split
+    from detector.data.records import default_category_ids
+    from detector.engine.loop import TrainingError, resolve_device
+    from detector.evaluation.coco import coco_evaluate, confusion_matrix, format_table
+    from detector.evaluation.plots import plot_confusion, plot_pr_curves
+    from detector.evaluation.predict import predict_records
+    from detector.models.registry import load_detector
+
+    if not args.weights and not args.predictions:
+        return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
+    try:
+        data, records = prepare_split(args.data, args.split, "skip" if args.skip_invalid else "refuse",
+                                      log=lambda s: print(s, file=sys.stderr))
+        category_ids = default_category_ids(data.classes, data.category_ids)
+        if args.predictions:
+            from detector.data.coco import load_json
+
+            results = load_json(Path(args.predictions))
+            if not isinstance(results, list):
+                return fail(f"{args.predictions}: expected a JSON list of COCO results")
+        else:
+            device = resolve_device(args.device)
+            model, ckpt = load_detector(args.weights, device)
+            if ckpt["classes"] != data.classes:
+                return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
+            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size, args.workers)
+        metrics, ev = coco_evaluate(records, data.classes, category_ids, results)
+    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
+        return fail(str(e))
+    print(format_table(metrics))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "metrics.json", "w") as f:
+            json.dump(metrics, f, indent=2)
+        if ev is not None:
+            plot_pr_curves(ev, data.classes, out)
+        plot_confusion(confusion_matrix(records, results, category_ids), data.classes, out / "confusion_matrix.png")
+        print(f"wrote {out / 'metrics.json'}, PR curves and the confusion matrix")
+    return 0
+
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from detector.engine.loop import TrainingError, resolve_device
+    from detector.evaluation.predict import expand_inputs, predict_paths
+    from detector.models.registry import load_detector
+
+    try:
+        paths = expand_inputs(args.inputs)
+        device = resolve_device(args.device)
+        model, ckpt = load_detector(args.weights, device)
+    except (FileNotFoundError, CheckpointError, TrainingError) as e:
+        return fail(str(e))
+    results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device,
+                                    post={"nms_threshold": args.iou})
+    for e in errors:
+        print(f"skipped: {e}", file=sys.stderr)
+    print(f"{len(results)} detections in {len(paths) - len(errors)} images; drawn images and predictions.json in {args.out}")
+    return 1 if errors else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from detector.engine.export import export_checkpoint, model_card
+
+    try:
+        ckpt = export_checkpoint(args.weights, args.out, args.half)
+    except CheckpointError as e:
+        return fail(str(e))
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
+    if args.card:
+        try:
+            card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
+            card["notes"] = args.note or []
+        except (DataError, CheckpointError, ValueError, OSError) as e:
+            return fail(str(e))
+        card_path = Path(args.out).with_suffix(".json")
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"wrote the model card {card_path}")
+    return 0
+
+
+def add_model_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a detector")
+    add_config_arguments(p, TrainConfig)
+    add_devices_argument(p)
+    p.add_argument("--backbone", help="resnet_ssd/faster_rcnn: resnet18/34/50 (the book's) or tv_resnet18/34/50 "
+                   "(torchvision's)")
+    p.add_argument("--freeze-stages", type=int, default=0, help="resnet_ssd/faster_rcnn: body parts kept fixed "
+                   "(1 = stem, ... 5)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="COCO mAP (pycocotools) of a checkpoint or of a predictions file")
+    p.add_argument("--weights")
+    p.add_argument("--predictions", help="COCO results JSON made elsewhere")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="val")
+    p.add_argument("--out", help="folder for metrics.json, PR curves and the confusion matrix")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--skip-invalid", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("predict", help="detect objects in images, draw them, write COCO results")
+    p.add_argument("inputs", nargs="+", help="images, folders or globs")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=0.45)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
+    p.add_argument("--card", action="store_true", help="also write the model card (OUT with .json)")
+    p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")
+    p.add_argument("--device", default="cpu", help="where the card's evaluation runs")
+    p.add_argument("--trained-on", help="the training device, for checkpoints that do not record it")
+    p.add_argument("--note", action="append", help="a line for the card's notes (repeatable)")
+    p.set_defaults(func=cmd_export)

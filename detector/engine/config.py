@@ -1,0 +1,80 @@
+"""The settings of a training run, each written once: its default, its comment and its ``--flag`` help.
+
+``detector train`` and ``detector classify train`` generate their options from these fields
+(:func:`detector.cli.common.add_config_arguments`); a field with ``cli=False`` is not a flag. This module
+imports no torch, so the CLI's ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detector.models.names import BACKBONES, DETECTORS
+
+
+def opt(default, help: str, cli: bool = True, **argparse_kwargs):
+    """A config field whose command-line help (and argparse extras, e.g. ``choices``) lives beside its default."""
+    metadata = {"help": help, "cli": cli, "argparse": argparse_kwargs}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+DEVICE_HELP = "cpu, cuda, cuda:1, or auto (cuda when available)"
+
+
+@dataclass
+class TrainConfig:
+    """``detector train``: a detector on a detection data set."""
+
+    model: str = opt("tiny_ssd_plus", "the detector", choices=DETECTORS)
+    data: str = opt("data/shapes", "a data set (see `detector data check`)")
+    epochs: int = opt(60, "training epochs")
+    batch_size: int = opt(32, "the global batch (split over --devices)")
+    lr: float = opt(3e-3, "AdamW peak learning rate")
+    weight_decay: float = opt(5e-4, "not applied to biases and norm weights", cli=False)
+    warmup_epochs: float = opt(1.0, "linear warm-up from lr / 10, then cosine down to lr / 100", cli=False)
+    img_size: int = opt(256, "square input size in pixels")
+    device: str = opt("auto", DEVICE_HELP)
+    amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
+    compile: bool = opt(False, "torch.compile the model")
+    workers: int = opt(2, "DataLoader worker processes")
+    seed: int = opt(0, "seeds the weights, the data order and the augmentation")
+    resume: str | None = opt(None, "a last.pt to continue from (model, data and schedule come from it)")
+    out: str = opt("runs/train", "the run folder: last.pt, best.pt, results.csv, results.png")
+    eval_every: int = opt(5, "epochs between val evaluations (and the last epoch)")
+    data_path: str = opt("auto", "loader: DataLoader workers; device: decoded images kept on the device; "
+                         "auto: device on a GPU", choices=("auto", "loader", "device"))
+    skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
+    model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
+    pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
+                                 "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
+    sync_bn: bool = opt(False, "with DDP on GPUs: BatchNorm over the global batch")
+    command: str = opt("", "the command line, kept in the checkpoint", cli=False)
+
+
+@dataclass
+class ClassifyConfig:
+    """``detector classify train``: one of the book's classification networks."""
+
+    model: str = opt("resnet18", "the network", choices=BACKBONES)
+    data: str = opt("data/shapes", "a detection data set (its box crops), an ImageFolder, fashion-mnist:ROOT or "
+                    "cifar10:ROOT")
+    epochs: int = opt(10, "training epochs")
+    batch_size: int = opt(64, "the global batch (split over --devices)")
+    lr: float = opt(1e-3, "AdamW peak learning rate (of the body, with --pretrained)")
+    weight_decay: float = opt(5e-4, "not applied to biases and norm weights", cli=False)
+    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine", cli=False)
+    img_size: int = opt(64, "square input size in pixels")
+    device: str = opt("auto", DEVICE_HELP)
+    amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
+    workers: int = opt(2, "DataLoader worker processes")
+    seed: int = opt(0, "seeds the weights, the data order and the augmentation")
+    resume: str | None = opt(None, "a last.pt to continue from")
+    out: str = opt("runs/classify", "the run folder")
+    eval_every: int = opt(1, "epochs between val evaluations (and the last epoch)")
+    pretrained: str | None = opt(None, "a classifier checkpoint: its body starts this model, the head learns 10x "
+                                 "faster")
+    download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")
+    model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')
+    command: str = opt("", "the command line, kept in the checkpoint", cli=False)

@@ -1,0 +1,128 @@
+"""Training a detector: ``detector train`` calls :func:`train`.
+
+    detector train --model tiny_ssd_plus --data data/shapes --epochs 60 --out runs/shapes
+    detector train --resume runs/shapes/last.pt          # continues exactly where it stopped
+    detector train --devices 4 ...                       # DDP on 4 GPUs of this node (torchrun; see distributed.py)
+    torchrun --nproc_per_node 4 -m detector train ...    # the same, and multi-node with torchrun's flags
+
+On the GPU when there is one (bf16/fp16 autocast with ``--amp``, channels_last, optional ``torch.compile``,
+the device-resident data path when the data fits); on the CPU otherwise, the same code. The loop itself
+(schedule, checkpoints, resume, results.csv, Ctrl-C, NaN) is :func:`detector.engine.loop.fit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from detector.data.check import prepare_split
+from detector.data.device import DeviceData
+from detector.data.loader import DetectionDataset, make_loader
+from detector.data.records import default_category_ids
+from detector.engine.checkpoint import resumed_config
+from detector.engine.config import TrainConfig
+from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, process_group, wrap_ddp
+from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
+from detector.evaluation.coco import STAT_KEYS, coco_evaluate, image_ids
+from detector.evaluation.predict import predict_records
+from detector.models.registry import build_model
+from detector.models.resnet_body import load_backbone
+
+__all__ = ["TrainingError", "train"]
+
+
+def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist | None = None):
+    """``(epoch -> batches, batch generator)``: the device-resident path on a GPU (or when asked), else the
+    DataLoader path; under torchrun always the DataLoader path, each rank loading its part of each batch."""
+    ranks = ranks or Dist()
+    use_device = not ranks.enabled and (cfg.data_path == "device" or (cfg.data_path == "auto" and device.type == "cuda"))
+    if use_device:
+        try:
+            data = DeviceData(records, cfg.img_size, device)
+            gen = torch.Generator(device=device).manual_seed(cfg.seed)
+            return lambda epoch: data.batches(cfg.batch_size, shuffle=True, drop_last=True, generator=gen), gen
+        except MemoryError as e:
+            if cfg.data_path == "device":
+                raise TrainingError(str(e)) from None
+            log(f"{e}; using the DataLoader path")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    dataset = DetectionDataset(records, cfg.img_size, train=True, seed=cfg.seed)
+    loader = make_loader(dataset, cfg.batch_size, shuffle=True, workers=cfg.workers, drop_last=True, generator=gen,
+                         rank=ranks.rank, world=ranks.world)
+
+    def batches(epoch: int):
+        dataset.set_epoch(epoch)
+        return iter(loader)
+
+    return batches, gen
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train a detector as ``cfg`` says; return the last evaluated val metrics (empty without a val split).
+    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job."""
+    with process_group(cfg.device) as (ranks, device_name):
+        return _train(cfg, ranks, device_name)
+
+
+def _quiet(*_args, **_kwargs) -> None:
+    pass
+
+
+def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
+    cfg, ckpt = resumed_config(cfg, TrainConfig)
+    device = resolve_device(device_name)
+    seed_everything(cfg.seed)
+    policy = "skip" if cfg.skip_invalid else "refuse"
+    say = log if ranks.main else _quiet
+    data, train_records = prepare_split(cfg.data, "train", policy, log=say)
+    val_records = prepare_split(cfg.data, "val", policy, log=say, data=data)[1] if "val" in data.splits else []
+    if not train_records:
+        raise TrainingError(f"{cfg.data}: the train split has no usable images")
+    category_ids = default_category_ids(data.classes, data.category_ids)
+
+    model = build_model(cfg.model, len(data.classes), **cfg.model_kwargs)
+    if cfg.pretrained and ckpt is None:
+        if not hasattr(model, "backbone"):
+            raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
+        report = load_backbone(model, cfg.pretrained)
+        say(f"pretrained: {report['loaded']} body tensors from {report['file']}; {report['fresh']} start fresh "
+            f"(heads and extra blocks){'; missing in the file: ' + str(report['missing_in_body'][:5]) if report['missing_in_body'] else ''}")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    if ranks.enabled and cfg.sync_bn:
+        if device.type != "cuda":
+            raise TrainingError("--sync-bn needs GPUs (SyncBatchNorm has no CPU implementation)")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    step_model = wrap_ddp(model, device, ranks)
+    if ranks.enabled:
+        say(f"DDP: {ranks.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // max(ranks.world, 1)} "
+            f"per process), backend {torch.distributed.get_backend()}")
+    batches, gen = train_batches(train_records, cfg, device, ranks)
+    amp_dtype = torch.bfloat16 if cfg.amp else None
+    all_ids = image_ids(val_records)
+
+    def evaluate(m) -> dict:
+        part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
+        results = predict_records(m, val_records[part], cfg.img_size, category_ids, device,
+                                  batch_size=cfg.batch_size, workers=cfg.workers, amp_dtype=amp_dtype,
+                                  ids=all_ids[part])
+        parts = gather_to_main(results, ranks)
+        metrics = None
+        if ranks.main:
+            metrics = coco_evaluate(val_records, data.classes, category_ids, [r for p in parts for r in p])[0]
+        return broadcast_from_main(metrics, ranks)
+
+    task = Task(
+        model=model, step_model=torch.compile(step_model) if cfg.compile else step_model,
+        param_groups=param_groups(model, cfg.weight_decay), batches=batches,
+        steps_per_epoch=max(1, len(train_records) // cfg.batch_size),
+        losses=lambda m, b: m(b["images"], b), loss_names=["loss_cls", "loss_box"],
+        evaluate=evaluate if val_records else None, metric_names=list(STAT_KEYS[:6]), batch_gen=gen,
+        describe={"model_name": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": data.classes,
+                  "category_ids": category_ids, "img_size": cfg.img_size, "command": cfg.command, "data": str(cfg.data),
+                  "pretrained": cfg.pretrained},
+        data_hint=str(cfg.data))
+    return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
+               warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
+               ranks=ranks)

@@ -1,0 +1,131 @@
+"""Distributed training with PyTorch's own engine: ``torchrun`` and DistributedDataParallel.
+
+    torchrun --nproc_per_node 4 -m detector train --data data/shapes --batch-size 64 ...   # one node, 4 GPUs
+    detector train --devices 4 ...                                                          # the same
+    torchrun --nnodes 2 --nproc_per_node 8 --node_rank 0 --rdzv_backend c10d \\
+        --rdzv_endpoint HOST:29500 -m detector train ...                                    # two nodes
+
+``--batch-size`` is the global batch: every step, the ranks split one global batch between them, taken from
+one permutation that every rank draws from the same seeded generator
+(:class:`detector.data.loader.GlobalBatchSampler`); the gradients DDP averages are then
+those of the whole batch (up to BatchNorm, which sees each rank's part unless ``--sync-bn``). Logging,
+``results.csv`` and checkpoints happen on rank 0; evaluation is split over the ranks and gathered on rank 0.
+On GPUs the backend is NCCL, on CPUs gloo.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process stands: its rank, how many there are, its local rank on its node."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+
+def init_from_env(device_name: str = "auto") -> tuple[Dist, str]:
+    """Join the process group torchrun describes in the environment (``WORLD_SIZE``, ``RANK``, ...), if any.
+    Returns the process's place and the device it should use (``cuda:LOCAL_RANK`` on GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device_name
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device_name = f"cuda:{local_rank}"
+    elif device_name == "auto":
+        device_name = "cpu"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(rank, world, local_rank), device_name
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device_name: str = "auto") -> Iterator[tuple[Dist, str]]:
+    """:func:`init_from_env` for the length of a training run, leaving the process group at the end."""
+    ranks, device_name = init_from_env(device_name)
+    try:
+        yield ranks, device_name
+    finally:
+        if ranks.enabled:
+            shutdown()
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device, ranks: Dist) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel when there are several ranks, else itself."""
+    if not ranks.enabled:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum ``values`` over the ranks (identity without a process group)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def gather_to_main(obj, d: Dist) -> list | None:
+    """Every rank's ``obj``, in rank order, on rank 0 (None elsewhere); ``[obj]`` without a process group."""
+    if not d.enabled:
+        return [obj]
+    out = [None] * d.world if d.main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def broadcast_from_main(obj, d: Dist):
+    """Rank 0's ``obj`` on every rank."""
+    if not d.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def launch(argv: list[str], devices: int) -> int:
+    """Run ``python -m detector argv`` on ``devices`` processes of this node through torchrun (``--standalone``)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
+           "-m", "detector", *argv]
+    return subprocess.call(cmd)
+
+
+def strip_devices(argv: list[str]) -> list[str]:
+    """``argv`` without ``--devices N`` / ``--devices=N``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--devices":
+            skip = True
+        elif not a.startswith("--devices="):
+            out.append(a)
+    return out

@@ -1,0 +1,279 @@
+"""The training engine shared by detection (``detector train``) and classification (``detector classify train``).
+
+:func:`fit` runs the epochs of a :class:`Task`: AdamW with warm-up then cosine LR, optional autocast
+(bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
+epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
+atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
+keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. Under torchrun
+(``ranks``, see :mod:`detector.engine.distributed`) every rank trains, and rank 0 alone logs and writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from detector.engine.checkpoint import save_checkpoint
+from detector.engine.distributed import Dist, all_reduce_sum
+from detector.evaluation.plots import plot_training
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to try."""
+
+
+@dataclass
+class Task:
+    """What :func:`fit` needs to know about a training job; everything else is in its config."""
+
+    model: nn.Module  # the raw model (weights are saved from it)
+    step_model: nn.Module  # what the loop calls: the model, or torch.compile of it
+    param_groups: list[dict]
+    batches: Callable[[int], Iterable[dict]]  # epoch -> that epoch's training batches, each with "images"
+    steps_per_epoch: int
+    losses: Callable[[nn.Module, dict], dict[str, torch.Tensor]]  # (step_model, batch) -> named losses
+    loss_names: list[str]
+    evaluate: Callable[[nn.Module], dict] | None  # model -> metrics (None: no val split)
+    metric_names: list[str]  # the metrics written to results.csv; the first is the key for best.pt
+    batch_gen: torch.Generator  # the data order and augmentation: saved and restored with the checkpoint
+    describe: dict = field(default_factory=dict)  # what the checkpoint carries for eval, predict and the app
+    data_hint: str = ""  # for messages: the data set
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"--device {name}: CUDA is not available on this machine")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, float] | None = None) -> list[dict]:
+    """Weight decay on weights, not on biases and norm parameters; ``lr_scale`` maps a parameter-name prefix
+    to a learning-rate multiplier (e.g. ``{"head.": 10}`` for the book's fine-tuning recipe)."""
+    groups: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        scale = next((s for prefix, s in (lr_scale or {}).items() if name.startswith(prefix)), 1.0)
+        groups.setdefault((p.ndim <= 1, scale), []).append(p)
+    return [{"params": ps, "weight_decay": 0.0 if no_decay else weight_decay, "lr_scale": scale}
+            for (no_decay, scale), ps in groups.items()]
+
+
+def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Linear warm-up from 1/10 of the peak, then cosine down to 1/100 of it."""
+    def f(step: int) -> float:
+        if step < warmup_steps:
+            return 0.1 + 0.9 * step / max(1, warmup_steps)
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def rng_state(batch_gen: torch.Generator) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()[1], "batches": batch_gen.get_state(),
+             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), 624, 0, 0.0))
+    batch_gen.set_state(state["batches"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def log(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
+    """bf16 where the device has it (every CPU), else fp16 (with loss scaling); None without ``amp``."""
+    if not amp:
+        return None
+    return torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+
+
+def start_results_csv(path: Path, fields: list[str], start_epoch: int) -> None:
+    """A new ``results.csv`` with its header; when resuming, the rows after the checkpoint's epoch are dropped
+    (a run killed between writing the row and saving the checkpoint)."""
+    if start_epoch == 0 or not path.exists():
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(fields)
+        return
+    with open(path, newline="") as f:
+        kept = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= start_epoch]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+
+
+@dataclass
+class Optimization:
+    """The optimizer, its schedule and the loss scaler of one run, saved and restored together."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    lr: float
+
+    @classmethod
+    def build(cls, task: Task, lr: float, epochs: int, warmup_epochs: float, device: torch.device, amp: bool):
+        groups = [{**g, "lr": lr * g.pop("lr_scale", 1.0)} for g in task.param_groups]
+        optimizer = torch.optim.AdamW(groups, lr=lr)
+        total, warmup = epochs * task.steps_per_epoch, int(warmup_epochs * task.steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
+        amp_dtype = amp_dtype_for(device, amp)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        return cls(optimizer, scheduler, scaler, amp_dtype, lr)
+
+    def state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+
+def _not_finite(value: float, losses: dict, epoch: int, step: int, lr: float, data_hint: str) -> TrainingError:
+    parts = {k: round(v.item(), 4) for k, v in losses.items()}
+    return TrainingError(
+        f"the loss is {value} at epoch {epoch + 1}, step {step + 1} ({parts}): try a lower --lr (now {lr}), "
+        f"training without --amp, or checking the data{f' (detector data check {data_hint})' if data_hint else ''}; "
+        "last.pt holds the last good epoch")
+
+
+def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: torch.device, ranks: Dist) -> dict:
+    """One epoch of steps; returns the row of ``results.csv`` without the metrics (loss means over all ranks)."""
+    task.step_model.train()
+    sums, seen, t0 = dict.fromkeys(["loss", *task.loss_names], 0.0), 0, time.perf_counter()
+    bar = tqdm(task.batches(epoch), total=task.steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
+               leave=False, dynamic_ncols=True, file=sys.stderr, disable=not ranks.main)
+    for step, batch in enumerate(bar):
+        batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
+            losses = task.losses(task.step_model, batch)
+        loss = sum(losses.values())
+        value = loss.item()
+        if ranks.enabled:  # every rank sees the same value, so all stop together on a NaN
+            value = all_reduce_sum([value], device)[0] / ranks.world
+        if not math.isfinite(value):
+            raise _not_finite(value, losses, epoch, step, opt.lr, task.data_hint)
+        opt.step(loss)
+        n = len(batch["images"])
+        seen += n
+        sums["loss"] += value * n
+        for k, v in losses.items():
+            sums[k] += v.item() * n
+        bar.set_postfix(loss=f"{sums['loss'] / seen:.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    bar.close()
+    if ranks.enabled:  # the epoch's losses over all ranks' images
+        totals = all_reduce_sum([seen, *sums.values()], device)
+        seen, sums = int(totals[0]), dict(zip(sums, totals[1:]))
+    epoch_s = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "lr": f"{opt.scheduler.get_last_lr()[0]:.6f}", "epoch_s": f"{epoch_s:.1f}",
+            "images_per_s": f"{seen / epoch_s:.1f}", **{k: f"{v / max(seen, 1):.4f}" for k, v in sums.items()}}
+
+
+def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, amp: bool = False,
+        warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None,
+        ranks: Dist | None = None) -> dict:
+    """Train ``task`` for ``epochs``; return the last evaluation's metrics. ``resume`` is a loaded last.pt.
+    With ``ranks.enabled``, ``task.step_model`` is the DDP-wrapped model and ``task.evaluate`` gathers over
+    the ranks (its metrics are the same on every rank)."""
+    ranks = ranks or Dist()
+    main, model = ranks.main, task.model
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    opt = Optimization.build(task, lr, epochs, warmup_epochs, device, amp)
+    key = task.metric_names[0] if task.metric_names else None
+    start_epoch, best, metrics = 0, -math.inf, {}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load(resume)
+        set_rng_state(resume["rng"], task.batch_gen)
+        start_epoch, best, metrics = resume["epoch"] + 1, resume.get("best", -math.inf), resume.get("metrics", {})
+        if main:
+            log(f"resuming at epoch {start_epoch + 1}/{epochs}")
+
+    def state(epoch: int) -> dict:
+        return {**task.describe, "model": model.state_dict(), "epoch": epoch, "device": device_name(device),
+                "metrics": metrics, "best": best, **opt.state(), "rng": rng_state(task.batch_gen),
+                "config": config or {}}
+
+    results_csv = out / "results.csv"
+    fields = ["epoch", "lr", "loss", *task.loss_names, "images_per_s", "epoch_s", *task.metric_names]
+    if main:
+        start_results_csv(results_csv, fields, start_epoch)
+    saved_epoch = start_epoch - 1  # the epoch last.pt holds
+    try:
+        for epoch in range(start_epoch, epochs):
+            row = train_epoch(task, epoch, epochs, opt, device, ranks)
+            evaluated = task.evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
+            if evaluated:
+                metrics = task.evaluate(model)
+                row.update({k: f"{metrics[k]:.4f}" for k in task.metric_names})
+                if metrics[key] > best:
+                    best = metrics[key]
+                    if main:
+                        save_checkpoint(state(epoch), out / "best.pt")
+            saved_epoch = epoch
+            if not main:
+                continue
+            with open(results_csv, "a", newline="") as f:
+                csv.DictWriter(f, fields).writerow(row)
+            save_checkpoint(state(epoch), out / "last.pt")
+            plot_training(results_csv, out / "results.png", task.loss_names, task.metric_names[:2])
+            shown = ", ".join(f"val {k} {metrics[k]:.3f}" for k in task.metric_names[:2]) if evaluated else ""
+            log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']}, {row['images_per_s']} images/s"
+                + (f", {shown}" if shown else ""))
+    except KeyboardInterrupt:
+        # last.pt stays the state at the end of the last complete epoch, so --resume is exact; it redoes this one
+        if not main:
+            raise
+        if saved_epoch < 0 and resume is None:  # nothing saved yet: keep the partial first epoch's weights
+            save_checkpoint(state(-1), out / "last.pt")
+        log(f"interrupted: {out / 'last.pt'} holds {saved_epoch + 1} complete epochs; continue with --resume "
+            f"{out / 'last.pt'}")
+        raise
+    if task.evaluate is None and main:
+        save_checkpoint(state(epochs - 1), out / "best.pt")  # without a val split, the last is the best known
+    return metrics

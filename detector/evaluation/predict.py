@@ -1,0 +1,166 @@
+"""Inference, one path for ``detector predict``, ``detector eval``, training's val AP and the app.
+
+:func:`resize_for_model` is the one resize rule; :func:`run_model` runs a batch and maps the boxes back to each
+original image's pixels; :func:`detect_images` does both for images in memory and :func:`predict_records`
+for a data set's records (decoded and resized in DataLoader workers). :func:`coco_results` writes detections
+in COCO's results format.
+
+    detector predict --weights models/tinyssd-shapes.pt photos/ more/*.jpg --out runs/predict
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from detector.data.images import IMAGE_SUFFIXES, list_images, read_image
+from detector.data.records import ImageRecord
+from detector.evaluation.coco import image_ids
+from detector.evaluation.draw import class_colors, draw_boxes
+
+
+def resize_for_model(image: np.ndarray, size: int) -> np.ndarray:
+    """RGB ``uint8 [H, W, 3]`` -> ``[size, size, 3]``: area averaging when the image is at least twice the
+    input (so small details do not alias), bilinear otherwise."""
+    h, w = image.shape[:2]
+    shrink = max(h, w) >= 2 * size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+@torch.no_grad()
+def run_model(model: nn.Module, images: torch.Tensor, orig_sizes: Sequence[tuple[int, int]],
+              device: torch.device | str = "cpu", post: dict | None = None, conf: float = 0.0,
+              amp_dtype: torch.dtype | None = None) -> list[dict[str, np.ndarray]]:
+    """Detections of ``images`` (``uint8 [B, 3, S, S]``, resized from originals of ``orig_sizes`` (h, w)):
+    one dict of numpy ``boxes [N, 4]`` (xyxy in the original's pixels), ``scores [N]`` (at least ``conf``)
+    and ``labels [N]`` per image. ``post``: the postprocess settings of this call (see the model contract)."""
+    S_h, S_w = images.shape[-2:]
+    with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        detections = model(images.to(device, non_blocking=True), post=post)
+    out = []
+    for det, (h, w) in zip(detections, orig_sizes):
+        keep = det["scores"] >= conf
+        scale = torch.tensor([w / S_w, h / S_h, w / S_w, h / S_h])
+        out.append({"boxes": (det["boxes"][keep].float().cpu() * scale).numpy(),
+                    "scores": det["scores"][keep].float().cpu().numpy(), "labels": det["labels"][keep].cpu().numpy()})
+    return out
+
+
+def detect_images(model: nn.Module, images: Sequence[np.ndarray], size: int, device: torch.device | str = "cpu",
+                  post: dict | None = None, conf: float = 0.0) -> list[dict[str, np.ndarray]]:
+    """:func:`run_model` on RGB ``uint8 [H, W, 3]`` images of any sizes, resized to ``size``."""
+    batch = torch.stack([torch.from_numpy(resize_for_model(im, size)).permute(2, 0, 1) for im in images])
+    return run_model(model, batch, [im.shape[:2] for im in images], device, post, conf)
+
+
+class ResizedRecords(Dataset):
+    """Records -> ``(image uint8 [3, S, S], (h, w))``, decoded and resized by :func:`resize_for_model`."""
+
+    def __init__(self, records: list[ImageRecord], size: int):
+        self.records, self.size = records, size
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        r = self.records[index]
+        image = read_image(r.path)  # raises OSError naming the file
+        if image.shape[:2] != (r.height, r.width) and r.height and r.width:
+            raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
+        resized = torch.from_numpy(resize_for_model(image, self.size)).permute(2, 0, 1).contiguous()
+        return resized, image.shape[:2]
+
+
+def _stack(samples: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    return torch.stack([s[0] for s in samples]), [tuple(s[1]) for s in samples]
+
+
+def predict_records(model: nn.Module, records: list[ImageRecord], size: int, category_ids: list[int],
+                    device: torch.device | str = "cpu", batch_size: int = 32, workers: int = 0,
+                    amp_dtype: torch.dtype | None = None, ids: list[int] | None = None,
+                    post: dict | None = None) -> list[dict]:
+    """Run ``model`` on every record; COCO results with boxes in pixels of the original images and the data
+    set's category ids. ``ids``: the records' image ids when they are a part of a larger set (default:
+    :func:`image_ids` of ``records``)."""
+    model.eval()
+    ids = image_ids(records) if ids is None else ids
+    loader = DataLoader(ResizedRecords(records, size), batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=_stack, pin_memory=torch.cuda.is_available())
+    results, k = [], 0
+    for images, sizes in loader:
+        for det in run_model(model, images, sizes, device, post, amp_dtype=amp_dtype):
+            results += coco_results(det, category_ids, ids[k])
+            k += 1
+    return results
+
+
+def coco_results(det: dict[str, np.ndarray], category_ids: list[int], image_id: int,
+                 classes: list[str] | None = None, file_name: str | None = None) -> list[dict]:
+    """One image's detections as COCO results (``bbox`` xywh in pixels); with ``file_name`` and ``classes``,
+    each result also names its file and class."""
+    results = []
+    for (x1, y1, x2, y2), s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
+        r = {"image_id": image_id}
+        if file_name is not None:
+            r["file_name"] = file_name
+        r["category_id"] = category_ids[c]
+        if classes is not None:
+            r["category"] = classes[c]
+        r["bbox"] = [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)]
+        r["score"] = round(s, 5)
+        results.append(r)
+    return results
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and globs -> image paths. Raises ``FileNotFoundError`` naming
+    an input that matches nothing."""
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths += list_images(p)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            matches = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+            if not matches:
+                raise FileNotFoundError(f"{item}: no such image, folder or matching files")
+            paths += matches
+    return paths
+
+
+def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, conf: float = 0.25,
+                  device: torch.device | str = "cpu", progress: bool = True,
+                  post: dict | None = None) -> tuple[list[dict], list[str]]:
+    """Detect, draw and collect COCO results for ``paths``; returns ``(results, errors)``: an unreadable image
+    is reported in ``errors`` and skipped, the others go on."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    classes, cat_ids, size = ckpt["classes"], ckpt["category_ids"], ckpt["img_size"]
+    results, errors = [], []
+    for k, path in enumerate(tqdm(paths, desc="predict", disable=not progress)):
+        try:
+            image = read_image(path)
+        except OSError as e:
+            errors.append(str(e))
+            continue
+        (det,) = detect_images(model, [image], size, device, post, conf)
+        texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
+        drawn = draw_boxes(Image.fromarray(image), det["boxes"], texts, class_colors(det["labels"]))
+        drawn.save(out / f"{path.stem}.jpg", quality=92)
+        results += coco_results(det, cat_ids, k + 1, classes, str(path))
+    with open(out / "predictions.json", "w") as f:
+        json.dump(results, f)
+    return results, errors

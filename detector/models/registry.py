@@ -1,0 +1,43 @@
+"""The detector table: a plain dict from name to builder, and rebuilding a model from a checkpoint.
+
+Every builder takes ``num_classes`` and keyword hyper-parameters, and returns a module that honours
+``detector.core.contract``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from detector.models.checkpoint import CheckpointError, load_checkpoint
+from detector.models.faster_rcnn import faster_rcnn
+from detector.models.resnet_ssd import resnet_ssd
+from detector.models.tiny_ssd import tiny_ssd, tiny_ssd_plus
+
+MODELS = {
+    "tiny_ssd": tiny_ssd,  # the book's network, anchors and loss
+    "tiny_ssd_plus": tiny_ssd_plus,  # the same network with small-object anchors, hard negative mining, smooth L1
+    "resnet_ssd": resnet_ssd,  # the same heads and core on a ResNet body (model_kwargs: backbone, freeze_stages)
+    "faster_rcnn": faster_rcnn,  # RPN + RoI heads on a ResNet body, FPN by default (model_kwargs: backbone, fpn, ...)
+}
+
+
+def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name](num_classes, **kwargs)
+
+
+def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode on ``device``."""
+    ckpt = load_checkpoint(path)
+    try:
+        model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt.get("model_kwargs", {}))
+        state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}  # fp16 files too
+        model.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise CheckpointError(f"{path}: does not describe a model this version can build ({str(e)[:300]})") from None
+    # channels_last: the convolutions run about 2x faster on the CPU (measured on TinySSD), and no slower on a GPU
+    return model.to(device, memory_format=torch.channels_last).eval(), ckpt

@@ -1,0 +1,108 @@
+"""End to end: ``python app.py`` started as users start it, driven in headless Chromium with Playwright.
+
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package; where they are missing
+the test is skipped, except when ``DETECTOR_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where it fails.
+Set ``DETECTOR_SCREENSHOTS=DIR`` to keep the screenshots.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from detector.app.examples import make_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if CHROMIUM and sync_playwright:
+        return sync_playwright
+    why = "Debian's chromium is not installed" if not CHROMIUM else "playwright is not installed"
+    if os.environ.get("DETECTOR_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"end-to-end test required but {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "app.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights",
+                             str(ROOT / "models" / "tinyssd-shapes.pt")], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(f"app did not start: {(tmp_path / 'app.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.mark.slow
+def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
+    sync_playwright = _browser_or_skip()
+    example = make_examples(tmp_path / "ex", count=1)[0]
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(app_url)
+        page.locator("input[type=file]").first.set_input_files([str(example), str(bad)])
+        page.wait_for_function("document.querySelector('#summary')?.innerText.includes('objects')", timeout=60_000)
+        summary = page.locator("#summary").inner_text()
+        count = int(re.search(r"(\d+) objects", summary).group(1))
+        assert count >= 2 and "on cpu" in summary
+        page.wait_for_function(f"document.querySelector('#table').innerText.split('{example.name}').length - 1"
+                               f" >= {count}", timeout=30_000)
+        table = page.locator("#table").inner_text()
+        assert table.count(example.name) == count
+        assert any(name in table for name in ("circle", "triangle", "square", "star", "cross"))
+        assert "notes.txt: not an image" in page.locator("#messages").inner_text()
+        assert "Traceback" not in page.content()
+        page.wait_for_function("[...document.querySelectorAll('#detections img')].some(i => i.naturalWidth > 0)",
+                               timeout=30_000)
+        page.screenshot(path=str(shots / "detect.png"), full_page=True)
+
+        page.get_by_role("tab", name="NMS").click()
+        page.get_by_role("button", name="Run NMS").click()
+        page.wait_for_function("document.body.innerText.includes('kept after NMS')", timeout=60_000)
+        for side in ("before", "after"):
+            page.wait_for_function(f"document.querySelector('#nms-{side} img')?.naturalWidth > 0", timeout=30_000)
+        page.screenshot(path=str(shots / "nms.png"), full_page=True)
+
+        page.get_by_role("tab", name="Matching").click()
+        page.get_by_role("button", name="Match").click()
+        page.wait_for_function("/\\d+ of \\d+ anchors are positives/.test(document.body.innerText)", timeout=60_000)
+        page.wait_for_function("document.querySelector('#match-out img')?.naturalWidth > 0", timeout=30_000)
+        page.screenshot(path=str(shots / "matching.png"), full_page=True)
+        browser.close()

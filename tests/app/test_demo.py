@@ -1,0 +1,288 @@
+"""The demo's handlers (detector/demo.py) on the shipped model, and the /detect endpoint through gradio_client."""
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detector.app.catalog import ModelCache, describe_checkpoint, discover_models
+from detector.app.detect import api_detect, detect_image, run_detect
+from detector.app.examples import example_boxes_text, make_examples
+from detector.app.figures import anchors_figure, matching_figure, nms_figure, parse_boxes
+from detector.app.uploads import BadInput, load_upload
+from detector.core.boxes import box_iou, decode
+from detector.data.synth import SHAPES
+
+ROOT = Path(__file__).resolve().parents[2]
+WEIGHTS = ROOT / "models" / "tinyssd-shapes.pt"
+
+
+@pytest.fixture(scope="module")
+def entry():
+    e = describe_checkpoint(WEIGHTS)
+    e.label = WEIGHTS.name
+    return e
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return ModelCache("cpu")
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    return make_examples(tmp_path_factory.mktemp("examples"), count=3)
+
+
+def truth(path):
+    t = json.loads(Path(path).with_suffix(".json").read_text())
+    return np.array(t["boxes"], np.float32), t["classes"]
+
+
+# ------------------------------------------------------------------------------------------------ uploads
+def test_greyscale_rgba_and_16bit_become_rgb(tmp_path):
+    grey = tmp_path / "grey.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (32, 1))).save(grey)
+    img, notes = load_upload(grey)
+    assert img.shape == (32, 64, 3) and img.dtype == np.uint8
+    assert (img[..., 0] == img[..., 1]).all() and img[0, 63, 0] == 252
+    assert any("greyscale" in n for n in notes)
+
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:, :15, 3] = 255  # left half opaque red, right half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    img, notes = load_upload(tmp_path / "rgba.png")
+    assert img.shape == (20, 30, 3)
+    assert tuple(img[5, 2]) == (200, 0, 0) and tuple(img[5, 25]) == (255, 255, 255)
+    assert any("transparency" in n for n in notes)
+
+    deep = (np.linspace(0, 65535, 50 * 40).reshape(40, 50)).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)  # a real 16-bit PNG
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    img, notes = load_upload(tmp_path / "deep.png")
+    assert img.dtype == np.uint8 and img.min() == 0 and img.max() == 255
+    assert abs(int(img[20, 25, 0]) - round(int(deep[20, 25]) / 257)) <= 1
+    assert any("16-bit" in n for n in notes)
+
+
+def test_exif_rotated_photo_is_turned_upright(tmp_path):
+    img = np.zeros((20, 40, 3), np.uint8)
+    img[:, :10] = 255  # a white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    Image.fromarray(img).save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    up, notes = load_upload(tmp_path / "rot.jpg")
+    assert up.shape == (40, 20, 3)  # turned: tall, not wide
+    assert up[:10].mean() > 200 and up[-10:].mean() < 50  # the band is now on top
+    assert any("EXIF" in n for n in notes)
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"", "empty file"),
+    (b"# not an image\n", "not an image"),
+    ("truncated", "corrupt or truncated"),
+])
+def test_bad_files_name_the_file_and_the_problem(tmp_path, content, problem):
+    path = tmp_path / "upload.jpg"
+    if content == "truncated":
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[:3000])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(BadInput, match=f"upload.jpg: {problem}"):
+        load_upload(path)
+
+
+def test_too_large_image_is_refused_without_decoding(tmp_path):
+    Image.new("1", (12000, 9000)).save(tmp_path / "huge.png")  # 108 megapixels, a small file
+    with pytest.raises(BadInput, match="huge.png: too large"):
+        load_upload(tmp_path / "huge.png")
+
+
+# ---------------------------------------------------------------------------------------------- detection
+def test_detect_finds_the_generated_objects_and_reports_bad_uploads(tmp_path, examples, entry, cache):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    r = run_detect([*map(str, examples), str(bad)], entry, cache, conf=0.3)
+    assert any("notes.txt: not an image" in m for m in r.messages)
+    assert len(r.images) == len(examples) and len(r.detections) == len(examples)
+    assert "objects" in r.summary and "cpu" in r.summary
+    found = total = 0
+    for path, det in zip(examples, r.detections):
+        boxes, names = truth(path)
+        total += len(boxes)
+        if len(det.boxes):
+            iou = box_iou(torch.from_numpy(boxes), torch.from_numpy(det.boxes)).numpy()
+            for g in range(len(boxes)):
+                hits = [j for j in range(len(det.boxes)) if iou[g, j] >= 0.5 and SHAPES[det.labels[j]] == names[g]]
+                found += bool(hits)
+    assert found >= 0.7 * total, f"found {found} of {total} generated objects"
+    # the table and the COCO results JSON say the same as the detections
+    assert len(r.rows) == sum(len(d.labels) for d in r.detections)
+    results = json.loads(Path(r.json_path).read_text())
+    assert len(results) == len(r.rows)
+    ckpt = cache.get(entry.path)[1]
+    for res, row in zip(results, r.rows):
+        assert res["file_name"] == row[0] and res["category"] == row[1]
+        assert res["category_id"] in ckpt["category_ids"]
+        x, y, w, h = res["bbox"]
+        assert np.allclose([x, y, x + w, y + h], row[3:], atol=0.1) and w > 0 and h > 0
+    per_image = [[row[2] for row in r.rows if row[0] == p.name] for p in examples]
+    assert all(s == sorted(s, reverse=True) for s in per_image)
+
+
+def test_large_image_boxes_map_back_to_its_pixels(examples, entry, cache):
+    model, ckpt = cache.get(entry.path)
+    small = load_upload(examples[0])[0]
+    big = cv2.resize(small, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)  # 2048 px
+    d_small = detect_image(model, ckpt, small, conf=0.5)
+    d_big = detect_image(model, ckpt, big, conf=0.5)
+    assert len(d_small.labels) >= 1 and len(d_big.labels) == len(d_small.labels)
+    iou = box_iou(torch.from_numpy(d_small.boxes * 8), torch.from_numpy(d_big.boxes)).numpy()
+    assert (iou.max(1) > 0.85).all()
+    assert (d_big.boxes[:, 2] <= 2048 + 1).all() and d_big.boxes[:, 2].max() > 300
+
+
+def test_filters_thresholds_and_no_detections(examples, entry, cache):
+    model, ckpt = cache.get(entry.path)
+    image = load_upload(examples[0])[0]
+    every = detect_image(model, ckpt, image, conf=0.05)
+    assert len(every.labels) >= 3
+    high = detect_image(model, ckpt, image, conf=0.9)
+    assert (high.scores >= 0.9).all() and len(high.labels) < len(every.labels)
+    one = detect_image(model, ckpt, image, conf=0.05, max_det=1)
+    assert len(one.labels) == 1 and one.scores[0] == every.scores.max()
+    name = SHAPES[int(every.labels[0])]
+    only = detect_image(model, ckpt, image, conf=0.05, classes=[name])
+    assert len(only.labels) >= 1 and all(SHAPES[c] == name for c in only.labels)
+    blank = np.full((300, 200, 3), 127, np.uint8)
+    r_blank = detect_image(model, ckpt, blank, conf=0.5)
+    assert len(r_blank.labels) == 0
+    with pytest.raises(BadInput, match="must lie in"):
+        detect_image(model, ckpt, image, conf=1.5)
+
+
+def test_nms_tab_keeps_what_detect_gives(examples, entry, cache):
+    model, ckpt = cache.get(entry.path)
+    image = load_upload(examples[1])[0]
+    for iou in (0.3, 0.6):
+        r = nms_figure(image, entry, cache, conf=0.05, iou=iou)
+        direct = detect_image(model, ckpt, image, conf=0.05, iou=iou, max_det=10_000)
+        assert len(r.candidates.labels) > len(r.kept.labels) > 0
+        assert np.allclose(np.sort(r.kept.scores), np.sort(direct.scores), atol=1e-6)
+        assert f"{len(r.kept.labels)} kept" in r.summary
+
+
+def test_api_detect_json(examples, entry, cache, tmp_path):
+    out = api_detect(str(examples[0]), entry, cache, 0.3, 0.45, 100)
+    assert out["width"] == 256 and out["height"] == 256 and out["device"] == "cpu"
+    assert out["detections"] and all(d["class"] in SHAPES and len(d["box"]) == 4 for d in out["detections"])
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert "x.png: " in api_detect(str(tmp_path / "x.png"), entry, cache)["error"]
+    assert api_detect(None, entry, cache) == {"error": "no image given"}
+
+
+# ------------------------------------------------------------------------------------- the book's figures
+def test_anchors_figure_counts_and_errors():
+    image = np.zeros((300, 400, 3), np.uint8)
+    drawn, text = anchors_figure(image, 3, 5, "0.2 0.4", "1, 2, 0.5")
+    assert text.startswith(f"{3 * 5 * 4} anchors") and drawn.size == (640, 480)
+    assert np.asarray(drawn).any()  # something was drawn on the black image
+    with pytest.raises(BadInput, match="sizes"):
+        anchors_figure(image, 3, 5, "big", "1")
+    with pytest.raises(BadInput, match="too many"):
+        anchors_figure(image, 128, 128, "0.1 0.2", "1 2")
+
+
+def test_matching_figure_is_the_books_assignment():
+    image = np.zeros((200, 300, 3), np.uint8)
+    r = matching_figure(image, "10 20 120 150\n150 40 290 190", 6, 8, "0.3, 0.5", "1, 2", 0.5)
+    best = r.iou.max(1)
+    pos = r.assigned >= 0
+    assert set(np.unique(r.assigned[pos])) == {0, 1}  # every box has an anchor
+    assert pos[best >= 0.5].all()  # every anchor over the threshold is positive
+    for a in np.nonzero(pos & (best < 0.5))[0]:  # the rest are the boxes' own best anchors
+        assert a in set(r.iou.argmax(0))
+    assert len(r.rows) == pos.sum() and f"{pos.sum()} of {len(r.anchors)} anchors" in r.summary
+    gt = torch.tensor([[10, 20, 120, 150], [150, 40, 290, 190]], dtype=torch.float32)
+    for row in r.rows:  # offsets decode back onto the assigned box
+        anchor = torch.tensor([row[3:7]], dtype=torch.float32)
+        back = decode(anchor, torch.tensor([row[9:13]], dtype=torch.float32))
+        assert torch.allclose(back, gt[row[7]][None], atol=1.0)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("1 2 3", "needs 4 numbers"),
+    ("50 50 10 60", "x2 > x1"),
+    ("400 10 500 50", "outside"),
+    ("a b c d", "not a list of numbers"),
+    ("", "at least one"),
+])
+def test_typed_boxes_errors(text, problem):
+    with pytest.raises(BadInput, match=problem):
+        parse_boxes(text, 300, 200)
+
+
+def test_examples_carry_their_ground_truth(examples):
+    lines = example_boxes_text(examples[0]).splitlines()
+    boxes, _ = truth(examples[0])
+    assert len(lines) == len(boxes) >= 2
+    assert parse_boxes("\n".join(lines), 256, 256).shape == (len(boxes), 4)
+
+
+def test_discover_models_reads_cards_and_skips_broken(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(WEIGHTS, models / "a.pt")
+    shutil.copy(WEIGHTS.with_suffix(".json"), models / "a.json")
+    (models / "broken.pt").write_bytes(b"not a checkpoint")
+    (tmp_path / "runs" / "exp").mkdir(parents=True)
+    shutil.copy(WEIGHTS, tmp_path / "runs" / "exp" / "best.pt")
+    entries = discover_models([models], tmp_path / "runs")
+    assert list(entries) == ["a.pt", "exp/best.pt"]
+    assert "AP 0.703" in entries["a.pt"].summary and entries["a.pt"].classes == list(SHAPES)
+    assert entries["exp/best.pt"].classes == list(SHAPES)
+
+
+# ------------------------------------------------------------------------------------ served, through HTTP
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_detect_endpoint_through_gradio_client(examples, entry, cache, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from detector.app.ui import build_app
+
+    demo = build_app({entry.label: entry}, entry.label, cache, examples)
+    demo.queue(max_size=8, default_concurrency_limit=1)
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        out = client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, api_name="/detect")
+        direct = api_detect(str(examples[0]), entry, cache, 0.3, 0.45, 100)
+        assert [d["box"] for d in out["detections"]] == [d["box"] for d in direct["detections"]]
+        bad = tmp_path / "bad.jpg"
+        bad.write_bytes(b"nope")
+        assert "bad.jpg: not an image" in client.predict(handle_file(str(bad)), 0.3, 0.45, 100,
+                                                          api_name="/detect")["error"]
+        assert list(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == ["/detect"]
+    finally:
+        demo.close()
+
+
+def test_demo_command_refuses_a_missing_checkpoint(capsys):
+    from detector.cli.main import main
+
+    with pytest.raises(SystemExit, match="--weights nope.pt: no such file"):
+        main(["demo", "--weights", "nope.pt", "--port", str(free_port())])

@@ -1,0 +1,193 @@
+"""Property-based tests (hypothesis) of the core: box ops, anchors, matching, NMS, on random, degenerate,
+huge, tiny and NaN boxes and on empty inputs."""
+
+import math
+
+import pytest
+import torch
+from d2l_reference import assign_anchor_to_bbox
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from detector.core.anchors import generate_anchors
+from detector.core.boxes import (
+    batched_nms,
+    box_convert,
+    box_iou,
+    check_boxes,
+    clip_boxes,
+    decode,
+    encode,
+    nms,
+)
+from detector.core.matching import match_anchors
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+coord = st.floats(-1e4, 1e4, allow_nan=False)
+extent = st.one_of(st.just(0.0), st.floats(1e-3, 1e4))  # zero (degenerate), tiny to large
+
+
+@st.composite
+def boxes(draw, min_n=0, max_n=12, lo=coord, size=extent):
+    n = draw(st.integers(min_n, max_n))
+    rows = []
+    for _ in range(n):
+        x, y, w, h = draw(lo), draw(lo), draw(size), draw(size)
+        rows.append([x, y, x + w, y + h])
+    return torch.tensor(rows, dtype=torch.float32).reshape(n, 4)
+
+
+positive = st.floats(1e-2, 1e3)  # positive extents for the ops that need them
+
+
+@SETTINGS
+@given(boxes(), boxes())
+def test_iou_is_a_symmetric_ratio(a, b):
+    iou = box_iou(a, b)
+    assert iou.shape == (len(a), len(b))
+    assert torch.isfinite(iou).all() and (iou >= 0).all() and (iou <= 1 + 1e-5).all()
+    torch.testing.assert_close(iou, box_iou(b, a).T)
+    if len(a) and len(b):  # the batched form agrees with the plain one
+        torch.testing.assert_close(box_iou(a[None], b[None])[0], iou)
+
+
+@SETTINGS
+@given(boxes(min_n=1, size=positive))
+def test_a_box_overlaps_itself_fully(a):
+    assert torch.allclose(box_iou(a, a).diagonal(), torch.ones(len(a)), atol=1e-4)
+
+
+def test_iou_on_empty_degenerate_and_huge():
+    assert box_iou(torch.zeros(0, 4), torch.zeros(3, 4)).shape == (0, 3)
+    point = torch.tensor([[5.0, 5.0, 5.0, 5.0]])
+    assert box_iou(point, point).item() == 0.0  # empty union: 0, not NaN
+    huge = torch.tensor([[0.0, 0.0, 1e30, 1e30]])  # areas overflow fp32: still a number in [0, 1]
+    assert 0.0 <= box_iou(huge, huge).item() <= 1.0
+
+
+@SETTINGS
+@given(boxes(min_n=1, size=positive), st.floats(0.02, 50), st.floats(0.02, 50), st.floats(-3, 3), st.floats(-3, 3))
+def test_decode_inverts_encode(anchors, sw, sh, sx, sy):
+    cxcywh = box_convert(anchors, "xyxy", "cxcywh")
+    w, h = cxcywh[:, 2] * sw, cxcywh[:, 3] * sh
+    cx, cy = cxcywh[:, 0] + sx * cxcywh[:, 2], cxcywh[:, 1] + sy * cxcywh[:, 3]
+    targets = box_convert(torch.stack((cx, cy, w, h), 1), "cxcywh", "xyxy")
+    for weights in ((10.0, 10.0, 5.0, 5.0), (1.0, 1.0, 1.0, 1.0)):
+        back = decode(anchors, encode(anchors, targets, weights), weights)
+        scale = targets.abs().amax(1, keepdim=True).clamp(min=1.0)
+        assert torch.allclose(back / scale, targets / scale, atol=1e-4)
+
+
+@SETTINGS
+@given(boxes(size=positive))
+def test_convert_round_trips_and_clip_stays_inside(b):
+    for fmt in ("cxcywh", "xywh"):
+        back = box_convert(box_convert(b, "xyxy", fmt), fmt, "xyxy")
+        assert torch.allclose(back, b, atol=1e-2, rtol=1e-5)
+    c = clip_boxes(b, 480.0, 640.0)
+    assert (c[:, 0::2] >= 0).all() and (c[:, 0::2] <= 640).all() and (c[:, 1::2] >= 0).all() and (c[:, 1::2] <= 480).all()
+    assert torch.equal(clip_boxes(c, 480.0, 640.0), c)
+
+
+@SETTINGS
+@given(st.data(), st.floats(0.0, 1.0))
+def test_nms_keeps_a_set_no_pair_of_which_overlaps_too_much(data, thr):
+    b = data.draw(boxes(max_n=30, lo=st.floats(0, 200), size=st.floats(1, 100)))
+    scores = torch.tensor(data.draw(st.lists(st.floats(0, 1), min_size=len(b), max_size=len(b))),
+                          dtype=torch.float32)
+    keep = nms(b, scores, thr)
+    assert len(set(keep.tolist())) == len(keep)
+    assert (scores[keep][1:] <= scores[keep][:-1]).all()  # by decreasing score
+    if len(keep) > 1:
+        iou = box_iou(b[keep], b[keep])
+        iou.fill_diagonal_(0)
+        assert (iou <= thr + 1e-5).all()
+    removed = sorted(set(range(len(b))) - set(keep.tolist()))
+    if removed:  # every removed box is covered by a kept box with at least its score
+        cover = box_iou(b[removed], b[keep]) > thr - 1e-5
+        assert (cover & (scores[keep][None] >= scores[removed][:, None])).any(1).all()
+
+
+@SETTINGS
+@given(st.data(), st.floats(0.1, 0.9))
+def test_batched_nms_is_nms_within_each_label(data, thr):
+    b = data.draw(boxes(max_n=25, lo=st.floats(0, 100), size=st.floats(1, 60)))
+    n = len(b)
+    scores = torch.tensor(data.draw(st.lists(st.floats(0, 1), min_size=n, max_size=n, unique=True)),
+                          dtype=torch.float32)
+    labels = torch.tensor(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=torch.int64)
+    keep = set(batched_nms(b, scores, labels, thr).tolist())
+    expected = set()
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        expected |= set(idx[nms(b[idx], scores[idx], thr)].tolist())
+    assert keep == expected
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nan_and_inf_boxes_are_refused_with_a_message(bad):
+    b = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, bad, 2.0, 2.0]])
+    for call in (lambda: nms(b, torch.ones(2), 0.5), lambda: batched_nms(b, torch.ones(2), torch.zeros(2, dtype=torch.long), 0.5),
+                 lambda: check_boxes(b), lambda: match_anchors(b, b[None], torch.ones(1, 2, dtype=torch.bool))):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            call()
+
+
+@SETTINGS
+@given(st.integers(1, 12), st.integers(1, 12), st.lists(st.floats(0.01, 1.5), min_size=1, max_size=4),
+       st.lists(st.floats(0.1, 10), min_size=1, max_size=4))
+def test_anchors_count_centres_and_shapes(h, w, sizes, ratios):
+    a = generate_anchors(h, w, sizes, ratios)
+    k = len(sizes) + len(ratios) - 1
+    assert a.shape == (h * w * k, 4) and torch.isfinite(a).all()
+    assert ((a[:, 2] - a[:, 0]) > 0).all() and ((a[:, 3] - a[:, 1]) > 0).all()
+    centres = box_convert(a, "xyxy", "cxcywh")[:, :2].reshape(h, w, k, 2)
+    assert torch.allclose(centres[..., 0], ((torch.arange(w) + 0.5) / w)[None, :, None].expand(h, w, k), atol=1e-5)
+    assert torch.allclose(centres[..., 1], ((torch.arange(h) + 0.5) / h)[:, None, None].expand(h, w, k), atol=1e-5)
+    ratio = (a[:, 2] - a[:, 0]) / (a[:, 3] - a[:, 1]) * w / h  # width/height in pixels of a square image
+    expected = torch.tensor([ratios[0]] * len(sizes) + list(ratios[1:])).repeat(h * w)
+    assert torch.allclose(ratio, expected.float(), rtol=1e-3)
+
+
+@pytest.mark.parametrize(("sizes", "ratios"), [([], [1.0]), ([0.5], []), ([0.0], [1.0]), ([-0.1], [1.0]),
+                                               ([float("nan")], [1.0]), ([0.5], [float("nan")])])
+def test_anchors_refuse_bad_sizes_and_ratios(sizes, ratios):
+    with pytest.raises(ValueError, match="sizes|ratios"):
+        generate_anchors(4, 4, sizes, ratios)
+
+
+@SETTINGS
+@given(st.data(), st.floats(0.1, 0.9))
+def test_matching_is_the_books_on_random_scenes(data, thr):
+    anchors = data.draw(boxes(min_n=1, max_n=40, lo=st.floats(0, 1), size=st.floats(0.01, 0.6)))
+    gt = data.draw(boxes(max_n=6, lo=st.floats(0, 1), size=st.floats(0.01, 0.8)))
+    iou = box_iou(anchors, gt)
+    if len(gt):  # exact ties make the book's order matter, and exact float ties are not what this tests
+        flat = iou[iou > 0]
+        assume(len(flat.unique()) == len(flat))
+    valid = torch.ones(1, len(gt), dtype=torch.bool)
+    ours = match_anchors(anchors, gt.reshape(1, -1, 4), valid, thr)[0]
+    if len(gt) == 0:
+        assert (ours == -1).all()
+        return
+    best = iou.max(1)
+    assert (ours[best.values >= thr] >= 0).all()  # every anchor over the threshold is positive
+    own_best = iou.argmax(0)  # each box's best anchor
+    if len(own_best.unique()) == len(gt) and (iou.max(0).values > 0).all():
+        assert all((ours == g).any() for g in range(len(gt)))  # distinct best anchors: every box gets one
+    if set(ours.tolist()) >= set(range(len(gt))):
+        # every greedy step found an overlapping anchor: then it is the book's assignment exactly (the book
+        # hands a box that overlaps no free anchor an arbitrary one, and reuses anchors when boxes outnumber
+        # them; both documented deviations)
+        assert torch.equal(ours, assign_anchor_to_bbox(gt, anchors, iou_threshold=thr))
+    assert ours.max() < len(gt)
+
+
+def test_matching_empty_and_padding_rows():
+    anchors = generate_anchors(2, 2, [0.5], [1.0])
+    none = match_anchors(anchors, torch.zeros(2, 0, 4), torch.zeros(2, 0, dtype=torch.bool))
+    assert none.shape == (2, 4) and (none == -1).all()
+    padded = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [math.nan] * 4]])  # padding rows may hold anything
+    out = match_anchors(anchors, padded, torch.tensor([[True, False]]))
+    assert set(out.flatten().tolist()) <= {-1, 0} and (out == 0).any()

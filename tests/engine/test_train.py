@@ -1,0 +1,153 @@
+import csv
+import json
+import pickle
+
+import pytest
+import torch
+
+import detector.engine.loop as engine_module
+from detector.cli.main import main
+from detector.engine.checkpoint import save_checkpoint
+from detector.engine.config import TrainConfig
+from detector.engine.detect import TrainingError, train
+from detector.models.checkpoint import CheckpointError, load_checkpoint
+from detector.models.registry import MODELS
+
+
+def config(shapes_yaml, out, **kw):
+    base = {"model": "tiny_ssd_plus", "data": str(shapes_yaml), "epochs": 2, "batch_size": 8, "img_size": 64, "workers": 0,
+                "eval_every": 1, "out": str(out), "device": "cpu", "data_path": "loader"}
+    return TrainConfig(**{**base, **kw})
+
+
+def test_train_writes_checkpoints_results_and_plot(shapes_yaml, tmp_path):
+    metrics = train(config(shapes_yaml, tmp_path / "run"))
+    run = tmp_path / "run"
+    assert {"last.pt", "best.pt", "results.csv", "results.png"} <= {p.name for p in run.iterdir()}
+    with open(run / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and all(r["AP"] != "" for r in rows)
+    assert 0.0 <= metrics["AP"] <= 1.0
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["classes"] == ["circle", "triangle", "square", "star", "cross"] and ckpt["img_size"] == 64
+    assert ckpt["model_name"] == "tiny_ssd_plus" and ckpt["epoch"] == 1
+
+
+def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
+    straight = train(config(shapes_yaml, tmp_path / "a", eval_every=5))
+    del straight
+    calls = {"n": 0}
+    real_plot = engine_module.plot_training
+
+    def interrupt_after_first_epoch(*args):
+        calls["n"] += 1
+        real_plot(*args)
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine_module, "plot_training", interrupt_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(shapes_yaml, tmp_path / "b", eval_every=5))
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 0
+    train(TrainConfig(resume=str(tmp_path / "b" / "last.pt"), device="cpu", workers=0, data_path="loader"))
+    a = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], msg=f"{k} differs after resuming")
+
+
+class NaNModel(torch.nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images, targets=None):
+        return {"loss_cls": self.w * float("nan"), "loss_box": self.w}
+
+
+def test_nan_loss_stops_with_a_message(shapes_yaml, tmp_path, monkeypatch):
+    monkeypatch.setitem(MODELS, "nan_model", NaNModel)
+    with pytest.raises(TrainingError, match=r"the loss is nan at epoch 1, step 1 .* try a lower --lr"):
+        train(config(shapes_yaml, tmp_path / "nan", model="nan_model"))
+
+
+def test_cli_train_eval_predict_export(shapes_yaml, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(shapes_yaml), "--epochs", "1", "--batch-size", "8", "--img-size", "64",
+                 "--workers", "0", "--out", str(run), "--device", "cpu", "--data-path", "loader"]) == 0
+    assert main(["eval", "--weights", str(run / "best.pt"), "--data", str(shapes_yaml), "--out", str(tmp_path / "ev"),
+                 "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "AP @[.50:.95]" in out and "per class" in out
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert {"AP", "AP50", "ARl", "AP50_voc", "per_class"} <= set(metrics)
+    assert (tmp_path / "ev" / "confusion_matrix.png").exists()
+
+    # the same numbers from a predictions file made elsewhere
+    from detector.data.check import prepare_split
+    from detector.evaluation.predict import predict_records
+    from detector.models.registry import load_detector
+
+    model, ckpt = load_detector(run / "best.pt")
+    _data, records = prepare_split(shapes_yaml, "val", log=lambda s: None)
+    (tmp_path / "preds.json").write_text(json.dumps(predict_records(model, records, 64, ckpt["category_ids"])))
+    assert main(["eval", "--data", str(shapes_yaml), "--predictions", str(tmp_path / "preds.json"),
+                 "--out", str(tmp_path / "ev2")]) == 0
+    assert json.loads((tmp_path / "ev2" / "metrics.json").read_text())["AP"] == pytest.approx(metrics["AP"], abs=1e-6)
+
+    assert main(["export", "--weights", str(run / "best.pt"), "--out", str(tmp_path / "small.pt"), "--half"]) == 0
+    small = load_checkpoint(tmp_path / "small.pt")
+    assert "optimizer" not in small and next(iter(small["model"].values())).dtype == torch.float16
+
+    images = records[0].path.parent
+    (images / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    try:
+        code = main(["predict", str(images), "--weights", str(tmp_path / "small.pt"), "--out", str(tmp_path / "pred"),
+                     "--conf", "0.0"])
+    finally:
+        (images / "zz_broken.jpg").unlink()
+    assert code == 1  # one image was unreadable: reported, the others done
+    assert "zz_broken.jpg: not a readable image" in capsys.readouterr().err
+    preds = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert len(list((tmp_path / "pred").glob("*.jpg"))) == 6
+    assert all({"file_name", "bbox", "score", "category_id"} <= set(p) for p in preds)
+    assert main(["predict", str(tmp_path / "nothing*.png"), "--weights", str(tmp_path / "small.pt"),
+                 "--out", str(tmp_path / "p2")]) == 1
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_checkpoints_refuse_pickled_code_and_save_atomically(tmp_path):
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"model": Evil()}, f)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+    good = tmp_path / "ok.pt"
+    save_checkpoint({"model": {"w": torch.ones(2)}}, good)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    save_checkpoint({"model": {"w": torch.ones(1)}}, locked / "last.pt")
+    locked.chmod(0o500)
+    try:
+        if not (locked / "probe").exists():
+            try:
+                (locked / "probe").write_text("x")  # root ignores permissions: then skip that part
+                (locked / "probe").unlink()
+                writable = True
+            except PermissionError:
+                writable = False
+            if not writable:
+                with pytest.raises(CheckpointError, match="could not save"):
+                    save_checkpoint({"model": {"w": torch.zeros(1)}}, locked / "last.pt")
+                assert load_checkpoint(locked / "last.pt")["model"]["w"].item() == 1.0
+    finally:
+        locked.chmod(0o700)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from detector.core.losses import box_loss, cls_loss
+from detector.models.registry import MODELS, build_model
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_table_smoke(name):
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3)
+    images = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
+    targets = [{"boxes": torch.tensor([[10.0, 20, 80, 90], [100, 100, 250, 200]]), "labels": torch.tensor([0, 2])},
+               {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)}]  # an image with no boxes
+    model.train()
+    losses = model(images, targets)
+    assert len(losses) >= 2 and all(k.startswith("loss_") and torch.isfinite(v) for k, v in losses.items())
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+        if hasattr(model, "head_outputs"):  # the SSD family: 5,444 anchors at 256 px (4 per cell)
+            cls, off, anchors = model.head_outputs(images)
+            assert anchors.shape == (5444, 4) and cls.shape == (2, 5444, 4) and off.shape == (2, 5444, 4)
+    assert len(out) == 2
+    for det in out:
+        assert det["boxes"].shape[1] == 4 and det["scores"].shape == det["labels"].shape
+        assert ((det["boxes"] >= 0) & (det["boxes"] <= 256)).all()
+        assert ((det["labels"] >= 0) & (det["labels"] < 3)).all()
+
+
+def test_one_image_alone_equals_same_image_in_batch():
+    torch.manual_seed(1)
+    model = build_model("tiny_ssd_plus", 2).eval()
+    images = torch.randint(0, 256, (3, 3, 128, 128), dtype=torch.uint8)
+    with torch.no_grad():
+        batch = model(images)
+        alone = model(images[1:2])[0]
+    torch.testing.assert_close(batch[1]["boxes"], alone["boxes"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(batch[1]["scores"], alone["scores"], atol=1e-5, rtol=1e-4)
+
+
+def test_list_and_padded_targets_give_the_same_losses():
+    torch.manual_seed(2)
+    model = build_model("tiny_ssd", 2).train()
+    images = torch.rand(2, 3, 128, 128)
+    listed = [{"boxes": torch.tensor([[5.0, 5, 60, 60]]), "labels": torch.tensor([1])},
+              {"boxes": torch.tensor([[30.0, 40, 90, 100], [0, 0, 20, 30]]), "labels": torch.tensor([0, 1])}]
+    padded = {"boxes": torch.tensor([[[5.0, 5, 60, 60], [0, 0, 0, 0]], [[30.0, 40, 90, 100], [0, 0, 20, 30]]]),
+              "labels": torch.tensor([[1, -1], [0, 1]]), "valid": torch.tensor([[True, False], [True, True]])}
+    torch.manual_seed(3)
+    a = model(images, listed)
+    torch.manual_seed(3)
+    b = model(images, padded)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+
+
+def test_training_mode_needs_targets_and_bad_images_are_refused():
+    model = build_model("tiny_ssd", 1)
+    with pytest.raises(ValueError, match="needs targets"):
+        model(torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
+        model.eval()(torch.rand(3, 64, 64))
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("yolo", 2)
+
+
+def test_overfits_a_tiny_batch():
+    torch.manual_seed(0)
+    model = build_model("tiny_ssd_plus", 2)
+    images = torch.randint(0, 256, (4, 3, 128, 128), dtype=torch.uint8)
+    images[:, :, 20:60, 30:90] = 250  # bright objects where the boxes are
+    images[2:, :, 70:120, 10:50] = 5
+    targets = [{"boxes": torch.tensor([[30.0, 20, 90, 60]]), "labels": torch.tensor([0])}] * 2 + \
+              [{"boxes": torch.tensor([[30.0, 20, 90, 60], [10, 70, 50, 120]]), "labels": torch.tensor([0, 1])}] * 2
+    opt = torch.optim.AdamW(model.parameters(), 3e-3)
+    first = None
+    for _ in range(60):
+        loss = sum(model(images, targets).values())
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.25 * first
+    model.eval()
+    with torch.no_grad():
+        det = model(images[2:3])[0]
+    assert det["labels"][:2].sort().values.tolist() == [0, 1]
+
+
+def test_losses_literal():
+    # 1 image, 6 anchors: one positive; hard negative mining keeps the 3 hardest negatives
+    logits = torch.tensor([[[0.0, 2.0], [3.0, 0.0], [0.0, 1.0], [0.0, 2.0], [0.0, 3.0], [2.0, 0.0]]])
+    targets = torch.tensor([[1, 0, 0, 0, 0, 0]])
+    ce = torch.nn.functional.cross_entropy(logits[0], targets[0], reduction="none")
+    hardest = ce[1:].sort(descending=True).values[:3].sum()
+    torch.testing.assert_close(cls_loss(logits, targets, "hnm"), ce[0] + hardest)
+    torch.testing.assert_close(cls_loss(logits, targets, "ce"), ce.mean())
+    p = torch.exp(-ce)
+    torch.testing.assert_close(cls_loss(logits, targets, "focal"), ((1 - p) ** 2 * ce).sum())
+    pred, tgt = torch.tensor([[[1.0, 0, 0, 0], [5, 5, 5, 5]]]), torch.zeros(1, 2, 4)
+    mask = torch.tensor([[True, False]])
+    torch.testing.assert_close(box_loss(pred, tgt, mask, "l1"), torch.tensor(1.0 / 8))
+    torch.testing.assert_close(box_loss(pred, tgt, mask, "smooth_l1"), torch.tensor(0.5))
+    with pytest.raises(ValueError, match="cls loss"):
+        cls_loss(logits, targets, "nope")
