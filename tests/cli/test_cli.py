@@ -39,3 +39,37 @@ def test_data_commands_end_to_end(tmp_path, capsys):
     assert len(list((tmp_path / "show").glob("*.png"))) == 3
     assert main(["data", "check", str(tmp_path / "nothing")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words, config_name", [(["train"], "TrainConfig"), (["classify", "train"], "ClassifyConfig")])
+def test_training_flags_come_from_the_config(words, config_name, capsys):
+    """Every flag's default is the config field's default (one place), and a flag set on the command line
+    reaches the config."""
+    import dataclasses
+
+    from detector.cli.common import config_from_args
+    from detector.cli.main import build_parser
+    from detector.engine import config
+
+    cls = getattr(config, config_name)
+    parser = build_parser()
+    assert config_from_args(cls, parser.parse_args(words)) == cls()
+    flags = [f for f in dataclasses.fields(cls) if f.metadata["cli"]]
+    assert {"model", "epochs", "lr", "img_size", "model_kwargs"} <= {f.name for f in flags}
+    args = parser.parse_args([*words, "--epochs", "3", "--lr", "0.5", "--amp", "--model-kwargs", '{"a": 1}'])
+    cfg = config_from_args(cls, args, command="x")
+    assert (cfg.epochs, cfg.lr, cfg.amp, cfg.model_kwargs, cfg.command) == (3, 0.5, True, {"a": 1}, "x")
+    with pytest.raises(SystemExit):
+        parser.parse_args([*words, "--help"])
+    shown = capsys.readouterr().out
+    for f in flags:
+        assert "--" + f.name.replace("_", "-") in shown
+        assert f.metadata["help"].split()[0] in shown
+
+
+@pytest.mark.parametrize("words", [["train"], ["classify", "train"]])
+@pytest.mark.parametrize("value, message", [("[1]", "must be a JSON object"), ("{x", "is not JSON")])
+def test_bad_model_kwargs_is_a_usage_error(words, value, message, capsys):
+    assert main([*words, "--model-kwargs", value]) == 2
+    err = capsys.readouterr().err
+    assert f"--model-kwargs {message}" in err and "Traceback" not in err

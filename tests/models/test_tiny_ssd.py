@@ -106,3 +106,36 @@ def test_losses_literal():
     torch.testing.assert_close(box_loss(pred, tgt, mask, "smooth_l1"), torch.tensor(0.5))
     with pytest.raises(ValueError, match="cls loss"):
         cls_loss(logits, targets, "nope")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_postprocess_settings_are_per_call(name):
+    """``post`` changes one call's detections and nothing on the model: the next call without it gives the
+    defaults' detections again."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3).eval()
+    defaults = dict(model.post_defaults)
+    images = torch.randint(0, 256, (2, 3, 256, 256), dtype=torch.uint8)
+    with torch.no_grad():
+        before = model(images)
+        scores = torch.cat([d["scores"] for d in before])
+        assert len(scores) > 6, "random weights should give many detections above the default threshold"
+        cut = float(scores.median())
+        strict = model(images, post={"score_threshold": cut, "max_detections": 3})
+        after = model(images)
+    assert model.post_defaults == defaults
+    for d in strict:
+        assert len(d["scores"]) <= 3 and (d["scores"] > cut - 1e-6).all()
+    assert sum(len(d["scores"]) for d in strict) < len(scores)
+    for a, b in zip(before, after):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+    with pytest.raises(ValueError, match="unknown postprocess settings"):
+        model(images, post={"nms": 0.5})
+
+
+def test_model_names_without_torch_equal_the_tables():
+    from detector.models import names
+    from detector.models.backbones import BACKBONES
+
+    assert set(names.DETECTORS) == set(MODELS)
+    assert set(names.BACKBONES) == set(BACKBONES)

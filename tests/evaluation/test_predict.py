@@ -1,0 +1,66 @@
+"""The one inference path: boxes come back in each original image's pixels, through every caller."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from detector.data.records import ImageRecord
+from detector.evaluation.predict import detect_images, predict_paths, predict_records, resize_for_model
+
+
+class FixedBox(nn.Module):
+    """Finds one box at (W/4, H/2, 3W/4, H) of its input, class 1, score 0.9; records the ``post`` it got."""
+
+    def __init__(self):
+        super().__init__()
+        self.posts = []
+
+    def forward(self, images, targets=None, post=None):
+        self.posts.append(post)
+        B, _, H, W = images.shape
+        box = torch.tensor([[0.25 * W, 0.5 * H, 0.75 * W, 1.0 * H]])
+        return [{"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for _ in range(B)]
+
+
+# (height, width) of non-square images, so a swapped width and height cannot pass
+SIZES = [(96, 160), (160, 96)]
+EXPECTED = {(96, 160): [40.0, 48.0, 120.0, 96.0], (160, 96): [24.0, 80.0, 72.0, 160.0]}  # x1, y1, x2, y2
+
+
+def test_detect_images_maps_boxes_to_each_originals_pixels():
+    model = FixedBox()
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in SIZES]
+    out = detect_images(model, images, 64, post={"nms_threshold": 0.3})
+    for det, size in zip(out, SIZES):
+        np.testing.assert_allclose(det["boxes"], [EXPECTED[size]], atol=1e-4)
+        assert det["labels"].tolist() == [1] and det["scores"].tolist() == pytest.approx([0.9])
+    assert model.posts == [{"nms_threshold": 0.3}]
+    assert detect_images(model, images[:1], 64, conf=0.95)[0]["boxes"].shape == (0, 4)  # below conf: dropped
+
+
+def test_eval_and_predict_take_the_same_path(tmp_path):
+    records, paths = [], []
+    for k, (h, w) in enumerate(SIZES):
+        path = tmp_path / f"im{k}.png"
+        Image.fromarray(np.full((h, w, 3), 40 * k, np.uint8)).save(path)
+        records.append(ImageRecord(path, w, h, np.zeros((0, 4)), [], image_id=k + 7))
+        paths.append(path)
+    results = predict_records(FixedBox(), records, 64, category_ids=[5, 9], batch_size=2)
+    assert [r["image_id"] for r in results] == [7, 8] and {r["category_id"] for r in results} == {9}
+    for r, size in zip(results, SIZES):
+        x1, y1, x2, y2 = EXPECTED[size]
+        assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
+    ckpt = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
+    predicted, errors = predict_paths(FixedBox(), ckpt, paths, tmp_path / "out", progress=False)
+    assert not errors
+    assert [r["bbox"] for r in predicted] == [r["bbox"] for r in results]
+    assert [r["file_name"] for r in predicted] == [str(p) for p in paths] and predicted[0]["category"] == "b"
+
+
+def test_resize_rule():
+    image = np.random.default_rng(0).integers(0, 255, (300, 100, 3), dtype=np.uint8)
+    assert resize_for_model(image, 64).shape == (64, 64, 3)
+    flat = np.full((300, 100, 3), 77, np.uint8)
+    assert (resize_for_model(flat, 64) == 77).all()
