@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "detector"
 # what each layer may import (besides itself); the top-level modules (__init__, __main__) may import the CLI
 ALLOWED = {

@@ -7,16 +7,8 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 
-from detector.cli.common import (
-    add_config_arguments,
-    add_devices_argument,
-    config_from_args,
-    fail,
-    relaunch,
-    report_done,
-)
+from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
 from detector.data.records import DataError
 from detector.engine.config import ClassifyConfig
 from detector.models.checkpoint import CheckpointError
@@ -24,24 +16,8 @@ from detector.models.checkpoint import CheckpointError
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
     from detector.engine.classify import train_classifier
-    from detector.engine.loop import TrainingError
 
-    status = relaunch(args)
-    if status is not None:
-        return status
-    try:
-        cfg = config_from_args(ClassifyConfig, args, command="detector " + shlex.join(args.argv))
-    except ValueError as e:
-        return fail(str(e), 2)
-    try:
-        metrics = train_classifier(cfg)
-    except KeyboardInterrupt:
-        return 130
-    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
-        return fail(str(e))
-    if metrics:
-        report_done(args, f"val top-1 {metrics['top1']:.4f}")
-    return 0
+    return run_training(args, ClassifyConfig, train_classifier, lambda m: f"val top-1 {m['top1']:.4f}")
 
 
 def cmd_classify_eval(args: argparse.Namespace) -> int:

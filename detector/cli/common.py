@@ -8,8 +8,13 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from detector.data.records import DataError
+from detector.models.checkpoint import CheckpointError
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "dict": str}  # dict: JSON text
 
@@ -76,6 +81,32 @@ def relaunch(args: argparse.Namespace) -> int | None:
     from detector.engine.distributed import launch, strip_devices
 
     return launch(strip_devices(args.argv), args.devices)
+
+
+def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[object], dict],
+                 describe: Callable[[dict], str], adjust: Callable[[object], None] | None = None) -> int:
+    """A training command: relaunch under torchrun for ``--devices N``, build the config from the flags
+    (``adjust`` may refine it; a ``ValueError`` there is a usage error), train, and close with one line."""
+    from detector.engine.loop import TrainingError
+
+    status = relaunch(args)
+    if status is not None:
+        return status
+    try:
+        cfg = config_from_args(config_cls, args, command="detector " + shlex.join(args.argv))
+        if adjust is not None:
+            adjust(cfg)
+    except ValueError as e:
+        return fail(str(e), 2)
+    try:
+        metrics = train(cfg)
+    except KeyboardInterrupt:
+        return 130
+    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
+        return fail(str(e))
+    if metrics:
+        report_done(args, describe(metrics))
+    return 0
 
 
 def report_done(args: argparse.Namespace, metrics_text: str) -> None:

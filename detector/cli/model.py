@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
-from detector.cli.common import (
-    add_config_arguments,
-    add_devices_argument,
-    config_from_args,
-    fail,
-    relaunch,
-    report_done,
-)
+from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
 from detector.data.records import DataError
 from detector.engine.config import TrainConfig
 from detector.models.checkpoint import CheckpointError
@@ -33,28 +25,14 @@ from detector.models.checkpoint import CheckpointError
 
 def cmd_train(args: argparse.Namespace) -> int:
     from detector.engine.detect import train
-    from detector.engine.loop import TrainingError
 
-    status = relaunch(args)
-    if status is not None:
-        return status
-    try:
-        cfg = config_from_args(TrainConfig, args, command="detector " + shlex.join(args.argv))
-    except ValueError as e:
-        return fail(str(e), 2)
-    if args.backbone or args.freeze_stages:
-        if cfg.model not in ("resnet_ssd", "faster_rcnn"):
-            return fail(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {cfg.model}", 2)
-        cfg.model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
-    try:
-        metrics = train(cfg)
-    except KeyboardInterrupt:
-        return 130
-    except (DataError, CheckpointError, TrainingError, ValueError) as e:
-        return fail(str(e))
-    if metrics:
-        report_done(args, f"val AP {metrics['AP']:.4f}, AP50 {metrics['AP50']:.4f}")
-    return 0
+    def backbone(cfg: TrainConfig) -> None:
+        if args.backbone or args.freeze_stages:
+            if cfg.model not in ("resnet_ssd", "faster_rcnn"):
+                raise ValueError(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {cfg.model}")
+            cfg.model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
+
+    return run_training(args, TrainConfig, train, lambda m: f"val AP {m['AP']:.4f}, AP50 {m['AP50']:.4f}", backbone)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
