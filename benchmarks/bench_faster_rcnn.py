@@ -21,6 +21,7 @@ import torch
 
 from detector.data.check import prepare_split
 from detector.data.loader import DetectionDataset, make_loader
+from detector.data.records import default_category_ids
 from detector.evaluation.coco import coco_evaluate
 from detector.models.faster_rcnn import faster_rcnn
 
@@ -126,7 +127,7 @@ def main() -> None:
     device = torch.device(args.device)
     data, train_records = prepare_split(args.data, "train")
     _, val_records = prepare_split(args.data, "val", data=data)
-    cat_ids = data.category_ids or list(range(1, len(data.classes) + 1))
+    cat_ids = default_category_ids(data.classes, data.category_ids)
     out = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "size": args.size}
     for name, build in (("ours", lambda: faster_rcnn(len(data.classes), backbone=args.backbone)),
                         ("torchvision", lambda: TorchvisionAdapter(len(data.classes), args.size))):

@@ -62,6 +62,6 @@ def draw_anchors(image: Image.Image, fmap: tuple[int, int], sizes: Sequence[floa
     anchors = generate_anchors(fh, fw, sizes, ratios).numpy()  # (fh*fw*K, 4), normalized; ValueError if bad
     k = len(sizes) + len(ratios) - 1
     anchors = anchors * np.array([image.width, image.height, image.width, image.height], dtype=np.float32)
-    colors = [PALETTE[i % len(PALETTE)] for i in range(k)]
+    colors = class_colors(range(k))  # one colour per anchor shape of a cell
     drawn = draw_boxes(image, anchors, anchor_texts(sizes, ratios) * (fh * fw) if labels else None, colors=colors)
     return drawn, len(anchors)

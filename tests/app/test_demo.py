@@ -1,4 +1,4 @@
-"""The demo's handlers (detector/demo.py) on the shipped model, and the /detect endpoint through gradio_client."""
+"""The demo's handlers (detector/app/) on the shipped model, and the /detect endpoint through gradio_client."""
 
 import json
 import shutil
