@@ -1,0 +1,145 @@
+"""A small mutation pass: does the suite catch plausible one-token bugs?
+
+    python benchmarks/mutants.py                        # the default targets, 8 mutants per module, seed 0
+    python benchmarks/mutants.py --per-module 20 --only detector/core/boxes.py --out runs/mutants.json
+
+For each target module, mutants are drawn at random (seeded) from every place where one of these edits
+applies: a comparison flipped (``<`` to ``<=``, ``==`` to ``!=``, ...), ``+``/``-`` or ``*``/``/`` swapped,
+``and``/``or`` swapped, an integer constant off by one, ``True``/``False`` swapped, an index ``[0]``/``[1]``
+swapped, a ``not`` dropped. Each mutant is written into a copy of the checkout (never into this one) and
+the module's tests run there (``pytest -x``, with a time limit); a mutant whose tests still pass
+*survives*. The report lists every mutant with its place, its edit and whether it was killed.
+
+Mutation testing measures the tests, not the code: a surviving mutant is either a missing test or an
+equivalent edit (one that cannot change behaviour); the note that runs this says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {  # module -> the tests that guard it
+    "detector/core/boxes.py": ["tests/core/test_boxes.py", "tests/core/test_properties.py"],
+    "detector/core/anchors.py": ["tests/core/test_anchors.py", "tests/core/test_properties.py"],
+    "detector/core/matching.py": ["tests/core/test_matching.py", "tests/core/test_properties.py"],
+    "detector/core/ssd_ops.py": ["tests/core/test_ssd.py"],
+    "detector/data/coco.py": ["tests/data"],
+    "detector/data/voc.py": ["tests/data"],
+    "detector/data/yolo.py": ["tests/data"],
+    "detector/data/banana.py": ["tests/data"],
+    "detector/evaluation/coco.py": ["tests/evaluation"],
+    "detector/evaluation/predict.py": ["tests/evaluation"],
+}
+FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
+SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
+
+
+def sites(tree: ast.AST) -> list[tuple[int, str]]:
+    """Every place an edit applies: ``(index of the node in ast.walk order, kind)``."""
+    found = []
+    for i, node in enumerate(ast.walk(tree)):
+        if isinstance(node, ast.Compare) and type(node.ops[0]) in FLIP:
+            found.append((i, "compare"))
+        elif isinstance(node, ast.BinOp) and type(node.op) in SWAP:
+            found.append((i, "binop"))
+        elif isinstance(node, ast.BoolOp):
+            found.append((i, "boolop"))
+        elif isinstance(node, ast.Constant) and type(node.value) is int and not isinstance(node.value, bool):
+            found.append((i, "int"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            found.append((i, "bool"))
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in (0, 1):
+            found.append((i, "index"))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            found.append((i, "not"))
+    return found
+
+
+def mutate(source: str, index: int, kind: str) -> tuple[str, int, str]:
+    """``(mutated source, line, description)`` for the edit ``kind`` at node ``index``."""
+    tree = ast.parse(source)
+    node = list(ast.walk(tree))[index]
+    before = ast.unparse(node)
+    if kind == "compare":
+        node.ops[0] = FLIP[type(node.ops[0])]()
+    elif kind == "binop":
+        node.op = SWAP[type(node.op)]()
+    elif kind == "boolop":
+        node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+    elif kind == "int":
+        node.value = node.value + 1 if node.value != 1 else 0
+    elif kind == "bool":
+        node.value = not node.value
+    elif kind == "index":
+        node.slice.value = 1 - node.slice.value
+    elif kind == "not":
+        tree = _DropNot(node).visit(tree)
+    after = ast.unparse(node) if kind != "not" else ast.unparse(node.operand)
+    return ast.unparse(tree), node.lineno, f"{before[:80]}  ->  {after[:80]}"
+
+
+class _DropNot(ast.NodeTransformer):
+    def __init__(self, target: ast.UnaryOp):
+        self.target = target
+
+    def visit_UnaryOp(self, node: ast.UnaryOp):
+        return node.operand if node is self.target else self.generic_visit(node)
+
+
+def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--no-header", *tests]
+    env = {"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+           "HYPOTHESIS_PROFILE": "default"}
+    try:
+        done = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "killed (timeout)"
+    return "survived" if done.returncode == 0 else "killed"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-module", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="*", help="modules to mutate (default: all targets)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per mutant's test run")
+    parser.add_argument("--out", help="write the report as JSON here")
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    report = []
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "checkout"
+        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "runs", "data", "__pycache__", "*.pt"))
+        shutil.copytree(ROOT / "data", copy / "data", ignore=shutil.ignore_patterns("shapes*", "bananas*", "demo*"))
+        for module in args.only or list(TARGETS):
+            source = (ROOT / module).read_text()
+            chosen = rng.sample(sites(ast.parse(source)), min(args.per_module, len(sites(ast.parse(source)))))
+            for index, kind in chosen:
+                mutated, line, what = mutate(source, index, kind)
+                (copy / module).write_text(mutated)
+                t0 = time.perf_counter()
+                outcome = run_tests(copy, TARGETS.get(module, ["tests"]), args.timeout)
+                (copy / module).write_text(source)
+                report.append({"module": module, "line": line, "kind": kind, "edit": what, "outcome": outcome,
+                               "seconds": round(time.perf_counter() - t0, 1)})
+                print(f"{outcome:<17} {module}:{line}  {what}", flush=True)
+    survived = [r for r in report if r["outcome"] == "survived"]
+    print(f"\n{len(report) - len(survived)} of {len(report)} mutants killed; {len(survived)} survived")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
