@@ -78,16 +78,55 @@ class DetectResult:
 
 
 ROW_HEADERS = ["image", "class", "score", "x1", "y1", "x2", "y2"]
+MAX_FILES = 16  # images per Detect request: more are refused with a message (bounds time and memory)
+MAX_DETECTIONS = 1000
+_downloads: Path | None = None
+
+
+def check_max_det(max_det: int) -> int:
+    if not 1 <= max_det <= MAX_DETECTIONS:
+        raise BadInput(f"max detections {max_det} must lie in 1..{MAX_DETECTIONS}")
+    return max_det
+
+
+def plural(n: int, word: str) -> str:
+    """``1 object``, ``2 objects``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def downloads_folder() -> Path:
+    """This process's private folder for the JSON downloads (mode 0700, removed at exit)."""
+    global _downloads
+    if _downloads is None or not _downloads.is_dir():
+        import atexit
+        import shutil
+
+        _downloads = Path(tempfile.mkdtemp(prefix="detector-demo-"))
+        atexit.register(shutil.rmtree, _downloads, ignore_errors=True)
+    return _downloads
+
+
+def _write_download(results: list[dict], folder: Path) -> str:
+    for old in folder.glob("detections-*.json"):  # downloads are kept an hour, so the disk stays bounded
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detections-", dir=folder, delete=False) as fh:
+        json.dump(results, fh)
+        return fh.name
 
 
 def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
                iou: float = 0.45, max_det: int = 100, classes: Sequence[str] | None = None,
-               names: Sequence[str] | None = None) -> DetectResult:
-    """The Detect tab: every upload decoded, detected and drawn; bad uploads become messages, not errors."""
+               names: Sequence[str] | None = None, downloads: Path | None = None) -> DetectResult:
+    """The Detect tab: every upload decoded, detected and drawn; bad uploads become messages, not errors.
+    ``downloads``: the folder for the COCO-results JSON (default: this process's private folder)."""
     start = time.perf_counter()
     files = [f for f in (files or []) if f]
     if not files:
         return DetectResult([], [], "", ["Upload one or more images, or click an example."], None, [])
+    if len(files) > MAX_FILES:
+        raise BadInput(f"{len(files)} files: the demo takes at most {MAX_FILES} at once")
+    check_max_det(max_det)
     model, ckpt = cache.get(entry.path)
     names = list(names) if names else [Path(f).name for f in files]
     images, rows, messages, results, dets = [], [], [], [], []
@@ -110,27 +149,20 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
         if not len(det.labels):
             messages.append(f"{name}: no objects found at confidence {conf:g}"
                             + (f" among {', '.join(classes)}" if classes else ""))
-        images.append((draw_detections(image, det, ckpt["classes"]), f"{name}: {len(det.labels)} objects"))
+        images.append((draw_detections(image, det, ckpt["classes"]), f"{name}: {plural(len(det.labels), 'object')}"))
         rows += det.rows(ckpt["classes"])
         results += coco_results({"boxes": det.boxes, "scores": det.scores, "labels": det.labels},
                                 ckpt["category_ids"], k + 1, ckpt["classes"], name)
-    json_path = None
-    if dets:
-        folder = Path(tempfile.gettempdir()) / "detector-demo"
-        folder.mkdir(exist_ok=True)
-        for old in folder.glob("detections-*.json"):  # downloads are kept an hour, so the disk stays bounded
-            if time.time() - old.stat().st_mtime > 3600:
-                old.unlink(missing_ok=True)
-        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detections-", dir=folder, delete=False) as fh:
-            json.dump(results, fh)
-            json_path = fh.name
+    json_path = _write_download(results, downloads or downloads_folder()) if dets else None
     total_ms = (time.perf_counter() - start) * 1000
     count = sum(len(d.labels) for d in dets)
     summary = ""
     if dets:
         per = f" ({len(dets)} images, {total_ms / len(dets):.0f} ms each)" if len(dets) > 1 else ""
-        summary = (f"**{count} objects** in {total_ms:.0f} ms{per} on {cache.device.type} "
+        summary = (f"**{plural(count, 'object')}** in {total_ms:.0f} ms{per} on {cache.device.type} "
                    f"(model {model_s * 1000:.0f} ms)")
+        if len(dets) > 1:  # the count of each image, readable without scrolling through the gallery
+            summary += "  \n" + " · ".join(f"{d.name}: {plural(len(d.labels), 'object')}" for d in dets)
     return DetectResult(images, rows, summary, messages, json_path, dets)
 
 
@@ -141,6 +173,7 @@ def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, co
     if not file:
         return {"error": "no image given"}
     try:
+        check_max_det(max_det)
         model, ckpt = cache.get(entry.path)
         image, notes = load_upload(file)
         det = detect_image(model, ckpt, image, conf, iou, max_det, None, cache.device)

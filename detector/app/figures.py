@@ -17,10 +17,17 @@ from detector.core.matching import match_anchors
 from detector.evaluation.draw import class_colors, draw_anchors, draw_boxes
 
 MAX_ANCHORS_DRAWN = 20_000
+MAX_BOXES = 100  # typed or clicked ground-truth boxes
+MAX_VALUES = 16  # sizes or ratios
+MAX_TEXT = 10_000  # characters of any typed field
 
 
 def parse_numbers(text: str, what: str, positive: bool = True) -> list[float]:
     """``"0.75, 0.5 0.25"`` -> ``[0.75, 0.5, 0.25]``; :class:`BadInput` naming ``what`` otherwise."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise BadInput(f"{what}: expected at most {MAX_TEXT} characters of text")
+    if len(text.replace(",", " ").split()) > MAX_VALUES and positive:
+        raise BadInput(f"{what}: at most {MAX_VALUES} values")
     try:
         values = [float(v) for v in text.replace(",", " ").split()]
     except ValueError:
@@ -32,13 +39,23 @@ def parse_numbers(text: str, what: str, positive: bool = True) -> list[float]:
     return values
 
 
+def feature_map(fmap_h, fmap_w) -> tuple[int, int]:
+    """The feature map's ``(H, W)`` from the page's numbers; :class:`BadInput` for anything but whole numbers
+    from 1 to 1,000."""
+    try:
+        fh, fw = int(fmap_h), int(fmap_w)
+    except (TypeError, ValueError, OverflowError):
+        raise BadInput(f"feature map {fmap_h!r} x {fmap_w!r}: give two whole numbers") from None
+    if not (1 <= fh <= 1000 and 1 <= fw <= 1000):
+        raise BadInput(f"feature map {fh}x{fw}: both sides must lie in 1..1000")
+    return fh, fw
+
+
 def anchors_figure(image: np.ndarray, fmap_h: int, fmap_w: int, sizes: str, ratios: str,
                    labels: bool = False) -> tuple[Image.Image, str]:
     """The Anchors tab (the book's ``display_anchors``): anchors of an ``fmap_h x fmap_w`` map over the image."""
     s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
-    fh, fw = int(fmap_h), int(fmap_w)
-    if fh < 1 or fw < 1:
-        raise BadInput(f"feature map {fh}x{fw}: both sides must be at least 1")
+    fh, fw = feature_map(fmap_h, fmap_w)
     k = len(s) + len(r) - 1
     if fh * fw * k > MAX_ANCHORS_DRAWN:
         raise BadInput(f"{fh}x{fw} cells x {k} anchors = {fh * fw * k}: too many to draw (at most "
@@ -51,6 +68,11 @@ def anchors_figure(image: np.ndarray, fmap_h: int, fmap_w: int, sizes: str, rati
 
 def parse_boxes(text: str, width: int, height: int) -> np.ndarray:
     """Ground-truth boxes typed one per line as ``x1 y1 x2 y2`` in pixels -> ``float32 [G, 4]``."""
+    if not isinstance(text, str) or len(text) > MAX_TEXT:
+        raise BadInput(f"ground-truth boxes: expected at most {MAX_TEXT} characters of text")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > MAX_BOXES:
+        raise BadInput(f"{len(lines)} ground-truth boxes: the demo takes at most {MAX_BOXES}")
     boxes = []
     for n, line in enumerate(text.strip().splitlines(), 1):
         if not line.strip():
@@ -91,9 +113,15 @@ def matching_figure(image: np.ndarray, boxes_text: str, fmap_h: int, fmap_w: int
     h, w = image.shape[:2]
     gt = parse_boxes(boxes_text, w, h)
     s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
-    fh, fw = int(fmap_h), int(fmap_w)
-    if fh < 1 or fw < 1 or fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS_DRAWN:
-        raise BadInput(f"feature map {fh}x{fw}: sides at least 1 and at most {MAX_ANCHORS_DRAWN} anchors in all")
+    fh, fw = feature_map(fmap_h, fmap_w)
+    if fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS_DRAWN:
+        raise BadInput(f"feature map {fh}x{fw}: at most {MAX_ANCHORS_DRAWN} anchors in all")
+    try:
+        iou_threshold = float(iou_threshold)
+    except (TypeError, ValueError):
+        raise BadInput(f"IoU threshold {iou_threshold!r}: give a number in [0, 1]") from None
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise BadInput(f"IoU threshold {iou_threshold}: give a number in [0, 1]")
     k = len(s) + len(r) - 1
     scale = torch.tensor([w, h, w, h], dtype=torch.float32)
     anchors = generate_anchors(fh, fw, s, r) * scale  # (A, 4) pixels

@@ -24,14 +24,16 @@ class BadInput(ValueError):
 def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     """Any PIL mode -> ``uint8 [H, W, 3]`` RGB; ``notes`` says what was converted."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
-        a = np.asarray(im).astype(np.float64)
+        a = np.asarray(im)
         if im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
-            a, how = a / 257.0, "16-bit"
+            grey, how = (a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "16-bit"  # integers: no float copy
         else:
+            a = a.astype(np.float32)
             lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            a, how = (a - lo) / max(hi - lo, 1e-12) * 255.0, f"{im.mode}-mode (stretched to 8 bits)"
+            a = np.nan_to_num((a - lo) / max(hi - lo, 1e-12) * 255.0)
+            grey, how = np.clip(a, 0, 255).astype(np.uint8), f"{im.mode}-mode (stretched to 8 bits)"
         notes.append(f"{how} greyscale converted to 8-bit RGB")
-        return np.repeat(np.clip(np.nan_to_num(a), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        return np.repeat(grey[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

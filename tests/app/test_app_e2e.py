@@ -65,33 +65,64 @@ def app_url(tmp_path):
     log.close()
 
 
+def upload_bad_file(page, tab: str, image_id: str, button: str, text_id: str, bad: Path, shots: Path) -> None:
+    """A file that is not an image (text named .png, which the browser's image picker lets through), given to a
+    tab's image input: the tab names it, as the Detect tab does."""
+    page.get_by_role("tab", name=tab).click()
+    page.locator(f"#{image_id} input[type=file]").set_input_files(str(bad))
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name=button).click()
+    page.wait_for_function(f"document.querySelector('#{text_id}')?.innerText.includes('not an image')",
+                           timeout=30_000)
+    assert bad.name in page.locator(f"#{text_id}").inner_text()
+    page.screenshot(path=str(shots / f"{tab.lower()}-bad-file.png"), full_page=True)
+
+
+def wait_for_detections(page, name: str) -> int:
+    """Wait until the table lists ``name``; return the object count of the summary."""
+    page.wait_for_function(f"document.querySelector('#table')?.innerText.includes('{name}')", timeout=60_000)
+    summary = page.locator("#summary").inner_text()
+    return int(re.search(r"(\d+) objects?", summary).group(1))
+
+
 @pytest.mark.slow
 def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
+    """Every tab after a real interaction: a photograph and a bad file, an example, NMS and matching, a bad
+    file on each figure tab, the API tab's address. Screenshots of each."""
+    from skimage import data as skdata
+    from PIL import Image
+
     sync_playwright = _browser_or_skip()
     example = make_examples(tmp_path / "ex", count=1)[0]
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
+    photo = tmp_path / "coffee.jpg"  # a real, landscape photograph (400 x 600)
+    Image.fromarray(skdata.coffee()).save(photo, quality=92)
     shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1300})
         page.goto(app_url)
-        page.locator("input[type=file]").first.set_input_files([str(example), str(bad)])
-        page.wait_for_function("document.querySelector('#summary')?.innerText.includes('objects')", timeout=60_000)
+        page.locator("#component-0 input[type=file], input[type=file]").first.set_input_files(
+            [str(example), str(photo), str(bad)])
+        count = wait_for_detections(page, example.name)
         summary = page.locator("#summary").inner_text()
-        count = int(re.search(r"(\d+) objects", summary).group(1))
-        assert count >= 2 and "on cpu" in summary
+        assert count >= 2 and "on cpu" in summary and "coffee.jpg" in summary  # counts per image, above
         page.wait_for_function(f"document.querySelector('#table').innerText.split('{example.name}').length - 1"
-                               f" >= {count}", timeout=30_000)
+                               f" >= 2", timeout=30_000)
         table = page.locator("#table").inner_text()
-        assert table.count(example.name) == count
         assert any(name in table for name in ("circle", "triangle", "square", "star", "cross"))
         assert "notes.txt: not an image" in page.locator("#messages").inner_text()
         assert "Traceback" not in page.content()
-        page.wait_for_function("[...document.querySelectorAll('#detections img')].some(i => i.naturalWidth > 0)",
-                               timeout=30_000)
+        page.wait_for_function("[...document.querySelectorAll('#detections img')].filter(i => i.naturalWidth > 0)"
+                               ".length >= 2", timeout=30_000)
         page.screenshot(path=str(shots / "detect.png"), full_page=True)
+
+        page.get_by_text("example-2.jpg", exact=True).first.click()  # an example: one click shows detections
+        assert wait_for_detections(page, "example-2.jpg") >= 1
+        assert "Error" not in page.locator("#summary").inner_text()
+        page.screenshot(path=str(shots / "detect-example.png"), full_page=True)
 
         page.get_by_role("tab", name="NMS").click()
         page.get_by_role("button", name="Run NMS").click()
@@ -105,4 +136,22 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
         page.wait_for_function("/\\d+ of \\d+ anchors are positives/.test(document.body.innerText)", timeout=60_000)
         page.wait_for_function("document.querySelector('#match-out img')?.naturalWidth > 0", timeout=30_000)
         page.screenshot(path=str(shots / "matching.png"), full_page=True)
+
+        page.get_by_role("tab", name="Anchors").click()
+        page.get_by_role("button", name="Draw anchors").click()
+        page.wait_for_function("document.querySelector('#anchors-text')?.innerText.includes('anchors:')",
+                               timeout=30_000)
+        page.screenshot(path=str(shots / "anchors.png"), full_page=True)
+
+        fake = tmp_path / "notes.png"
+        fake.write_text("not an image either")
+        upload_bad_file(page, "Anchors", "anchors-image", "Draw anchors", "anchors-text", fake, shots)
+        upload_bad_file(page, "NMS", "nms-image", "Run NMS", "nms-text", fake, shots)
+        upload_bad_file(page, "Matching", "match-image", "Match", "match-text", fake, shots)
+
+        page.get_by_role("tab", name="API").click()
+        port = app_url.rsplit(":", 1)[1].strip("/")
+        assert f":{port}/" in page.locator("#api-usage").inner_text()
+        page.screenshot(path=str(shots / "api.png"), full_page=True)
+        assert "Traceback" not in page.content()
         browser.close()
