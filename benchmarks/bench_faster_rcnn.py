@@ -23,6 +23,7 @@ from detector.data.check import prepare_split
 from detector.data.loader import DetectionDataset, make_loader
 from detector.data.records import default_category_ids
 from detector.evaluation.coco import coco_evaluate
+from detector.evaluation.ground_truth import records_document
 from detector.models.faster_rcnn import faster_rcnn
 
 
@@ -96,7 +97,8 @@ def run(name, model, loader, val_records, classes, cat_ids, device, args) -> dic
         results = []
         loader_val = make_loader(DetectionDataset(val_records, args.size), 8, shuffle=False, workers=args.workers)
         k = 0
-        ids = [r.image_id or i + 1 for i, r in enumerate(val_records)]
+        gt = records_document(val_records, classes, cat_ids)
+        ids = [im["id"] for im in gt["images"]]
         with torch.no_grad():
             for b in loader_val:
                 for det, (h, w) in zip(model(b["images"].to(device)), b["orig_sizes"].tolist()):
@@ -104,7 +106,7 @@ def run(name, model, loader, val_records, classes, cat_ids, device, args) -> dic
                     for (x1, y1, x2, y2), sc, lab in zip((det["boxes"] * s).tolist(), det["scores"].tolist(), det["labels"].tolist()):
                         results.append({"image_id": ids[k], "category_id": cat_ids[lab], "bbox": [x1, y1, x2 - x1, y2 - y1], "score": sc})
                     k += 1
-        metrics, _ = coco_evaluate(val_records, classes, cat_ids, results)
+        metrics, _ = coco_evaluate(gt, classes, cat_ids, results)
         result.update({"AP": metrics["AP"], "AP50": metrics["AP50"]})
     print(name, json.dumps({k: round(v, 4) for k, v in result.items()}))
     return result

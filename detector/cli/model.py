@@ -35,34 +35,48 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run_training(args, TrainConfig, train, lambda m: f"val AP {m['AP']:.4f}, AP50 {m['AP50']:.4f}", backbone)
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def _eval_split(args: argparse.Namespace) -> tuple[str, object, list]:
+    """``(split, data, checked records)`` of ``--data``: ``--split``, or a lone COCO file whole, or ``val``.
+    Scoring a predictions file needs no images where the annotations give the image sizes."""
     from detector.data.check import prepare_split
+    from detector.data.dataset import load_dataset
+
+    data = load_dataset(args.data)
+    split = args.split
+    if split is None:
+        lone_coco = Path(args.data).suffix.lower() == ".json" and len(data.splits) == 1
+        split = next(iter(data.splits)) if lone_coco else "val"
+    data, records = prepare_split(args.data, split, "skip" if args.skip_invalid else "refuse",
+                                  log=lambda s: print(s, file=sys.stderr), data=data, read_images=not args.predictions)
+    return split, data, records
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
     from detector.data.records import default_category_ids
     from detector.engine.loop import TrainingError, resolve_device
     from detector.evaluation.coco import coco_evaluate, confusion_matrix, format_table
+    from detector.evaluation.ground_truth import ground_truth
     from detector.evaluation.plots import plot_confusion, plot_pr_curves
     from detector.evaluation.predict import predict_records
+    from detector.evaluation.results import read_results
     from detector.models.registry import load_detector
 
     if not args.weights and not args.predictions:
         return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
     try:
-        data, records = prepare_split(args.data, args.split, "skip" if args.skip_invalid else "refuse",
-                                      log=lambda s: print(s, file=sys.stderr))
+        split, data, records = _eval_split(args)
+        gt = ground_truth(data, split, records)
         category_ids = default_category_ids(data.classes, data.category_ids)
         if args.predictions:
-            from detector.data.coco import load_json
-
-            results = load_json(Path(args.predictions))
-            if not isinstance(results, list):
-                return fail(f"{args.predictions}: expected a JSON list of COCO results")
+            results = read_results(args.predictions)
         else:
             device = resolve_device(args.device)
             model, ckpt = load_detector(args.weights, device)
             if ckpt["classes"] != data.classes:
                 return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
-            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size, args.workers)
-        metrics, ev = coco_evaluate(records, data.classes, category_ids, results)
+            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
+                                      args.workers, ids=[im["id"] for im in gt["images"]])
+        metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
     print(format_table(metrics))
@@ -73,10 +87,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             json.dump(metrics, f, indent=2)
         if ev is not None:
             plot_pr_curves(ev, data.classes, out)
-        plot_confusion(confusion_matrix(records, results, category_ids), data.classes, out / "confusion_matrix.png")
+        plot_confusion(confusion_matrix(gt, results, category_ids), data.classes, out / "confusion_matrix.png")
         print(f"wrote {out / 'metrics.json'}, PR curves and the confusion matrix")
     return 0
-
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -131,8 +144,9 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="COCO mAP (pycocotools) of a checkpoint or of a predictions file")
     p.add_argument("--weights")
     p.add_argument("--predictions", help="COCO results JSON made elsewhere")
-    p.add_argument("--data", required=True)
-    p.add_argument("--split", default="val")
+    p.add_argument("--data", required=True, help="the ground truth: a data set, or one COCO annotation file "
+                   "(with --predictions, no images are needed)")
+    p.add_argument("--split", help="the split to score (default: all of a lone COCO file, else val)")
     p.add_argument("--out", help="folder for metrics.json, PR curves and the confusion matrix")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=32)

@@ -39,11 +39,12 @@ class SplitReport:
 
 
 def check_records(records: list[ImageRecord], num_classes: int, split: str, read_images: bool = True) -> SplitReport:
-    """Check every image and box of a split; return cleaned copies and the problems found."""
+    """Check every image and box of a split; return cleaned copies and the problems found. With
+    ``read_images=False`` an image is opened only when the annotation does not give its size."""
     report = SplitReport(split, [])
     for r in records:
         img = str(r.path)
-        if read_images:
+        if read_images or not (r.width and r.height):
             try:
                 size = image_size(r.path)
             except OSError as e:
@@ -134,17 +135,19 @@ def prepare_split(
     policy: str = "refuse",
     log: Callable[[str], None] = print,
     data: DetectionData | None = None,
+    read_images: bool = True,
 ) -> tuple[DetectionData, list[ImageRecord]]:
     """Load ``path``, check ``split``, and return its cleaned records, or raise :class:`DataError`.
 
     ``policy="refuse"`` (the default) raises on any error, listing them; ``"skip"`` drops what is invalid.
-    Clipped boxes and anything skipped are always reported through ``log``.
+    Clipped boxes and anything skipped are always reported through ``log``. ``read_images=False`` (scoring
+    predictions made elsewhere) needs no image on disk where the annotation gives the image's size.
     """
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     data = data or load_dataset(path)
     records = data.split(split)
-    report = check_records(records, len(data.classes), split)
+    report = check_records(records, len(data.classes), split, read_images)
     split_files = {r.ann_file for r in records} | {str(r.path) for r in records}
     extra = [p for p in data.problems if p.split == split or p.file in split_files or p.file == data.source]
     report.problems[:0] = extra

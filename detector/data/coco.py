@@ -49,6 +49,11 @@ def _size(value: object) -> int:
     return int(v) if math.isfinite(v) and v > 0 else 0
 
 
+def annotation_ref(ann: dict, index: int) -> str:
+    """Where annotation ``index`` of a COCO file is, as a box's ``ref`` says it: ``annotation id 57``."""
+    return f"annotation id {ann.get('id', f'#{index}')}"
+
+
 def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split: str = "train") -> DetectionData:
     """Read one COCO annotation file as a data set with one split named ``split``.
 
@@ -90,7 +95,10 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
     for i, a in enumerate(anns):
         if not isinstance(a, dict):
             raise DataError(f"{f}: annotations[{i}] is not an object")
-        ref = f"annotation id {a.get('id', f'#{i}')}"
+        for key in ("id", "image_id", "category_id"):  # a list or an object here would break the lookups below
+            if key in a and (not isinstance(a[key], int) or isinstance(a[key], bool)):
+                raise DataError(f"{f}: annotations[{i}]: {key!r} must be an integer, got {json.dumps(a[key])[:40]}")
+        ref = annotation_ref(a, i)
         if a.get("id") in seen_ann:
             problems.append(Problem("error", "duplicate-id", f, ref, "duplicate annotation id"))
         seen_ann.add(a.get("id"))
@@ -120,13 +128,17 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
             boxes=[r[0] for r in rows], labels=[r[1] for r in rows],
             iscrowd=[r[2] for r in rows], image_id=image_id, ann_file=f, refs=[r[3] for r in rows],
         ))
-    return DetectionData([cat_name[c] for c in category_ids], {split: records}, f, category_ids, problems)
+    return DetectionData([cat_name[c] for c in category_ids], {split: records}, f, category_ids, problems, {split: f})
 
 
 def coco_document(records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None,
-                  image_root: Path | None = None) -> dict:
+                  image_root: Path | None = None, decimals: int | None = 2) -> dict:
     """A COCO annotation document for ``records``, with every field pycocotools needs (``info``, ``area``,
-    ``iscrowd``, annotation ids from 1). File names are relative to ``image_root`` when given."""
+    ``iscrowd``, annotation ids from 1). File names are relative to ``image_root`` when given. Coordinates and
+    areas are rounded to ``decimals`` (for a file; None keeps them whole, for evaluation)."""
+    def rnd(v: float) -> float:
+        return v if decimals is None else round(v, decimals)
+
     cat_ids = default_category_ids(classes, category_ids)
     images, anns = [], []
     for i, r in enumerate(records):
@@ -136,8 +148,8 @@ def coco_document(records: list[ImageRecord], classes: list[str], category_ids: 
         for box, label, crowd in zip(r.boxes.tolist(), r.labels.tolist(), r.iscrowd.tolist()):
             x1, y1, x2, y2 = box
             anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat_ids[label],
-                         "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                         "area": round((x2 - x1) * (y2 - y1), 2), "iscrowd": int(crowd)})
+                         "bbox": [rnd(x1), rnd(y1), rnd(x2 - x1), rnd(y2 - y1)],
+                         "area": rnd((x2 - x1) * (y2 - y1)), "iscrowd": int(crowd)})
     return {"info": {"description": "written by detector"}, "licenses": [], "images": images,
             "annotations": anns, "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, classes)]}
 

@@ -79,7 +79,7 @@ def read_project_yaml(yaml_file: Path) -> DetectionData:
     if names is not None and (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
                               or not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names)):
         raise DataError(f"{f}: 'names' must be a non-empty list of distinct class names (text)")
-    splits, problems, category_ids = {}, [], None
+    splits, problems, category_ids, coco_files = {}, [], None, {}
     for split in ("train", "val", "test"):
         if split not in doc:
             continue
@@ -93,9 +93,11 @@ def read_project_yaml(yaml_file: Path) -> DetectionData:
         category_ids = category_ids or part.category_ids
         splits[split] = part.split(key)
         problems += part.problems
+        if key in part.coco_files:
+            coco_files[split] = part.coco_files[key]
     if not splits:
         raise DataError(f"{f}: names no split (expected train, val and/or test)")
-    return DetectionData([str(n) for n in names], splits, f, category_ids, problems)
+    return DetectionData([str(n) for n in names], splits, f, category_ids, problems, coco_files)
 
 
 def load_dataset(path: Path | str, classes: list[str] | None = None) -> DetectionData:
@@ -126,6 +128,7 @@ def load_dataset(path: Path | str, classes: list[str] | None = None) -> Detectio
             if p.classes != first.classes:
                 raise DataError(f"{p.source}: categories differ from those of {first.source}")
             first.splits.update(p.splits)
+            first.coco_files.update(p.coco_files)
             first.problems += p.problems
         first.source = str(path)
         return first

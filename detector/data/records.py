@@ -89,6 +89,7 @@ class DetectionData:
     source: str = ""
     category_ids: list[int] | None = None  # COCO: the original id of each class 0..C-1
     problems: list[Problem] = field(default_factory=list)  # found while reading (e.g. unknown classes)
+    coco_files: dict[str, str] = field(default_factory=dict)  # split -> the COCO annotation file it was read from
 
     def split(self, name: str) -> list[ImageRecord]:
         if name not in self.splits:

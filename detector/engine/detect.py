@@ -25,7 +25,8 @@ from detector.engine.checkpoint import resumed_config
 from detector.engine.config import TrainConfig
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, process_group, wrap_ddp
 from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
-from detector.evaluation.coco import STAT_KEYS, coco_evaluate, image_ids
+from detector.evaluation.coco import STAT_KEYS, coco_evaluate
+from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
 from detector.models.registry import build_model
 from detector.models.resnet_body import load_backbone
@@ -100,7 +101,8 @@ def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
             f"per process), backend {torch.distributed.get_backend()}")
     batches, gen = train_batches(train_records, cfg, device, ranks)
     amp_dtype = torch.bfloat16 if cfg.amp else None
-    all_ids = image_ids(val_records)
+    val_gt = ground_truth(data, "val", val_records) if val_records else None
+    all_ids = [im["id"] for im in val_gt["images"]] if val_gt else []
 
     def evaluate(m) -> dict:
         part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
@@ -110,7 +112,7 @@ def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
         parts = gather_to_main(results, ranks)
         metrics = None
         if ranks.main:
-            metrics = coco_evaluate(val_records, data.classes, category_ids, [r for p in parts for r in p])[0]
+            metrics = coco_evaluate(val_gt, data.classes, category_ids, [r for p in parts for r in p])[0]
         return broadcast_from_main(metrics, ranks)
 
     task = Task(

@@ -17,6 +17,7 @@ from detector.data.dataset import load_dataset
 from detector.data.records import DataError, default_category_ids
 from detector.engine.checkpoint import save_checkpoint
 from detector.evaluation.coco import coco_evaluate
+from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
 from detector.models.checkpoint import load_checkpoint
 from detector.models.registry import load_detector
@@ -69,8 +70,10 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         model, shipped = load_detector(exported, device)
         data, records = prepare_split(test_data, "val", log=lambda s: None)
         cat_ids = default_category_ids(data.classes, data.category_ids)
-        metrics, _ = coco_evaluate(records, data.classes, cat_ids,
-                                   predict_records(model, records, shipped["img_size"], cat_ids, device))
+        gt = ground_truth(data, "val", records)
+        results = predict_records(model, records, shipped["img_size"], cat_ids, device,
+                                  ids=[im["id"] for im in gt["images"]])
+        metrics, _ = coco_evaluate(gt, data.classes, cat_ids, results)
         test_yaml = Path(test_data) / "dataset.yaml" if Path(test_data).is_dir() else Path(test_data)
         test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" else {}
         card["test"] = {"data": str(test_data), "images": len(records),

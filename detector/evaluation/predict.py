@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from detector.data.images import IMAGE_SUFFIXES, list_images, read_image
 from detector.data.records import ImageRecord
-from detector.evaluation.coco import image_ids
 from detector.evaluation.draw import class_colors, draw_boxes
+from detector.evaluation.ground_truth import image_ids
 
 
 def resize_for_model(image: np.ndarray, size: int) -> np.ndarray:

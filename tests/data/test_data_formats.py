@@ -206,6 +206,7 @@ def test_shipped_configs_read_the_standard_layouts(tmp_path):
     assert len(data.classes) == 20 and sorted(data.splits) == ["train", "val"]
     (rec,) = data.split("train")
     assert [data.classes[i] for i in rec.labels] == ["dog", "person"]
+    assert data.coco_files == {}
 
     coco = tmp_path / "coco"
     make_image(coco / "val2017" / "a.png")
@@ -219,6 +220,9 @@ def test_shipped_configs_read_the_standard_layouts(tmp_path):
     data = load_dataset(tmp_path / "coco2017.yaml")
     assert data.classes == ["cat", "dog"] and data.category_ids == [3, 12]
     assert data.split("val")[0].path == coco / "val2017" / "a.png"
+    ann = coco / "annotations"
+    assert data.coco_files == {s: str(ann / f"instances_{s}2017.json") for s in ("train", "val")}  # evaluation's truth
     # the annotations folder alone is read too: one split per file, images found in the COCO layout
     alone = load_dataset(coco / "annotations")
     assert sorted(alone.splits) == ["train", "val"] and alone.split("train")[0].path == coco / "train2017" / "a.png"
+    assert alone.coco_files == data.coco_files

@@ -83,23 +83,32 @@ def test_cli_train_eval_predict_export(shapes_yaml, tmp_path, capsys):
     assert {"AP", "AP50", "ARl", "AP50_voc", "per_class"} <= set(metrics)
     assert (tmp_path / "ev" / "confusion_matrix.png").exists()
 
-    # the same numbers from a predictions file made elsewhere
-    from detector.data.check import prepare_split
-    from detector.evaluation.predict import predict_records
-    from detector.models.registry import load_detector
-
-    model, ckpt = load_detector(run / "best.pt")
-    _data, records = prepare_split(shapes_yaml, "val", log=lambda s: None)
-    (tmp_path / "preds.json").write_text(json.dumps(predict_records(model, records, 64, ckpt["category_ids"])))
+    # a predictions file made elsewhere, by hand from the val annotation file: every box found exactly but the
+    # first, which is missed; a false positive scoring under every hit
+    val_file = shapes_yaml.parent / "val" / "annotations.json"
+    truth = json.loads(val_file.read_text())
+    preds = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9}
+             for a in truth["annotations"][1:]]
+    preds.append({"image_id": truth["images"][0]["id"], "category_id": 1, "bbox": [0, 0, 3, 3], "score": 0.1})
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
     assert main(["eval", "--data", str(shapes_yaml), "--predictions", str(tmp_path / "preds.json"),
                  "--out", str(tmp_path / "ev2")]) == 0
-    assert json.loads((tmp_path / "ev2" / "metrics.json").read_text())["AP"] == pytest.approx(metrics["AP"], abs=1e-6)
+    by_hand = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    present = {a["category_id"] for a in truth["annotations"]}
+    first = truth["annotations"][0]["category_id"]
+    n = sum(a["category_id"] == first for a in truth["annotations"])
+    # AP 1 for each class with boxes (0 without), but the missed box's class: its recall reaches (n - 1) / n at
+    # precision 1, so COCO's 101 recall points up to (n - 1) / n have precision 1, the others 0
+    expected = {c["name"]: float(c["id"] in present) for c in truth["categories"]}
+    expected[next(c["name"] for c in truth["categories"] if c["id"] == first)] = (int(100 * (n - 1) / n) + 1) / 101 if n > 1 else 0.0
+    assert by_hand["per_class"] == pytest.approx(expected, abs=1e-12)
+    assert by_hand["AR100"] == pytest.approx((len(present) - 1 + (n - 1) / n) / len(present), abs=1e-12)
 
     assert main(["export", "--weights", str(run / "best.pt"), "--out", str(tmp_path / "small.pt"), "--half"]) == 0
     small = load_checkpoint(tmp_path / "small.pt")
     assert "optimizer" not in small and next(iter(small["model"].values())).dtype == torch.float16
 
-    images = records[0].path.parent
+    images = shapes_yaml.parent / "val" / "images"
     (images / "zz_broken.jpg").write_bytes(b"not a jpeg")
     try:
         code = main(["predict", str(images), "--weights", str(tmp_path / "small.pt"), "--out", str(tmp_path / "pred"),

@@ -1,0 +1,69 @@
+"""Detections in COCO's results format, checked before pycocotools sees them (it would fail with a traceback,
+or score nonsense, on a malformed entry)::
+
+    [{"image_id": 42, "category_id": 18, "bbox": [x, y, w, h], "score": 0.93}, ...]    # bbox in pixels
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Collection
+from pathlib import Path
+
+from detector.data.coco import load_json
+from detector.data.records import DataError
+
+
+def read_results(path: str | Path) -> list:
+    """The list in the JSON file ``path`` (its entries are checked by :func:`check_results`)."""
+    results = load_json(Path(path))
+    if not isinstance(results, list):
+        raise DataError(f"{path}: expected a JSON list of COCO results "
+                        f"([{{\"image_id\", \"category_id\", \"bbox\": [x, y, w, h], \"score\"}}, ...]), "
+                        f"got a JSON {type(results).__name__}")
+    return results
+
+
+def _integer(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(v: object) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def result_problem(r: object, image_ids: Collection[int], category_ids: Collection[int]) -> str | None:
+    """What is wrong with one result entry, or None."""
+    if not isinstance(r, dict):
+        return f"expected an object with image_id, category_id, bbox and score, got {_short(r)}"
+    missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r]
+    if missing:
+        return f"has no {', '.join(missing)} (each result needs image_id, category_id, bbox [x, y, w, h] and score)"
+    if not _integer(r["image_id"]) or r["image_id"] not in image_ids:
+        return (f"image_id {_short(r['image_id'])} is not an image of the ground truth; use the annotation file's "
+                "image ids")
+    if not _integer(r["category_id"]) or r["category_id"] not in category_ids:
+        return f"category_id {_short(r['category_id'])} is not one of the data set's {sorted(category_ids)}"
+    box = r["bbox"]
+    if not isinstance(box, list) or len(box) != 4 or not all(_real(v) for v in box):
+        return f"bbox must be 4 finite numbers [x, y, w, h] in pixels, got {_short(box)}"
+    if box[2] < 0 or box[3] < 0:
+        return f"bbox {_short(box)} has a negative width or height (COCO boxes are [x, y, w, h])"
+    if not _real(r["score"]):
+        return f"score must be a finite number, got {_short(r['score'])}"
+    return None
+
+
+def check_results(results: list, source: str, image_ids: Collection[int], category_ids: Collection[int]) -> None:
+    """Raise ``DataError("SOURCE: entry K: ...")`` naming the first malformed entry (counted from 0)."""
+    image_ids, category_ids = set(image_ids), set(category_ids)
+    for k, r in enumerate(results):
+        problem = result_problem(r, image_ids, category_ids)
+        if problem:
+            raise DataError(f"{source}: entry {k}: {problem}")

@@ -1,0 +1,101 @@
+"""``detector eval --data ann.json --predictions preds.json``: pycocotools' numbers on the user's own files, with
+no images on disk, and one clear line for a malformed file."""
+
+import json
+import re
+
+import pytest
+from coco_cases import CATEGORY_IDS, NAMES, pycocotools_stats, write_case
+
+from detector.cli.main import main
+from detector.evaluation.coco import STAT_KEYS
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_eval_of_a_lone_coco_file_equals_pycocotools(tmp_path, seed, capsys):
+    ann, preds = write_case(tmp_path, seed, images=30)  # no image files anywhere: none are needed
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds), "--out", str(tmp_path / "out")]) == 0
+    shown = capsys.readouterr().out
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    ref = pycocotools_stats(ann, preds)
+    assert min(ref) > 0  # every area range has boxes: nothing hides behind pycocotools' -1
+    assert [metrics[k] for k in STAT_KEYS] == pytest.approx(list(ref), abs=1e-9, rel=0)
+    for cat in CATEGORY_IDS:
+        assert metrics["per_class"][NAMES[cat]] == pytest.approx(pycocotools_stats(ann, preds, cat)[0], abs=1e-9, rel=0)
+    assert f"AP @[.50:.95]   {ref[0]:.4f}" in shown and f"AP50 (VOC07)    {metrics['AP50_voc07']:.4f}" in shown
+    assert (tmp_path / "out" / "confusion_matrix.png").exists()
+
+
+GOOD = {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}
+
+
+@pytest.mark.parametrize("entry, message", [
+    ([1, 2, 3, 4], r"expected an object with image_id, category_id, bbox and score, got \[1, 2, 3, 4\]"),
+    ({"image_id": 1, "category_id": 1, "score": 0.5}, "has no bbox"),
+    ({"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}, "has no score"),
+    ({"category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}, "has no image_id"),
+    ({**GOOD, "bbox": [1, 2, 3]}, r"bbox must be 4 finite numbers \[x, y, w, h\] in pixels, got \[1, 2, 3\]"),
+    ({**GOOD, "bbox": [1, 2, "3", 4]}, "bbox must be 4 finite numbers"),
+    ({**GOOD, "bbox": "1 2 3 4"}, "bbox must be 4 finite numbers"),
+    ({**GOOD, "bbox": [1, 2, -3, 4]}, "negative width or height"),
+    ({**GOOD, "score": float("nan")}, "score must be a finite number, got NaN"),
+    ({**GOOD, "score": "high"}, "score must be a finite number"),
+    ({**GOOD, "image_id": [1]}, r"image_id \[1\] is not an image of the ground truth"),
+    ({**GOOD, "image_id": 99}, "image_id 99 is not an image of the ground truth; use the annotation file's image ids"),
+    ({**GOOD, "category_id": {"id": 1}}, r"category_id \{\"id\": 1\} is not one of the data set's \[1\]"),
+])
+def test_a_malformed_prediction_is_one_line_naming_the_entry(tmp_path, entry, message, capsys):
+    ann, preds = _files(tmp_path)
+    preds.write_text(json.dumps([GOOD, GOOD, GOOD, entry, GOOD]))  # NaN written as JSON's usual extension
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {preds}: entry 3: ")
+    assert re.search(message, err), err
+
+
+def _files(tmp_path, annotations=None):
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+           "annotations": annotations or [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 9}],
+           "categories": [{"id": 1, "name": "cat"}]}
+    ann, preds = tmp_path / "annotations.json", tmp_path / "preds.json"
+    ann.write_text(json.dumps(doc))
+    preds.write_text(json.dumps([GOOD]))
+    return ann, preds
+
+
+@pytest.mark.parametrize("text", ["{}", '"results"', "5"])
+def test_predictions_that_are_not_a_list(tmp_path, text, capsys):
+    ann, preds = _files(tmp_path)
+    preds.write_text(text)
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {preds}: expected a JSON list of COCO results")
+
+
+@pytest.mark.parametrize("key, value", [("id", [1]), ("id", {"a": 1}), ("image_id", [1]), ("category_id", {"id": 1}),
+                                        ("id", None)])
+def test_annotation_ids_that_are_lists_or_objects_are_one_line(tmp_path, key, value, capsys):
+    good = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}
+    ann, preds = _files(tmp_path, [good, {**good, "id": 2}, {**good, "id": 3, key: value}])
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err == f"error: {ann}: annotations[2]: {key!r} must be an integer, got {json.dumps(value)}\n"
+
+
+@pytest.mark.parametrize("field, value, message", [("area", "big", "'area' \"big\" is not a number >= 0"),
+                                                   ("iscrowd", [1], "'iscrowd' [1] is not 0 or 1")])
+def test_an_area_or_crowd_flag_pycocotools_cannot_read_is_one_line(tmp_path, field, value, message, capsys):
+    ann, preds = _files(tmp_path, [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], field: value}])
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {ann}: annotations[0]: {message}") and err.count("\n") == 1
+
+
+def test_the_split_flag_still_picks_a_split_and_names_a_missing_one(tmp_path, capsys):
+    ann, preds = _files(tmp_path)  # annotations.json: read as the split "train"
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds), "--split", "train"]) == 0
+    assert "AP @.50         1.0000" in capsys.readouterr().out  # the one box, found exactly
+    assert main(["eval", "--data", str(ann), "--predictions", str(preds), "--split", "val"]) == 1
+    assert "no split 'val'" in capsys.readouterr().err
