@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
+from detector.cli.common import add_config_arguments, add_devices_argument, add_max_pixels_argument, fail, run_training
 from detector.data.records import DataError
 from detector.engine.config import TrainConfig
 from detector.models.checkpoint import CheckpointError
@@ -48,7 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
     try:
         data, records = prepare_split(args.data, args.split, "skip" if args.skip_invalid else "refuse",
-                                      log=lambda s: print(s, file=sys.stderr))
+                                      log=lambda s: print(s, file=sys.stderr), max_pixels=args.max_pixels)
         category_ids = default_category_ids(data.classes, data.category_ids)
         if args.predictions:
             from detector.data.coco import load_json
@@ -61,7 +61,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             model, ckpt = load_detector(args.weights, device)
             if ckpt["classes"] != data.classes:
                 return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
-            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size, args.workers)
+            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
+                                      args.workers, max_pixels=args.max_pixels)
         metrics, ev = coco_evaluate(records, data.classes, category_ids, results)
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
@@ -91,7 +92,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, CheckpointError, TrainingError) as e:
         return fail(str(e))
     results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device,
-                                    post={"nms_threshold": args.iou})
+                                    post={"nms_threshold": args.iou}, max_pixels=args.max_pixels)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
     print(f"{len(results)} detections in {len(paths) - len(errors)} images; drawn images and predictions.json in {args.out}")
@@ -138,6 +139,7 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-invalid", action="store_true")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="detect objects in images, draw them, write COCO results")
@@ -147,6 +149,7 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.45)
     p.add_argument("--device", default="auto")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")
