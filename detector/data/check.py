@@ -170,7 +170,7 @@ def format_problems(problems: list[Problem], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-IMAGE_LEVEL = ("path-escape", "missing-annotation")  # reader problems that leave an image out
+IMAGE_LEVEL = ("path-escape", "missing-annotation", "bad-size")  # reader problems that leave an image out
 
 
 def prepare_split(
