@@ -64,7 +64,6 @@ def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
 HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler that decodes images or runs a model:
 # one at a time over all of them, so memory is bounded by one request's
 
-from gradio.events import Dependency
 
 class SafeImage(gr.Image):
     """``gr.Image`` whose upload reaches the handler even when it is not an image (Gradio's own preprocessing
@@ -78,7 +77,8 @@ class SafeImage(gr.Image):
             return super().preprocess(payload)
         except Exception:  # noqa: BLE001 - whatever PIL raises, load_upload says it in the page
             return str(payload.path) if payload is not None and payload.path else None
-    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
     from gradio.blocks import Block
     if TYPE_CHECKING:
         from gradio.components import Timer

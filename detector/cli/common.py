@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from detector.data.images import MAX_PIXELS
 from detector.data.records import DataError
 from detector.models.checkpoint import CheckpointError
 
@@ -23,6 +24,19 @@ def fail(message: str, code: int = 1) -> int:
     """Print ``error: message`` to stderr and return the exit status ``code``."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
+                        help="refuse images with more pixels (width x height), read from the header before "
+                        "decoding (default: %(default)s)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:

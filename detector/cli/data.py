@@ -9,21 +9,37 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from detector.cli.common import fail
+from detector.cli.common import add_max_pixels_argument, fail
 from detector.data.records import DataError
+
+
+class UsageError(ValueError):
+    """A command line that cannot work (exit 2), as opposed to bad data (exit 1)."""
+
+
+def _load(path: str):
+    """The data set at ``path``; a missing path is a usage error (exit 2), bad data an error (exit 1)."""
+    from detector.data.dataset import load_dataset
+
+    if not Path(path).exists():
+        raise UsageError(f"{path}: no such file or folder")
+    return load_dataset(path)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from detector.data.check import check_dataset, summarize
-    from detector.data.dataset import load_dataset
 
     try:
-        data = load_dataset(args.path)
-    except DataError as e:
+        data = _load(args.path)
+    except UsageError as e:
         return fail(str(e), 2)
-    reports = check_dataset(data)
+    except DataError as e:
+        return fail(str(e))
+    reports = check_dataset(data, max_pixels=args.max_pixels, decode=not args.headers_only,
+                            workers=args.workers, progress=True)
     print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
     problems = []
     for name, rep in reports.items():
@@ -47,16 +63,25 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from detector.data.check import prepare_split
-    from detector.data.convert import convert_dataset
-    from detector.data.dataset import load_dataset
+    from detector.data.convert import check_no_overlap, convert_dataset, source_folders
 
     try:
-        data = load_dataset(args.src)
-        splits = {s: prepare_split(args.src, s, "skip" if args.skip_invalid else "refuse", data=data)[1]
-                  for s in data.splits}
-        target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link)
-    except (DataError, OSError) as e:
+        data = _load(args.src)
+    except UsageError as e:
         return fail(str(e), 2)
+    except DataError as e:
+        return fail(str(e))
+    try:  # before anything is written, and over every image (also those the check would drop)
+        check_no_overlap(args.out, source_folders([r for rs in data.splits.values() for r in rs], args.src))
+    except DataError as e:
+        return fail(str(e), 2)
+    try:
+        policy = "skip" if args.skip_invalid else "refuse"
+        splits = {s: prepare_split(args.src, s, policy, data=data, max_pixels=args.max_pixels)[1] for s in data.splits}
+        target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link,
+                                 source=args.src)
+    except (DataError, OSError) as e:
+        return fail(str(e))
     counts = ", ".join(f"{s} {len(r)} images" for s, r in splits.items())
     print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {target}")
     return 0
@@ -106,6 +131,11 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
 
     p = data.add_parser("check", help="summary and problems of a data set; exit 1 if there are errors")
     p.add_argument("path", help="a data set: COCO json, YOLO/project yaml, VOC root or banana folder")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes that decode the images (default: the CPU count, %(default)s here)")
+    p.add_argument("--headers-only", action="store_true",
+                   help="read only the image headers (sizes): fast, but truncated or corrupt images pass")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_check)
 
     p = data.add_parser("convert", help="write a data set in another format")
@@ -114,6 +144,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--link", action="store_true", help="symlink images instead of copying them")
     p.add_argument("--skip-invalid", action="store_true", help="drop invalid boxes and images (reported) instead of refusing")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_convert)
 
     p = data.add_parser("synth", help="generate the default data set")

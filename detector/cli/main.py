@@ -17,33 +17,35 @@ from pathlib import Path
 
 from detector import __version__
 from detector.cli.classify import add_classify_parser
+from detector.cli.common import add_max_pixels_argument
 from detector.cli.data import add_data_parser
 from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
 
 
-def _load_image(path: str | None):
-    from PIL import Image, UnidentifiedImageError
+def _load_image(path: str | None, max_pixels: int):
+    """The image at ``path`` (RGB), its size checked on the header against ``max_pixels`` before decoding."""
+    from PIL import Image
+
+    from detector.data.images import read_image
 
     if path is None:  # a real photograph that scikit-image ships: the book's cat
         from skimage import data
 
         return Image.fromarray(data.chelsea())
+    if not Path(path).is_file():
+        raise SystemExit(f"error: {path}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise SystemExit(f"error: {path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise SystemExit(f"error: {path}: not a readable image ({e})") from None
+        return Image.fromarray(read_image(path, max_pixels))
+    except OSError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def cmd_anchors(args: argparse.Namespace) -> int:
     """Draw the anchors of a ``fmap_h x fmap_w`` feature map over an image (the book's display_anchors)."""
     from detector.evaluation.draw import draw_anchors
 
-    image = _load_image(args.image)
+    image = _load_image(args.image, args.max_pixels)
     fh, fw = args.fmap
     try:
         drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", type=float, nargs="+", default=[1.0, 2.0, 0.5], help="width/height ratios")
     p.add_argument("--labels", action="store_true", help="write size and ratio on each anchor")
     p.add_argument("--out", default="anchors.png", help="output PNG")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_anchors)
 
     add_data_parser(sub)

@@ -17,7 +17,13 @@ import json
 import sys
 from pathlib import Path
 
-from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
+from detector.cli.common import (
+    add_config_arguments,
+    add_devices_argument,
+    add_max_pixels_argument,
+    fail,
+    run_training,
+)
 from detector.data.records import DataError
 from detector.engine.config import TrainConfig
 from detector.models.checkpoint import CheckpointError
@@ -47,7 +53,8 @@ def _eval_split(args: argparse.Namespace) -> tuple[str, object, list]:
         lone_coco = Path(args.data).suffix.lower() == ".json" and len(data.splits) == 1
         split = next(iter(data.splits)) if lone_coco else "val"
     data, records = prepare_split(args.data, split, "skip" if args.skip_invalid else "refuse",
-                                  log=lambda s: print(s, file=sys.stderr), data=data, read_images=not args.predictions)
+                                  log=lambda s: print(s, file=sys.stderr), data=data, read_images=not args.predictions,
+                                  max_pixels=args.max_pixels)
     return split, data, records
 
 
@@ -75,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if ckpt["classes"] != data.classes:
                 return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
             results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
-                                      args.workers, ids=[im["id"] for im in gt["images"]])
+                                      args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels)
         metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
@@ -104,7 +111,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, CheckpointError, TrainingError) as e:
         return fail(str(e))
     results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device,
-                                    post={"nms_threshold": args.iou})
+                                    post={"nms_threshold": args.iou}, max_pixels=args.max_pixels)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
     print(f"{len(results)} detections in {len(paths) - len(errors)} images; drawn images and predictions.json in {args.out}")
@@ -152,6 +159,7 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-invalid", action="store_true")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="detect objects in images, draw them, write COCO results")
@@ -161,6 +169,7 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.45)
     p.add_argument("--device", default="auto")
+    add_max_pixels_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")

@@ -9,21 +9,43 @@ import math
 from pathlib import Path
 
 from detector.data.images import image_size
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
+from detector.data.records import (
+    DataError,
+    DetectionData,
+    ImageRecord,
+    Problem,
+    inside,
+    outside_message,
+    read_text,
+)
 
 HEADER = ["img_name", "label", "xmin", "ymin", "xmax", "ymax"]
+SPLITS = ("train", "val", "test")  # the suffixes that name a banana folder's split
 
 
 def is_banana_split(path: Path) -> bool:
     return (path / "label.csv").is_file()
 
 
+def split_of(folder: Path) -> str | None:
+    """The split a banana folder's name ends with (``bananas_val`` -> ``val``, ``my_set_train`` -> ``train``), or
+    None when it ends with none of ``SPLITS`` (``my_bananas``)."""
+    suffix = folder.name.rsplit("_", 1)[-1].lower() if "_" in folder.name else ""
+    return suffix if suffix in SPLITS else None
+
+
 def banana_splits(path: Path) -> dict[str, Path]:
-    """``{split: folder}`` for a parent folder holding ``*_train``/``*_val`` banana folders."""
-    found = {}
+    """``{split: folder}`` for a parent folder holding ``*_train``/``*_val``/``*_test`` banana folders. Raises
+    :class:`DataError` for a banana folder named otherwise, or two of one split: none is left out silently."""
+    found: dict[str, Path] = {}
     for sub in sorted(p for p in path.iterdir() if p.is_dir() and is_banana_split(p)):
-        name = sub.name.rsplit("_", 1)[-1] if "_" in sub.name else sub.name
-        found[name] = sub
+        split = split_of(sub)
+        if split is None:
+            raise DataError(f"{sub}: a banana folder beside others must be named *_train, *_val or *_test; "
+                            f"rename it, or pass the folder itself as --data")
+        if split in found:
+            raise DataError(f"{sub}: a second {split!r} split beside {found[split]}; keep one, or pass one as --data")
+        found[split] = sub
     return found
 
 
@@ -37,10 +59,7 @@ def _float(text: str) -> float:
 def _read_split(folder: Path, num_classes: int, problems: list[Problem], split: str = "train") -> list[ImageRecord]:
     csv_file = folder / "label.csv"
     f = str(csv_file)
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_text(csv_file)  # a BOM (as spreadsheet programs write) is dropped
     rows = list(csv.reader(text.splitlines()))
     if not rows:
         raise DataError(f"{f}: empty file (expected the header {','.join(HEADER)})")
@@ -66,7 +85,7 @@ def _read_split(folder: Path, num_classes: int, problems: list[Problem], split: 
         path = inside(folder / "images", name)
         if path is None:
             problems.append(Problem("error", "path-escape", f, boxes[0][2],
-                                    f"img_name {name!r} points outside {folder / 'images'}", split=split))
+                                    f"img_name {outside_message(folder / 'images', name)}", split=split))
             continue
         try:
             width, height = image_size(path)
@@ -82,8 +101,7 @@ def read_banana(path: Path | str, classes: list[str] | None = None) -> Detection
     path = Path(path)
     classes = classes or ["banana"]
     problems: list[Problem] = []
-    folders = {path.name.rsplit("_", 1)[-1] if "_" in path.name else "train": path} if is_banana_split(path) \
-        else banana_splits(path)
+    folders = {split_of(path) or "train": path} if is_banana_split(path) else banana_splits(path)
     if not folders:
         raise DataError(f"{path}: no label.csv here and no banana split folders below")
     splits = {name: _read_split(folder, len(classes), problems, name) for name, folder in folders.items()}

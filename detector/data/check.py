@@ -9,15 +9,18 @@ chose ``policy="skip"``, and what was skipped is reported with counts.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from detector.data.dataset import load_dataset
-from detector.data.images import image_size
+from detector.data.images import MAX_PIXELS, ImageTooLarge, decode_fully, image_size
 from detector.data.records import DataError, DetectionData, ImageRecord, Problem
 
 POLICIES = ("refuse", "skip")
@@ -38,18 +41,53 @@ class SplitReport:
         return [p for p in self.problems if p.level == "error"]
 
 
-def check_records(records: list[ImageRecord], num_classes: int, split: str, read_images: bool = True) -> SplitReport:
-    """Check every image and box of a split; return cleaned copies and the problems found. With
-    ``read_images=False`` an image is opened only when the annotation does not give its size."""
+Inspected = tuple[tuple[int, int] | None, str | None, str | None]  # (width, height), problem kind, message
+
+
+def inspect_image(path: Path | str, max_pixels: int | None = MAX_PIXELS, decode: bool = False) -> Inspected:
+    """One image's size from its header (or, with ``decode``, after decoding it whole), or the problem kind
+    (``missing-image``, ``too-large``, ``unreadable-image``) and message. Top level: it runs in worker processes."""
+    try:
+        size = decode_fully(path, max_pixels) if decode else image_size(path, max_pixels)
+    except ImageTooLarge as e:
+        return None, "too-large", str(e)
+    except OSError as e:
+        return None, "missing-image" if str(e).endswith("no such image") else "unreadable-image", str(e)
+    return size, None, None
+
+
+def inspect_images(paths: list[Path], max_pixels: int | None = MAX_PIXELS, decode: bool = False, workers: int = 1,
+                   progress: bool = False) -> dict[str, Inspected]:
+    """:func:`inspect_image` of every path, ``{str(path): result}``; with ``decode``, in ``workers`` processes
+    and with a progress bar on stderr when ``progress``."""
+    from tqdm import tqdm
+
+    unique = list(dict.fromkeys(str(p) for p in paths))
+    job = partial(inspect_image, max_pixels=max_pixels, decode=decode)
+    bar = partial(tqdm, total=len(unique), desc="decode" if decode else "headers", disable=not progress)
+    if not decode or workers <= 1 or len(unique) < 2:
+        return dict(zip(unique, list(bar(map(job, unique)))))
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    chunk = max(1, min(32, len(unique) // (workers * 8)))
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        return dict(zip(unique, list(bar(pool.map(job, unique, chunksize=chunk)))))
+
+
+def check_records(records: list[ImageRecord], num_classes: int, split: str, read_images: bool = True,
+                  max_pixels: int | None = MAX_PIXELS, inspected: dict[str, Inspected] | None = None) -> SplitReport:
+    """Check every image and box of a split; return cleaned copies and the problems found. Images are checked
+    from their headers (size, the ``max_pixels`` cap) unless ``inspected`` (:func:`inspect_images`) is given.
+    With ``read_images=False`` an image is opened only when the annotation does not give its size."""
     report = SplitReport(split, [])
+    opened = [r.path for r in records if read_images or not (r.width and r.height)]
+    if inspected is None:
+        inspected = inspect_images(opened, max_pixels)
     for r in records:
         img = str(r.path)
         if read_images or not (r.width and r.height):
-            try:
-                size = image_size(r.path)
-            except OSError as e:
-                kind = "missing-image" if "no such" in str(e) else "unreadable-image"
-                report.problems.append(Problem("error", kind, img, "", str(e).split(": ", 1)[-1]))
+            size, kind, message = inspected[img]
+            if size is None:
+                report.problems.append(Problem("error", kind, img, "", message.removeprefix(f"{img}: ")))
                 report.dropped_images += 1
                 report.dropped_boxes += len(r.boxes)
                 continue
@@ -110,9 +148,17 @@ def summarize(records: list[ImageRecord], classes: list[str]) -> dict:
             "sizes": dict(sizes), "images_without_boxes": sum(1 for r in records if len(r.boxes) == 0)}
 
 
-def check_dataset(data: DetectionData, read_images: bool = True) -> dict[str, SplitReport]:
-    """Check every split; problems found while reading the files are attached to the first split."""
-    reports = {name: check_records(recs, len(data.classes), name, read_images) for name, recs in data.splits.items()}
+def check_dataset(data: DetectionData, read_images: bool = True, max_pixels: int | None = MAX_PIXELS,
+                  decode: bool = False, workers: int = 1, progress: bool = False) -> dict[str, SplitReport]:
+    """Check every split; problems found while reading the files are attached to the first split. With
+    ``decode``, every image is decoded whole (in ``workers`` processes), which finds truncated and corrupt files
+    that a header read lets through."""
+    inspected = None
+    if read_images:
+        paths = [r.path for recs in data.splits.values() for r in recs]
+        inspected = inspect_images(paths, max_pixels, decode, workers, progress)
+    reports = {name: check_records(recs, len(data.classes), name, read_images, max_pixels, inspected)
+               for name, recs in data.splits.items()}
     if data.problems and reports:
         first = next(iter(reports.values()))
         first.problems[:0] = data.problems
@@ -126,7 +172,7 @@ def format_problems(problems: list[Problem], limit: int = 20) -> str:
     return "\n".join(lines)
 
 
-IMAGE_LEVEL = ("path-escape", "missing-annotation")  # reader problems that leave an image out
+IMAGE_LEVEL = ("path-escape", "missing-annotation", "bad-size")  # reader problems that leave an image out
 
 
 def prepare_split(
@@ -136,8 +182,12 @@ def prepare_split(
     log: Callable[[str], None] = print,
     data: DetectionData | None = None,
     read_images: bool = True,
+    max_pixels: int | None = MAX_PIXELS,
 ) -> tuple[DetectionData, list[ImageRecord]]:
     """Load ``path``, check ``split``, and return its cleaned records, or raise :class:`DataError`.
+
+    Images are checked from their headers (size, and ``max_pixels``: larger images are errors, never decoded);
+    ``detector data check`` decodes them all.
 
     ``policy="refuse"`` (the default) raises on any error, listing them; ``"skip"`` drops what is invalid.
     Clipped boxes and anything skipped are always reported through ``log``. ``read_images=False`` (scoring
@@ -147,7 +197,7 @@ def prepare_split(
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     data = data or load_dataset(path)
     records = data.split(split)
-    report = check_records(records, len(data.classes), split, read_images)
+    report = check_records(records, len(data.classes), split, read_images, max_pixels=max_pixels)
     split_files = {r.ann_file for r in records} | {str(r.path) for r in records}
     extra = [p for p in data.problems if p.split == split or p.file in split_files or p.file == data.source]
     report.problems[:0] = extra

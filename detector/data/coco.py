@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem, default_category_ids, inside
+from detector.data.records import (
+    DataError,
+    DetectionData,
+    ImageRecord,
+    Problem,
+    default_category_ids,
+    inside,
+    outside_message,
+)
 
 
 def load_json(path: Path) -> object:
@@ -27,16 +36,19 @@ def load_json(path: Path) -> object:
         raise DataError(f"{path}: JSON nested too deeply to be an annotation file") from None
 
 
-def _find_image_root(ann_file: Path, first_file: str | None, image_root: Path | None) -> Path:
+def _image_folders(ann_file: Path, names: list[str], image_root: Path | None) -> list[Path]:
+    """The folder of each image: ``image_root`` when given; else, per image, the first of
+    the places COCO sets keep images that holds it (beside the JSON, ``images/``, the COCO layout). An image found
+    nowhere gets the folder most of the others are in (where it is then reported missing)."""
     if image_root is not None:
-        return Path(image_root)
+        return [Path(image_root)] * len(names)
     here = ann_file.parent
     stem = ann_file.stem.removeprefix("instances_")
     candidates = [here, here / "images", here.parent / "images", here.parent / stem, here.parent / "images" / stem]
-    for c in candidates:
-        if first_file is not None and (c / first_file).is_file():
-            return c
-    return here
+    found = [next((c for c in candidates if (p := inside(c, n)) is not None and p.is_file()), None) for n in names]
+    common = Counter(f for f in found if f is not None).most_common(1)
+    usual = common[0][0] if common else here
+    return [f or usual for f in found]
 
 
 def _number(value: object) -> float:
@@ -112,16 +124,15 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
             problems.append(Problem("error", "unknown-class", f, ref, f"category_id {a.get('category_id')!r} is not in 'categories'"))
         per_image[a["image_id"]].append(((x, y, x + w, y + h), label, bool(a.get("iscrowd", 0)), ref))
 
-    first = next(iter(images.values()))["file_name"] if images else None
-    root = _find_image_root(ann_file, first, Path(image_root) if image_root else None)
+    folders = _image_folders(ann_file, [im["file_name"] for im in images.values()],
+                                Path(image_root) if image_root else None)
     records = []
-    for image_id, im in images.items():
+    for (image_id, im), root in zip(images.items(), folders):
         rows = per_image[image_id]
         path = inside(root, im["file_name"])
         if path is None:
             problems.append(Problem("error", "path-escape", f, f"image id {image_id}",
-                                    f"file_name {im['file_name']!r} points outside the image folder {root}",
-                                    split=split))
+                                    f"file_name {outside_message(root, im['file_name'])}", split=split))
             continue
         records.append(ImageRecord(
             path=path, width=_size(im.get("width")), height=_size(im.get("height")),

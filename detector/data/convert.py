@@ -7,6 +7,8 @@
 | yolo | ``images/<split>/``, ``labels/<split>/``, ``data.yaml`` |
 
 Each is readable again with ``--data OUT`` (``OUT/annotations`` for COCO, ``OUT/data.yaml`` for YOLO).
+``OUT`` must not overlap the source (the data set's folder or any image's folder, in either direction):
+otherwise writing could replace an image by a link to itself or delete it, so that is refused first.
 """
 
 from __future__ import annotations
@@ -22,6 +24,27 @@ from detector.data.voc import write_voc
 from detector.data.yolo import write_yolo
 
 TARGETS = ("coco", "voc", "yolo")
+
+
+def source_folders(records: list[ImageRecord], source: Path | str | None = None) -> set[Path]:
+    """The resolved folders a conversion reads: ``source`` (its folder when it is a file) and each image's
+    folder, both as named and where a symlinked image really lies."""
+    folders = set()
+    if source is not None:
+        src = Path(source).resolve()
+        folders.add(src.parent if src.is_file() else src)
+    for r in records:
+        folders |= {Path(r.path).parent.resolve(), Path(r.path).resolve().parent}
+    return folders
+
+
+def check_no_overlap(out: Path | str, folders: set[Path]) -> None:
+    """Raise :class:`DataError` when ``out`` is one of ``folders``, inside one, or holds one."""
+    target = Path(out).resolve()
+    for folder in sorted(folders):
+        if target == folder or folder in target.parents or target in folder.parents:
+            raise DataError(f"--out {out} overlaps the source folder {folder}: writing there could overwrite or "
+                            f"delete source images; choose an --out folder outside {folder}")
 
 
 def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: str = "") -> list[ImageRecord]:
@@ -45,10 +68,13 @@ def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: 
 
 
 def convert_dataset(splits: dict[str, list[ImageRecord]], classes: list[str], to: str, out: Path | str,
-                    category_ids: list[int] | None = None, link: bool = False) -> Path:
-    """Write ``splits`` (checked records) in format ``to`` under ``out``; return the path to pass as ``--data``."""
+                    category_ids: list[int] | None = None, link: bool = False,
+                    source: Path | str | None = None) -> Path:
+    """Write ``splits`` (checked records) in format ``to`` under ``out``; return the path to pass as ``--data``.
+    Raises :class:`DataError`, before writing anything, when ``out`` overlaps ``source`` or an image's folder."""
     if to not in TARGETS:
         raise ValueError(f"--to must be one of {TARGETS}, got {to!r}")
+    check_no_overlap(out, source_folders([r for rs in splits.values() for r in rs], source))
     out = Path(out)
     if to == "coco":
         for split, records in splits.items():

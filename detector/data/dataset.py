@@ -38,11 +38,18 @@ def split_name_of(path: Path) -> str:
     return "val" if "val" in stem else "test" if "test" in stem else "train"
 
 
-def _read_project_split(spec: object, root: Path, names: list[str] | None, f: str, split: str) -> DetectionData:
+def _read_project_split(spec: object, root: Path, names: list[str] | None, f: str, split: str,
+                        reading: tuple[Path, ...]) -> DetectionData:
     if isinstance(spec, str):
-        return load_dataset(root / spec, names)
+        return load_dataset(root / spec, names, _reading=reading)
     if not isinstance(spec, dict):
         raise DataError(f"{f}: split {split!r} must be a path or a mapping like {{coco: FILE, images: DIR}}")
+    bad = next((k for k in ("coco", "images", "voc", "banana", "yolo", "split") if k in spec
+                and not isinstance(spec[k], str)), None)
+    if bad is not None:
+        raise DataError(f"{f}: split {split!r}: {bad!r} must be a path (text), got a {type(spec[bad]).__name__}")
+    if "yolo" in spec and (root / spec["yolo"]).resolve() in reading:
+        raise DataError(f"{f}: split {split!r} includes {root / spec['yolo']}, which is being read already (a loop)")
     if "coco" in spec:
         images = root / spec["images"] if spec.get("images") else None
         return read_coco(root / spec["coco"], images, split)
@@ -70,20 +77,23 @@ def _rename_classes(part: DetectionData, names: list[str], f: str) -> None:
     part.classes, part.category_ids = list(names), None
 
 
-def read_project_yaml(yaml_file: Path) -> DetectionData:
+def read_project_yaml(yaml_file: Path, _reading: tuple[Path, ...] = ()) -> DetectionData:
     f = str(yaml_file)
     doc = load_yaml(yaml_file)
+    if not isinstance(doc.get("root") or ".", str):
+        raise DataError(f"{f}: 'root' must be a folder (text), got a {type(doc['root']).__name__}")
     root = Path(doc.get("root") or ".")
     root = root if root.is_absolute() else yaml_file.parent / root
     names = doc.get("names")
-    if names is not None and (not isinstance(names, list) or not names or len(set(map(str, names))) != len(names)
-                              or not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names)):
+    if names is not None and (not isinstance(names, list) or not names  # types first: str() of an alias bomb is huge
+                              or not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names)
+                              or len(set(map(str, names))) != len(names)):
         raise DataError(f"{f}: 'names' must be a non-empty list of distinct class names (text)")
     splits, problems, category_ids, coco_files = {}, [], None, {}
     for split in ("train", "val", "test"):
         if split not in doc:
             continue
-        part = _read_project_split(doc[split], root, names, f, split)
+        part = _read_project_split(doc[split], root, names, f, split, (*_reading, yaml_file.resolve()))
         key = split if split in part.splits else next(iter(part.splits))
         if isinstance(doc[split], dict) and doc[split].get("split"):
             key = doc[split]["split"]
@@ -100,16 +110,21 @@ def read_project_yaml(yaml_file: Path) -> DetectionData:
     return DetectionData([str(n) for n in names], splits, f, category_ids, problems, coco_files)
 
 
-def load_dataset(path: Path | str, classes: list[str] | None = None) -> DetectionData:
-    """Read the data set at ``path`` in whichever supported format it is (see the module docstring)."""
+def load_dataset(path: Path | str, classes: list[str] | None = None, _reading: tuple[Path, ...] = ()) -> DetectionData:
+    """Read the data set at ``path`` in whichever supported format it is (see the module docstring).
+    ``_reading``: the project YAMLs being read around this one, so that one that includes itself is refused."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    if path.resolve() in _reading:
+        raise DataError(f"{_reading[-1]}: includes {path}, which is being read already (a loop)")
     if path.is_file():
         if path.suffix.lower() == ".json":
             return read_coco(path, split=split_name_of(path))
         if path.suffix.lower() in (".yaml", ".yml"):
-            return read_project_yaml(path) if load_yaml(path).get("format") == "detector" else read_yolo(path)
+            if load_yaml(path).get("format") == "detector":
+                return read_project_yaml(path, _reading)
+            return read_yolo(path)
         if path.name == "label.csv":
             return read_banana(path.parent, classes)
         raise DataError(f"{path}: not a data set file (expected .json, .yaml or label.csv)")
@@ -119,7 +134,7 @@ def load_dataset(path: Path | str, classes: list[str] | None = None) -> Detectio
         return read_banana(path, classes)
     yamls = sorted(list(path.glob("*.yaml")) + list(path.glob("*.yml")))
     if len(yamls) == 1:
-        return load_dataset(yamls[0], classes)
+        return load_dataset(yamls[0], classes, _reading)
     jsons = sorted(path.glob("*.json"))
     if jsons:
         parts = [read_coco(j, split=split_name_of(j)) for j in jsons]

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchvision.ops import roi_align
 
 from detector.core.boxes import box_area, box_iou
-from detector.data.images import read_image
+from detector.data.images import MAX_PIXELS, read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import MEAN_RGB, MIN_IOUS, MIN_VISIBILITY
 
@@ -31,7 +31,8 @@ class DeviceData:
     """``records`` decoded to ``uint8 [N, 3, size, size]`` on ``device`` (stretched to size, as the eval
     preset's resize), with boxes normalized to [0, 1] in ``[N, G, 4]`` and a ``[N, G]`` valid mask."""
 
-    def __init__(self, records: list[ImageRecord], size: int, device: torch.device | str = "cpu", threads: int = 4):
+    def __init__(self, records: list[ImageRecord], size: int, device: torch.device | str = "cpu", threads: int = 4,
+                 max_pixels: int | None = MAX_PIXELS):
         self.size, self.device = size, torch.device(device)
         need = len(records) * 3 * size * size
         if self.device.type == "cuda":
@@ -41,7 +42,7 @@ class DeviceData:
                                   f"{free / 2**30:.1f} GiB free on {self.device}: use the DataLoader path")
 
         def load(r: ImageRecord) -> Tensor:
-            image = cv2.resize(read_image(r.path), (size, size), interpolation=cv2.INTER_AREA)
+            image = cv2.resize(read_image(r.path, max_pixels), (size, size), interpolation=cv2.INTER_AREA)
             return torch.from_numpy(image).permute(2, 0, 1)  # (3, S, S)
 
         with ThreadPoolExecutor(threads) as pool:

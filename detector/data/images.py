@@ -1,39 +1,97 @@
 """Reading images: one decoder for the whole package (OpenCV, RGB, EXIF orientation ignored so that pixels
-match the annotations), and cheap header reads for sizes."""
+match the annotations), cheap header reads for sizes, and one cap on the pixels of an image.
+
+The cap (``MAX_PIXELS``, ``--max-pixels``) is checked on the header before anything is decoded: a PNG of a
+few hundred KB can declare 20000x20000 pixels and take gigabytes once decoded. PIL's own decompression-bomb
+limit is switched off for our header reads so that every caller gets the same one-line error from our cap.
+"""
 
 from __future__ import annotations
 
+import functools
+import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 100_000_000  # images with more pixels (width x height) are refused; --max-pixels changes it
 
-cv2.setNumThreads(1)  # data loading parallelizes over worker processes, not inside OpenCV
+_PIL_LIMIT = threading.Lock()  # guards the global Image.MAX_IMAGE_PIXELS while one header is read
 
 
-def image_size(path: Path | str) -> tuple[int, int]:
-    """``(width, height)`` from the file's header, without decoding. Raises ``OSError`` naming the file."""
+class ImageTooLarge(OSError):
+    """An image over the pixel cap; the message names the file, its size and the flag that raises the cap."""
+
+
+@functools.cache
+def _cv2():
+    import cv2  # imported on first use: the CLI's --help and the configs do not pay for it
+
+    cv2.setNumThreads(1)  # data loading parallelizes over worker processes, not inside OpenCV
+    return cv2
+
+
+def _open(path: Path | str) -> Image.Image:
+    """PIL's lazy open (header only) without PIL's decompression-bomb check: our cap applies instead."""
+    with _PIL_LIMIT:
+        old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def image_size(path: Path | str, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(width, height)`` from the file's header, without decoding. Raises ``OSError`` naming the file, and
+    :class:`ImageTooLarge` when ``max_pixels`` is given and the image has more pixels."""
     try:
-        with Image.open(path) as im:
-            return im.size
+        with _open(path) as im:
+            size = im.size
     except FileNotFoundError:
         raise OSError(f"{path}: no such image") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise OSError(f"{path}: not a readable image ({e})") from None
+    check_pixels(path, size, max_pixels)
+    return size
 
 
-def read_image(path: Path | str) -> np.ndarray:
-    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB. Raises ``OSError`` naming the file."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
+def check_pixels(path: Path | str, size: tuple[int, int], max_pixels: int | None = MAX_PIXELS) -> None:
+    """Raise :class:`ImageTooLarge` when ``size`` ``(width, height)`` has more than ``max_pixels`` pixels."""
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise ImageTooLarge(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the cap of {max_pixels:,} "
+                            "pixels; pass --max-pixels N to allow larger images, or shrink the image")
+
+
+def read_image(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """Decode ``path`` to ``uint8 [H, W, 3]`` RGB, after checking its header against ``max_pixels`` (None: no
+    cap). Raises ``OSError`` naming the file (:class:`ImageTooLarge` over the cap)."""
+    if not Path(path).is_file():
         raise OSError(f"{path}: no such image")
+    if max_pixels is not None:
+        image_size(path, max_pixels)
+    cv2 = _cv2()
+    data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if image is None:
         raise OSError(f"{path}: not a readable image (empty, truncated or not an image format OpenCV reads)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_fully(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple[int, int]:
+    """Decode ``path`` whole, as training will, and return its ``(width, height)``; raise ``OSError`` naming the
+    file (:class:`ImageTooLarge` over the cap, checked on the header first). PIL decodes it first: it raises on a
+    truncated or corrupt stream where OpenCV may fill the rest with grey; then OpenCV, the decoder training uses."""
+    size = image_size(path, max_pixels)
+    try:
+        with _open(path) as im:
+            im.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
+        raise OSError(f"{path}: not a readable image: decoding failed ({e})") from None
+    read_image(path, None)
+    return size
 
 
 def list_images(folder: Path) -> list[Path]:

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from detector.core.contract import pad_targets
-from detector.data.images import read_image
+from detector.data.images import MAX_PIXELS, read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import apply, eval_transforms, train_transforms
 
@@ -29,8 +29,9 @@ class DetectionDataset(Dataset):
     :meth:`set_epoch` before each epoch (workers are re-created per epoch, so they see it)."""
 
     def __init__(self, records: list[ImageRecord], size: int, train: bool = False, seed: int = 0,
-                 letterbox: bool = False):
+                 letterbox: bool = False, max_pixels: int | None = MAX_PIXELS):
         self.records, self.size, self.train, self.seed, self.epoch = records, size, train, seed, 0
+        self.max_pixels = max_pixels  # images over it are refused from their header, never decoded
         self.transform = train_transforms(size) if train else eval_transforms(size, letterbox)
 
     def __len__(self) -> int:
@@ -41,7 +42,7 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, index: int):
         r = self.records[index]
-        image = read_image(r.path)  # raises OSError naming the file
+        image = read_image(r.path, self.max_pixels)  # raises OSError naming the file
         if image.shape[:2] != (r.height, r.width) and r.height and r.width:
             raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
         seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index if self.train else None

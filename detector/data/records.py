@@ -103,10 +103,31 @@ class DetectionData:
 
 def inside(root: Path | str, name: str) -> Path | None:
     """``root / name`` when ``name`` is a relative path that stays under ``root`` (checked on the path's text,
-    so symlinked images inside a data set still work); None for an absolute path or one whose ``..`` parts
-    leave ``root``: a data file must not make the loader read elsewhere on the machine."""
-    if not name or os.path.isabs(name) or name.startswith(("/", "\\")) or ":" in Path(name).parts[0]:
+    so symlinked images inside a data set still work); None for an absolute path, one whose ``..`` parts
+    leave ``root``, or one that names ``root`` itself (``.``, ``./``): a data file must not make the loader read
+    elsewhere on the machine."""
+    parts = Path(name).parts if name else ()
+    if not parts or os.path.isabs(name) or name.startswith(("/", "\\")) or ":" in parts[0]:
         return None
     base = os.path.normpath(str(root))
     full = os.path.normpath(os.path.join(base, name))
-    return Path(full) if full == base or full.startswith(base.rstrip(os.sep) + os.sep) else None
+    return Path(full) if full.startswith(base.rstrip(os.sep) + os.sep) else None
+
+
+def outside_message(root: Path | str, name: str) -> str:
+    """Why :func:`inside` refused ``name``: it names ``root`` itself (``.``, ``./``) or points outside it."""
+    if not name:
+        return "'' is not a file name"
+    same = not os.path.isabs(name) and os.path.normpath(os.path.join(str(root), name)) == os.path.normpath(str(root))
+    return f"{name!r} names the folder {root} itself, not a file in it" if same else f"{name!r} points outside {root}"
+
+
+def read_text(path: Path | str, what: str = "") -> str:
+    """The UTF-8 text of ``path`` (a leading BOM dropped); :class:`DataError` naming the file when it is not
+    UTF-8 or cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}){what}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None

@@ -10,7 +10,15 @@ import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem, inside
+from detector.data.records import (
+    DataError,
+    DetectionData,
+    ImageRecord,
+    Problem,
+    inside,
+    outside_message,
+    read_text,
+)
 
 
 def is_voc_root(path: Path) -> bool:
@@ -51,10 +59,15 @@ def _read_xml(xml_path: Path, jpeg_dir: Path, class_index: dict[str, int], probl
         labels.append(class_index.get(name, -1))
         difficult.append(_text(obj, "difficult") == "1")
         refs.append(ref)
-    width, height = _float(_text(size, "width")), _float(_text(size, "height"))
     path = inside(jpeg_dir, filename)
     if path is None:
-        problems.append(Problem("error", "path-escape", f, "filename", f"{filename!r} points outside {jpeg_dir}"))
+        problems.append(Problem("error", "path-escape", f, "filename", outside_message(jpeg_dir, filename)))
+        return None
+    texts = [_text(size, "width"), _text(size, "height")]
+    width, height = (_float(t) for t in texts)
+    if any(t is not None and not (math.isfinite(v) and 0 <= v < 2**31) for t, v in zip(texts, (width, height))):
+        problems.append(Problem("error", "bad-size", f, "size", f"width {texts[0]!r} and height {texts[1]!r} must be "
+                                "whole numbers of pixels (0 or no <size>: the image's header is read)"))
         return None
     return ImageRecord(path, int(width) if width > 0 else 0, int(height) if height > 0 else 0,
                        boxes, labels, difficult=difficult, ann_file=f, refs=refs)
@@ -70,7 +83,7 @@ def read_voc(root: Path | str, classes: list[str] | None = None) -> DetectionDat
     if sets.is_dir():
         for txt in sorted(sets.glob("*.txt")):
             if "_" not in txt.stem:  # class-specific lists are named <class>_<split>.txt
-                ids = [line.split()[0] for line in txt.read_text().splitlines() if line.strip()]
+                ids = [line.split()[0] for line in read_text(txt).splitlines() if line.strip()]
                 split_ids[txt.stem] = ids
     if not split_ids:
         split_ids["train"] = sorted(p.stem for p in ann_dir.glob("*.xml"))

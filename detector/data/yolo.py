@@ -10,7 +10,15 @@ from pathlib import Path
 import yaml
 
 from detector.data.images import IMAGE_SUFFIXES, image_size
-from detector.data.records import DataError, DetectionData, ImageRecord, Problem
+from detector.data.records import (
+    DataError,
+    DetectionData,
+    ImageRecord,
+    Problem,
+    inside,
+    outside_message,
+    read_text,
+)
 
 
 def load_yaml(path: Path) -> dict:
@@ -46,7 +54,8 @@ def _names(doc: dict, f: str) -> list[str]:
         raise DataError(f"{f}: 'names' must be a list or a mapping of class names")
     bad = next((v for v in values if not isinstance(v, (str, int, float)) or isinstance(v, bool)), None)
     if bad is not None or len(set(map(str, values))) != len(values):
-        what = f"{str(bad)[:60]!r} is not a class name" if bad is not None else "class names repeat"
+        shown = repr(bad)[:60] if isinstance(bad, (str, int, float, bool, type(None))) else f"a {type(bad).__name__}"
+        what = f"{shown} is not a class name" if bad is not None else "class names repeat"
         raise DataError(f"{f}: 'names' must hold distinct class names (text); {what}")
     return [str(v) for v in values]
 
@@ -60,16 +69,28 @@ def _label_path(image: Path) -> Path:
     return image.with_suffix(".txt")
 
 
-def _split_images(entry: object, base: Path, f: str) -> list[Path]:
+def _split_images(entry: object, base: Path, f: str, split: str, problems: list[Problem]) -> list[Path]:
+    """The images of one split: folders of images and ``.txt`` lists of image paths relative to ``base``
+    (a listed path that is absolute or leaves ``base`` is a ``path-escape`` problem, and left out)."""
     entries = entry if isinstance(entry, list) else [entry]
     images: list[Path] = []
     for e in entries:
-        p = base / str(e)
+        if not isinstance(e, str) or not e.strip():
+            shown = repr(e)[:60] if isinstance(e, (str, int, float, bool, type(None))) else f"a {type(e).__name__}"
+            raise DataError(f"{f}: {split!r} must be a path or a list of paths (text), got {shown}")
+        p = base / e
         if p.is_dir():
             images += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
         elif p.suffix == ".txt" and p.is_file():
-            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-            images += [(base / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines]
+            for n, line in enumerate(read_text(p).splitlines(), start=1):
+                if not line.strip():
+                    continue
+                image = inside(base, line.strip())
+                if image is None:
+                    problems.append(Problem("error", "path-escape", str(p), f"line {n}",
+                                            f"image {outside_message(base, line.strip())}", split=split))
+                else:
+                    images.append(image)
         else:
             raise DataError(f"{f}: split entry {e!r} is neither a folder of images nor a .txt list ({p} not found)")
     return images
@@ -85,14 +106,15 @@ def _read_labels(label_file: Path, num_classes: int, width: int, height: int, pr
         if not fields:
             continue
         ref = f"line {n}"
+        malformed = False  # reported once per line
         try:
             values = [float(v) for v in fields]
         except ValueError:
             problems.append(Problem("error", "malformed", f, ref, f"not numbers: {line.strip()[:60]!r}"))
-            values = [math.nan] * 5
+            values, malformed = [math.nan] * 5, True
         if len(values) < 5 or (len(values) > 5 and len(values) % 2 == 0):
             problems.append(Problem("error", "malformed", f, ref, f"expected 'cls cx cy w h', got {len(values)} values"))
-            values = (values + [math.nan] * 5)[:5]
+            values, malformed = (values + [math.nan] * 5)[:5], True
         cls = values[0]
         if len(values) > 5:  # a segment line: cls x1 y1 x2 y2 ...; its box is the polygon's extent
             xs, ys = values[1::2], values[2::2]
@@ -101,7 +123,7 @@ def _read_labels(label_file: Path, num_classes: int, width: int, height: int, pr
             cx, cy, w, h = values[1:5]
             x1, y1, x2, y2 = (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height
         label = int(cls) if math.isfinite(cls) and cls == int(cls) and 0 <= cls < num_classes else -1
-        if label < 0 and math.isfinite(cls):
+        if label < 0 and not malformed:
             problems.append(Problem("error", "unknown-class", f, ref, f"class {fields[0]} is not in 0..{num_classes - 1}"))
         boxes.append((x1, y1, x2, y2))
         labels.append(label)
@@ -115,6 +137,8 @@ def read_yolo(yaml_file: Path | str) -> DetectionData:
     f = str(yaml_file)
     doc = load_yaml(yaml_file)
     names = _names(doc, f)
+    if not isinstance(doc.get("path") or ".", str):
+        raise DataError(f"{f}: 'path' must be a folder (text), got a {type(doc['path']).__name__}")
     base = Path(doc.get("path") or ".")
     base = base if base.is_absolute() else (yaml_file.parent / base)
     problems: list[Problem] = []
@@ -123,7 +147,7 @@ def read_yolo(yaml_file: Path | str) -> DetectionData:
         if not doc.get(split):
             continue
         records = []
-        for k, image in enumerate(_split_images(doc[split], base, f)):
+        for k, image in enumerate(_split_images(doc[split], base, f, split, problems)):
             label_file = _label_path(image)
             try:
                 width, height = image_size(image)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from detector.data.images import MAX_PIXELS
 from detector.models.names import BACKBONES, DETECTORS
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     data_path: str = opt("auto", "loader: DataLoader workers; device: decoded images kept on the device; "
                          "auto: device on a GPU", choices=("auto", "loader", "device"))
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
+    max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
     pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")

@@ -41,7 +41,7 @@ def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist |
     use_device = not ranks.enabled and (cfg.data_path == "device" or (cfg.data_path == "auto" and device.type == "cuda"))
     if use_device:
         try:
-            data = DeviceData(records, cfg.img_size, device)
+            data = DeviceData(records, cfg.img_size, device, max_pixels=cfg.max_pixels)
             gen = torch.Generator(device=device).manual_seed(cfg.seed)
             return lambda epoch: data.batches(cfg.batch_size, shuffle=True, drop_last=True, generator=gen), gen
         except MemoryError as e:
@@ -49,7 +49,7 @@ def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist |
                 raise TrainingError(str(e)) from None
             log(f"{e}; using the DataLoader path")
     gen = torch.Generator().manual_seed(cfg.seed)
-    dataset = DetectionDataset(records, cfg.img_size, train=True, seed=cfg.seed)
+    dataset = DetectionDataset(records, cfg.img_size, train=True, seed=cfg.seed, max_pixels=cfg.max_pixels)
     loader = make_loader(dataset, cfg.batch_size, shuffle=True, workers=cfg.workers, drop_last=True, generator=gen,
                          rank=ranks.rank, world=ranks.world)
 
@@ -77,8 +77,9 @@ def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"
     say = log if ranks.main else _quiet
-    data, train_records = prepare_split(cfg.data, "train", policy, log=say)
-    val_records = prepare_split(cfg.data, "val", policy, log=say, data=data)[1] if "val" in data.splits else []
+    data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
+    val_records = (prepare_split(cfg.data, "val", policy, log=say, data=data, max_pixels=cfg.max_pixels)[1]
+                   if "val" in data.splits else [])
     if not train_records:
         raise TrainingError(f"{cfg.data}: the train split has no usable images")
     category_ids = default_category_ids(data.classes, data.category_ids)
@@ -108,7 +109,7 @@ def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
         part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
         results = predict_records(m, val_records[part], cfg.img_size, category_ids, device,
                                   batch_size=cfg.batch_size, workers=cfg.workers, amp_dtype=amp_dtype,
-                                  ids=all_ids[part])
+                                  ids=all_ids[part], max_pixels=cfg.max_pixels)
         parts = gather_to_main(results, ranks)
         metrics = None
         if ranks.main:

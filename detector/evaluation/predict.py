@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from detector.data.images import IMAGE_SUFFIXES, list_images, read_image
+from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, list_images, read_image
 from detector.data.records import ImageRecord
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.ground_truth import image_ids
@@ -64,15 +64,15 @@ def detect_images(model: nn.Module, images: Sequence[np.ndarray], size: int, dev
 class ResizedRecords(Dataset):
     """Records -> ``(image uint8 [3, S, S], (h, w))``, decoded and resized by :func:`resize_for_model`."""
 
-    def __init__(self, records: list[ImageRecord], size: int):
-        self.records, self.size = records, size
+    def __init__(self, records: list[ImageRecord], size: int, max_pixels: int | None = MAX_PIXELS):
+        self.records, self.size, self.max_pixels = records, size, max_pixels
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, index: int):
         r = self.records[index]
-        image = read_image(r.path)  # raises OSError naming the file
+        image = read_image(r.path, self.max_pixels)  # raises OSError naming the file
         if image.shape[:2] != (r.height, r.width) and r.height and r.width:
             raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
         resized = torch.from_numpy(resize_for_model(image, self.size)).permute(2, 0, 1).contiguous()
@@ -86,13 +86,13 @@ def _stack(samples: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
 def predict_records(model: nn.Module, records: list[ImageRecord], size: int, category_ids: list[int],
                     device: torch.device | str = "cpu", batch_size: int = 32, workers: int = 0,
                     amp_dtype: torch.dtype | None = None, ids: list[int] | None = None,
-                    post: dict | None = None) -> list[dict]:
+                    post: dict | None = None, max_pixels: int | None = MAX_PIXELS) -> list[dict]:
     """Run ``model`` on every record; COCO results with boxes in pixels of the original images and the data
     set's category ids. ``ids``: the records' image ids when they are a part of a larger set (default:
     :func:`image_ids` of ``records``)."""
     model.eval()
     ids = image_ids(records) if ids is None else ids
-    loader = DataLoader(ResizedRecords(records, size), batch_size=batch_size, shuffle=False, num_workers=workers,
+    loader = DataLoader(ResizedRecords(records, size, max_pixels), batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=_stack, pin_memory=torch.cuda.is_available())
     results, k = [], 0
     for images, sizes in loader:
@@ -141,9 +141,10 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
 
 def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, conf: float = 0.25,
                   device: torch.device | str = "cpu", progress: bool = True,
-                  post: dict | None = None) -> tuple[list[dict], list[str]]:
-    """Detect, draw and collect COCO results for ``paths``; returns ``(results, errors)``: an unreadable image
-    is reported in ``errors`` and skipped, the others go on."""
+                  post: dict | None = None, max_pixels: int | None = MAX_PIXELS) -> tuple[list[dict], list[str]]:
+    """Detect, draw and collect COCO results for ``paths``; returns ``(results, errors)``: an unreadable image,
+    or one over ``max_pixels`` (read from its header, never decoded), is reported in ``errors`` and skipped, the
+    others go on."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -152,7 +153,7 @@ def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, co
     results, errors = [], []
     for k, path in enumerate(tqdm(paths, desc="predict", disable=not progress)):
         try:
-            image = read_image(path)
+            image = read_image(path, max_pixels)
         except OSError as e:
             errors.append(str(e))
             continue

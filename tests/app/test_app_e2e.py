@@ -89,8 +89,8 @@ def wait_for_detections(page, name: str) -> int:
 def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
     """Every tab after a real interaction: a photograph and a bad file, an example, NMS and matching, a bad
     file on each figure tab, the API tab's address. Screenshots of each."""
-    from skimage import data as skdata
     from PIL import Image
+    from skimage import data as skdata
 
     sync_playwright = _browser_or_skip()
     example = make_examples(tmp_path / "ex", count=1)[0]

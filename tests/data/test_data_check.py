@@ -77,3 +77,51 @@ def test_summary_counts_size_ranges(shapes_yaml):
     s = summarize(data.split("train"), data.classes)
     assert s["images"] == 16 and s["boxes"] == sum(s["per_class"].values()) == sum(s["sizes"].values())
     assert s["images_without_boxes"] == sum(len(r.boxes) == 0 for r in data.split("train"))
+
+
+def cut(src, dst, keep):
+    dst.write_bytes(src.read_bytes()[:keep])
+    return dst
+
+
+@pytest.fixture
+def truncated_coco(tmp_path):
+    """Four images that all pass a header read: a good PNG, a PNG cut just after its headers, a JPEG cut
+    in half, and a PNG with its pixel data overwritten (bad CRC / zlib stream)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    (tmp_path / "images").mkdir()
+    good = tmp_path / "images" / "good.png"
+    Image.fromarray(pixels).save(good)
+    Image.fromarray(pixels).save(tmp_path / "whole.jpg", quality=90)
+    cut(good, tmp_path / "images" / "header_only.png", good.read_bytes().index(b"IDAT") + 14)  # headers, 10 bytes of pixels
+    cut(tmp_path / "whole.jpg", tmp_path / "images" / "half.jpg", (tmp_path / "whole.jpg").stat().st_size // 2)
+    data = bytearray(good.read_bytes())
+    data[60:400] = bytes(340)
+    (tmp_path / "images" / "garbled.png").write_bytes(bytes(data))
+    names = ["good.png", "header_only.png", "half.jpg", "garbled.png"]
+    doc = {"images": [{"id": i + 1, "file_name": n, "width": 80, "height": 60} for i, n in enumerate(names)],
+           "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
+    f = tmp_path / "train.json"
+    f.write_text(json.dumps(doc))
+    return f
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_check_decodes_every_image_and_names_the_broken_ones(truncated_coco, capsys, workers):
+    assert main(["data", "check", str(truncated_coco), "--workers", workers]) == 1
+    captured = capsys.readouterr()
+    images = truncated_coco.parent / "images"
+    errors = [line.strip() for line in captured.out.splitlines() if line.strip().startswith("error:")]
+    assert [e.split(": ")[1] for e in errors] == [str(images / n) for n in ("header_only.png", "half.jpg", "garbled.png")]
+    assert all("not a readable image" in e for e in errors)
+    assert "[train] 1 images" in captured.out and "0 boxes and 3 images would be dropped" in captured.out
+    assert "decode: 100%" in captured.err and "4/4" in captured.err  # the progress bar, on stderr
+
+
+def test_header_only_check_is_fast_but_lets_truncated_images_through(truncated_coco, capsys):
+    """The header path (what training's prepare_split uses) reads sizes only: all four pass it."""
+    assert main(["data", "check", str(truncated_coco), "--headers-only"]) == 0
+    assert "[train] 4 images" in capsys.readouterr().out
+    _data, records = prepare_split(truncated_coco, "train", log=lambda s: None)
+    assert len(records) == 4

@@ -27,7 +27,7 @@ def load_split(path, split="train", policy="refuse"):
 def test_inside_keeps_paths_under_their_root(tmp_path):
     assert inside(tmp_path, "a/b.jpg") == tmp_path / "a" / "b.jpg"
     assert inside(tmp_path, "a/../b.jpg") == tmp_path / "b.jpg"
-    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "", "C:/x.jpg", "\\\\server\\x.jpg"):
+    for bad in ("../x.jpg", "a/../../x.jpg", "/etc/passwd", "", "C:/x.jpg", "\\\\server\\x.jpg", ".", "./", "a/.."):
         assert inside(tmp_path, bad) is None, bad
 
 
@@ -209,3 +209,168 @@ def test_project_yaml_malformed(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as e:
         load_dataset(f)
     assert "data.yaml" in str(e.value)
+
+
+# ------------------------------------------------------------------------ issue 13: nothing lost or changed silently
+def check_cli(path, capsys):
+    """``detector data check PATH``: (exit status, stdout, stderr)."""
+    from detector.cli.main import main
+
+    code = main(["data", "check", str(path), "--workers", "1"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def refused_in_one_line(path, capsys, *parts):
+    """The check exits 1 with exactly one ``error:`` line on stderr that names the file and holds ``parts``."""
+    code, out, err = check_cli(path, capsys)
+    assert code == 1 and "Traceback" not in err + out, err + out
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "0.5", "-1"])
+def test_yolo_class_values_that_are_not_classes_are_errors_with_their_line(tmp_path, capsys, value):
+    f = yolo(tmp_path, GOOD_YAML, f"0 0.5 0.5 0.2 0.2\n{value} 0.5 0.5 0.1 0.1\n")
+    code, out, _ = check_cli(f, capsys)
+    assert code == 1 and "no problems found" not in out
+    assert f"error: {tmp_path / 'labels' / 'train' / 'a.txt'}: line 2: class {value} is not in 0..1" in out
+    records, logs = load_split(f, policy="skip")
+    assert records[0].labels.tolist() == [0] and any("skipped 1 invalid boxes" in m for m in logs)
+
+
+@pytest.mark.parametrize("line", ["../outside.png", "/etc/passwd", "images/../../outside.png"])
+def test_yolo_image_lists_that_escape_the_root_are_refused_then_skipped_and_counted(tmp_path, line):
+    image(tmp_path.parent / "outside.png")
+    f = yolo(tmp_path, "path: .\ntrain: train.txt\nnames: [a, b]\n")
+    (tmp_path / "train.txt").write_text(f"images/train/a.png\n{line}\n")
+    with pytest.raises(DataError, match=rf"train.txt: line 2: image '{line}' points outside") as e:
+        load_split(f)
+    assert "would drop 0 boxes and 1 images" in str(e.value)
+    records, logs = load_split(f, policy="skip")
+    assert [r.path.name for r in records] == ["a.png"] and records[0].boxes.tolist() == [[40, 20, 60, 30]]
+    assert any("1 unreadable images" in m for m in logs)
+
+
+def test_yolo_image_list_that_is_not_utf8(tmp_path, capsys):
+    f = yolo(tmp_path, "path: .\ntrain: train.txt\nnames: [a, b]\n")
+    (tmp_path / "train.txt").write_bytes(b"images/train/a.png\n\xff\xfeb.png\n")
+    refused_in_one_line(f, capsys, str(tmp_path / "train.txt"), "not UTF-8 text", "at byte 19")
+
+
+def test_coco_finds_each_images_folder(tmp_path):
+    """Images beside the JSON and in images/: each is found where it is (the first used to decide for all)."""
+    image(tmp_path / "beside.png", 40, 30)
+    image(tmp_path / "images" / "inside.png", 50, 20)
+    doc = {"images": [{"id": 1, "file_name": "beside.png"}, {"id": 2, "file_name": "inside.png"},
+                      {"id": 3, "file_name": "nowhere.png"}],
+           "annotations": [{"id": 1, "image_id": 2, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+           "categories": [{"id": 1, "name": "thing"}]}
+    (tmp_path / "train.json").write_text(json.dumps(doc))
+    records = load_dataset(tmp_path / "train.json").split("train")
+    assert [r.path for r in records] == [tmp_path / "beside.png", tmp_path / "images" / "inside.png",
+                                         tmp_path / "nowhere.png"]
+    with pytest.raises(DataError) as e:
+        load_split(tmp_path / "train.json")
+    assert str(e.value).count("no such image") == 1 and "nowhere.png: no such image" in str(e.value)
+    records, _ = load_split(tmp_path / "train.json", policy="skip")
+    assert [(r.width, r.height, r.boxes.tolist()) for r in records] == [(40, 30, []), (50, 20, [[1, 2, 4, 6]])]
+
+
+@pytest.mark.parametrize("name", [".", "./", "images/..", ""])
+def test_coco_file_name_that_names_the_folder_itself(tmp_path, capsys, name):
+    f = coco(tmp_path, [GOOD_IMAGE, {"id": 2, "file_name": name, "width": 40, "height": 30}], [GOOD_BOX])
+    code, out, err = check_cli(f, capsys)
+    assert code == 1 and "Traceback" not in out + err
+    reason = "is not a file name" if not name else f"names the folder {tmp_path / 'images'} itself, not a file in it"
+    assert f"train.json: image id 2: file_name {name!r} {reason}" in out
+    records, _ = load_split(f, policy="skip")
+    assert [r.path.name for r in records] == ["a.png"]
+
+
+@pytest.mark.parametrize("name", [".", "./"])
+def test_voc_filename_that_names_the_folder_itself(tmp_path, capsys, name):
+    root = voc(tmp_path, voc_xml(filename=name))
+    code, out, err = check_cli(root, capsys)
+    assert code == 1 and "Traceback" not in out + err
+    assert f"a.xml: filename: {name!r} names the folder {tmp_path / 'JPEGImages'} itself, not a file in it" in out
+
+
+@pytest.mark.parametrize(("width", "height"), [("inf", "30"), ("40", "-30"), ("nan", "30"), ("1e400", "1e400")])
+def test_voc_sizes_that_are_not_sizes(tmp_path, capsys, width, height):
+    xml = voc_xml().replace("<width>40</width><height>30</height>", f"<width>{width}</width><height>{height}</height>")
+    root = voc(tmp_path, xml)
+    code, out, err = check_cli(root, capsys)
+    assert code == 1 and "Traceback" not in out + err
+    assert f"a.xml: size: width {width!r} and height {height!r} must be whole numbers of pixels" in out
+    with pytest.raises(DataError, match="would drop 0 boxes and 1 images"):
+        load_split(root)
+
+
+BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else 'x'}]\n" for i in range(9))
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("names: 5\ntrain: images/train\n", ["'names' must be a list or a mapping"]),
+    ("names: [a, b]\ntrain: [1, 2]\n", ["'train' must be a path or a list of paths (text), got 1"]),
+    ("names: [a, b]\npath: [1]\ntrain: images/train\n", ["'path' must be a folder (text), got a list"]),
+    (BOMB + "names: [a, b]\ntrain: *l8\n", ["'train' must be a path or a list of paths (text), got a list"]),
+    (BOMB + "names: *l8\ntrain: images/train\n", ["a list is not a class name"]),
+])
+def test_yolo_yaml_with_wrong_types_or_an_alias_bomb(tmp_path, capsys, text, parts):
+    f = yolo(tmp_path, text)
+    refused_in_one_line(f, capsys, str(f), *parts)
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("format: detector\nnames: *l8\ntrain: t.json\n", ["distinct class names"]),
+    ("format: detector\nroot: [1]\ntrain: t.json\n", ["'root' must be a folder (text), got a list"]),
+    ("format: detector\ntrain: {coco: [1]}\n", ["'coco' must be a path (text), got a list"]),
+    ("format: detector\nnames: [a]\ntrain: data.yaml\n", ["includes", "data.yaml, which is being read already"]),
+    ("format: detector\nnames: [a]\ntrain: .\n", ["includes", "data.yaml, which is being read already"]),
+])
+def test_project_yaml_with_wrong_types_or_that_includes_itself(tmp_path, capsys, text, parts):
+    f = tmp_path / "data.yaml"
+    f.write_text(BOMB + text if "*l8" in text else text)
+    refused_in_one_line(f, capsys, "data.yaml", *parts)
+
+
+def test_project_yamls_that_include_each_other(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text("format: detector\nnames: [x]\ntrain: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("format: detector\nnames: [x]\ntrain: a.yaml\n")
+    refused_in_one_line(tmp_path / "a.yaml", capsys, "b.yaml: includes", "a.yaml, which is being read already (a loop)")
+
+
+def banana_folder(folder, csv_text):
+    image(folder / "images" / "0.png")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "label.csv").write_bytes(csv_text.encode("utf-8"))
+    return folder
+
+
+def test_banana_folders_with_underscores_in_their_names(tmp_path, capsys):
+    row = "img_name,label,xmin,ymin,xmax,ymax\n0.png,0,1,1,5,5\n"
+    single = banana_folder(tmp_path / "my_bananas", row)  # a split folder named without a split: train
+    assert list(load_dataset(single).splits) == ["train"]
+    parent = tmp_path / "sets_2024"
+    for name in ("my_bananas_train", "my_bananas_val"):
+        banana_folder(parent / name, row)
+    data = load_dataset(parent)
+    assert {s: [r.path.parent.parent.name for r in rs] for s, rs in data.splits.items()} == \
+        {"train": ["my_bananas_train"], "val": ["my_bananas_val"]}
+    banana_folder(parent / "old_bananas_val", row)  # two val splits: refused, not one silently replaced
+    refused_in_one_line(parent, capsys, "a second 'val' split beside", "my_bananas_val")
+    (parent / "old_bananas_val" / "label.csv").unlink()
+    banana_folder(parent / "bananas_extra", row)
+    refused_in_one_line(parent, capsys, "bananas_extra: a banana folder beside others must be named *_train")
+
+
+def test_banana_label_csv_with_a_utf8_bom_is_read(tmp_path, capsys):
+    folder = banana_folder(tmp_path / "bananas_train", "\ufeffimg_name,label,xmin,ymin,xmax,ymax\n0.png,0,1,2,5,6\n")
+    assert (folder / "label.csv").read_bytes()[:3] == b"\xef\xbb\xbf"
+    records, _ = load_split(folder)
+    assert records[0].boxes.tolist() == [[1, 2, 5, 6]] and records[0].labels.tolist() == [0]
+    assert check_cli(folder, capsys)[0] == 0
