@@ -201,8 +201,9 @@ def test_a_voc_data_sets_difficult_boxes_are_crowd_in_its_ground_truth(tmp_path)
 
     from detector.data.convert import convert_dataset
 
-    Image.new("RGB", (64, 48)).save(tmp_path / "a.jpg")
-    recs = [ImageRecord(tmp_path / "a.jpg", 64, 48, [[1.5, 2, 30, 40], [40, 4, 60, 20]], [0, 1],
+    (tmp_path / "src").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "src" / "a.jpg")  # convert refuses an --out inside the source
+    recs = [ImageRecord(tmp_path / "src" / "a.jpg", 64, 48, [[1.5, 2, 30, 40], [40, 4, 60, 20]], [0, 1],
                         difficult=[False, True], image_id=1)]
     root = convert_dataset({"val": recs}, ["cat", "dog"], "voc", tmp_path / "voc")
     data, val = prepare_split(root, "val", log=lambda s: None)
