@@ -65,18 +65,42 @@ HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler tha
 # one at a time over all of them, so memory is bounded by one request's
 
 
-class SafeImage(gr.Image):
-    """``gr.Image`` whose upload reaches the handler even when it is not an image (Gradio's own preprocessing
-    would fail with a bare "Error"): the handler then names the file and the problem, as the Detect tab does."""
-
-    def get_block_name(self) -> str:
-        return "image"
+class Tolerant:
+    """A component whose value reaches the handler even when Gradio's own check of it fails (a slider's "nan", a
+    number past its maximum, a file that is not an image, a choice not in the list: all possible over raw HTTP),
+    so that the handler names the problem in the page instead of Gradio's bare "Error"."""
 
     def preprocess(self, payload):
         try:
             return super().preprocess(payload)
-        except Exception:  # noqa: BLE001 - whatever PIL raises, load_upload says it in the page
-            return str(payload.path) if payload is not None and payload.path else None
+        except Exception:  # noqa: BLE001 - whatever the check raises, the handler says it
+            path = getattr(payload, "path", None)
+            return str(path) if path else getattr(payload, "root", payload)
+
+
+class SafeImage(Tolerant, gr.Image):
+    def get_block_name(self) -> str:
+        return "image"
+
+
+class Slider(Tolerant, gr.Slider):
+    def get_block_name(self) -> str:
+        return "slider"
+
+
+class Number(Tolerant, gr.Number):
+    def get_block_name(self) -> str:
+        return "number"
+
+
+class Dropdown(Tolerant, gr.Dropdown):
+    def get_block_name(self) -> str:
+        return "dropdown"
+
+
+class CheckboxGroup(Tolerant, gr.CheckboxGroup):
+    def get_block_name(self) -> str:
+        return "checkboxgroup"
 
 
 def guarded(on_error: Callable[[str], tuple | dict]):
@@ -120,9 +144,18 @@ def _count(value, default: int = 100) -> int:
         raise BadInput(f"max detections {value!r}: expected a whole number") from None
 
 
+def _classes(chosen, entry: ModelEntry) -> list[str]:
+    """The class filter: names among the model's classes (none: all)."""
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen or [])
+    unknown = [c for c in chosen if c not in entry.classes]
+    if unknown:
+        raise BadInput(f"classes {unknown!r} are not among the model's: {', '.join(entry.classes)}")
+    return chosen
+
+
 def entry_of(entries: dict[str, ModelEntry], label: str) -> ModelEntry:
-    if label not in entries:
-        raise BadInput(f"unknown model {label!r}")
+    if not isinstance(label, str) or label not in entries:
+        raise BadInput(f"unknown model {label!r}; the server has {', '.join(entries)}")
     return entries[label]
 
 
@@ -132,7 +165,8 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
 
     @guarded(lambda message: ([], "", f"- {message}", [], None))
     def on_detect(files, label, conf, iou, max_det, classes):
-        r = run_detect(files, entry_of(entries, label), cache, conf, iou, _count(max_det), classes,
+        entry = entry_of(entries, label)
+        r = run_detect(files, entry, cache, _unit(conf), _unit(iou), _count(max_det), _classes(classes, entry),
                        downloads=downloads)
         messages = "\n".join(f"- {m}" for m in r.messages)
         return r.images, r.summary, messages, r.rows, r.json_path
@@ -147,10 +181,10 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
             files = gr.File(file_count="multiple", label="Images (one or several)", height=140)
             if examples:  # a row per example; the input's value is a list of files
                 gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="Examples (generated val)")
-            conf = gr.Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
-            iou = gr.Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
-            max_det = gr.Number(100, minimum=1, maximum=1000, precision=0, label="Max detections per image")
-            classes = gr.CheckboxGroup(first.classes if first else [], label="Only these classes "
+            conf = Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
+            iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            max_det = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections per image")
+            classes = CheckboxGroup(first.classes if first else [], label="Only these classes "
                                        "(none ticked: all)")
             run = gr.Button("Detect", variant="primary")
         with gr.Column(scale=2):
@@ -182,8 +216,8 @@ def anchors_tab(photo: np.ndarray) -> None:
             a_img = SafeImage(type="filepath", image_mode=None, label="Image (empty: a photograph)", height=300,
                               elem_id="anchors-image")
             with gr.Row():
-                a_h = gr.Number(4, minimum=1, maximum=128, precision=0, label="Feature map H")
-                a_w = gr.Number(4, minimum=1, maximum=128, precision=0, label="Feature map W")
+                a_h = Number(4, minimum=1, maximum=128, precision=0, label="Feature map H")
+                a_w = Number(4, minimum=1, maximum=128, precision=0, label="Feature map W")
             a_sizes = gr.Textbox("0.15", label="Sizes (fractions of the image)")
             a_ratios = gr.Textbox("1, 2, 0.5", label="Ratios (width / height)")
             a_labels = gr.Checkbox(False, label="Write size and ratio on each anchor")
@@ -234,11 +268,11 @@ def matching_tab(example_path: str | None, example_img: np.ndarray, example_box_
             m_boxes = gr.Textbox(example_box_text, lines=4, label="Ground-truth boxes (x1 y1 x2 y2)")
             m_click = gr.Markdown()
             with gr.Row():
-                m_h = gr.Number(8, minimum=1, maximum=128, precision=0, label="Feature map H")
-                m_w = gr.Number(8, minimum=1, maximum=128, precision=0, label="Feature map W")
+                m_h = Number(8, minimum=1, maximum=128, precision=0, label="Feature map H")
+                m_w = Number(8, minimum=1, maximum=128, precision=0, label="Feature map W")
             m_sizes = gr.Textbox("0.45, 0.25, 0.12", label="Sizes")
             m_ratios = gr.Textbox("1, 2, 0.5", label="Ratios")
-            m_thr = gr.Slider(0.05, 0.95, 0.5, step=0.05, label="IoU threshold for positives")
+            m_thr = Slider(0.05, 0.95, 0.5, step=0.05, label="IoU threshold for positives")
             m_run = gr.Button("Match", variant="primary")
         with gr.Column():
             m_out = gr.Image(label="Positive anchors", type="pil", elem_id="match-out")
@@ -264,8 +298,8 @@ def nms_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdow
         with gr.Column():
             n_img = SafeImage(example_path, type="filepath", image_mode=None, label="Image", height=300,
                               elem_id="nms-image")
-            n_conf = gr.Slider(0.0, 1.0, 0.1, step=0.01, label="Confidence threshold")
-            n_iou = gr.Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            n_conf = Slider(0.0, 1.0, 0.1, step=0.01, label="Confidence threshold")
+            n_iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
             n_run = gr.Button("Run NMS", variant="primary")
             n_text = gr.Markdown(elem_id="nms-text")
         n_before = gr.Image(label="Before NMS", type="pil", elem_id="nms-before")
@@ -289,10 +323,10 @@ def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url
     with gr.Row():
         api_file = gr.File(label="Image file", file_count="single")
         with gr.Column():
-            api_conf = gr.Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
-            api_iou = gr.Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
-            api_max = gr.Number(100, minimum=1, maximum=1000, precision=0, label="Max detections")
-            api_model = gr.Dropdown(list(entries), value=default, label="Model")
+            api_conf = Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
+            api_iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            api_max = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections")
+            api_model = Dropdown(list(entries), value=default, label="Model")
             api_run = gr.Button("Run /detect")
     api_out = gr.JSON(label="/detect reply")
     api_run.click(on_api, [api_file, api_conf, api_iou, api_max, api_model], api_out, api_name="detect", **HEAVY)
@@ -314,7 +348,7 @@ def build_app(entries: dict[str, ModelEntry], default: str, cache: ModelCache, e
         gr.Markdown("# detector\nObject detection from *Dive into Deep Learning*, chapter Computer Vision: "
                     "upload images and see what the model finds; explore anchors, matching and NMS.")
         with gr.Row():
-            model = gr.Dropdown(list(entries), value=default, label="Model", scale=2)
+            model = Dropdown(list(entries), value=default, label="Model", scale=2)
             card = gr.Markdown(model_card_text(first))
         with gr.Tab("Detect"):
             detect_tab(entries, cache, model, card, examples, first, downloads)

@@ -65,18 +65,9 @@ HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler tha
 # one at a time over all of them, so memory is bounded by one request's
 
 
-class SafeImage(gr.Image):
-    """``gr.Image`` whose upload reaches the handler even when it is not an image (Gradio's own preprocessing
-    would fail with a bare "Error"): the handler then names the file and the problem, as the Detect tab does."""
-
+class SafeImage(Tolerant, gr.Image):
     def get_block_name(self) -> str:
         return "image"
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Exception:  # noqa: BLE001 - whatever PIL raises, load_upload says it in the page
-            return str(payload.path) if payload is not None and payload.path else None
     from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
     from gradio.blocks import Block
@@ -375,3 +366,47 @@ def serve(args: argparse.Namespace, block: bool = True):
         raise SystemExit(f"error: cannot serve on {args.host}:{args.port} ({e}); is another demo running? "
                          "Pass --port") from None
     return demo
+class Slider(Tolerant, gr.Slider):
+    def get_block_name(self) -> str:
+        return "slider"
+    from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class Number(Tolerant, gr.Number):
+    def get_block_name(self) -> str:
+        return "number"
+    from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class Dropdown(Tolerant, gr.Dropdown):
+    def get_block_name(self) -> str:
+        return "dropdown"
+    from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    
+class CheckboxGroup(Tolerant, gr.CheckboxGroup):
+    def get_block_name(self) -> str:
+        return "checkboxgroup"
+    from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+    

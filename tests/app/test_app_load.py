@@ -1,0 +1,22 @@
+"""The demo under a short hostile load over loopback (benchmarks/load_app.py, which also runs the 20-client,
+60-second version): every handler, public and private, with large and bad inputs from several clients at once."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+
+@pytest.mark.slow
+def test_every_handler_under_load_answers_without_traceback_in_bounded_memory():
+    from load_app import run
+
+    result = run(clients=6, seconds=10)
+    for name, r in result["per_handler"].items():
+        assert r["calls"] >= 1, f"{name} was never called"
+        assert r["errors"] == 0 and r["tracebacks"] == 0, (name, r, result["error_samples"])
+    assert result["server_log_tracebacks"] == 0  # no handler failed even inside the server
+    assert result["server_rss_peak_mib"] < 2500
+    assert result["answers_after"]
