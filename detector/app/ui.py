@@ -30,6 +30,7 @@ from detector.app.catalog import (
     describe_checkpoint,
     discover_models,
 )
+from detector.app.components import CheckboxGroup, Dropdown, Number, SafeImage, Slider
 from detector.app.detect import ROW_HEADERS, api_detect, run_detect
 from detector.app.examples import example_boxes_text, make_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
@@ -63,44 +64,6 @@ def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
 
 HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler that decodes images or runs a model:
 # one at a time over all of them, so memory is bounded by one request's
-
-
-class Tolerant:
-    """A component whose value reaches the handler even when Gradio's own check of it fails (a slider's "nan", a
-    number past its maximum, a file that is not an image, a choice not in the list: all possible over raw HTTP),
-    so that the handler names the problem in the page instead of Gradio's bare "Error"."""
-
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except Exception:  # noqa: BLE001 - whatever the check raises, the handler says it
-            path = getattr(payload, "path", None)
-            return str(path) if path else getattr(payload, "root", payload)
-
-
-class SafeImage(Tolerant, gr.Image):
-    def get_block_name(self) -> str:
-        return "image"
-
-
-class Slider(Tolerant, gr.Slider):
-    def get_block_name(self) -> str:
-        return "slider"
-
-
-class Number(Tolerant, gr.Number):
-    def get_block_name(self) -> str:
-        return "number"
-
-
-class Dropdown(Tolerant, gr.Dropdown):
-    def get_block_name(self) -> str:
-        return "dropdown"
-
-
-class CheckboxGroup(Tolerant, gr.CheckboxGroup):
-    def get_block_name(self) -> str:
-        return "checkboxgroup"
 
 
 def guarded(on_error: Callable[[str], tuple | dict]):
