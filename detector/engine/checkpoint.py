@@ -4,6 +4,7 @@ resumed run takes from its checkpoint."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -33,12 +34,21 @@ def save_checkpoint(state: dict, path: Path | str) -> None:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         os.replace(tmp, path)
         tmp = None
-    except OSError as e:
-        raise CheckpointError(f"{path}: could not save the checkpoint ({e.strerror or e}); the previous one is kept") from None
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch's zip writer ("PytorchStreamWriter failed ...")
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path}: could not save the checkpoint ({reason}); the previous one is kept"
+                              f"{_free_space(path.parent)}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
+
+def _free_space(folder: Path) -> str:
+    """``" (12.3 MiB free on the disk)"`` for a save error's message, or ``""`` when it cannot be known."""
+    try:
+        return f" ({shutil.disk_usage(folder).free / 2**20:.1f} MiB free on the disk)"
+    except OSError:
+        return ""
 
 
 def resumed_config(cfg, cls):
