@@ -73,3 +73,60 @@ def test_bad_model_kwargs_is_a_usage_error(words, value, message, capsys):
     assert main([*words, "--model-kwargs", value]) == 2
     err = capsys.readouterr().err
     assert f"--model-kwargs {message}" in err and "Traceback" not in err
+
+
+TRAIN_WORDS = [["train"], ["classify", "train"]]
+
+
+@pytest.mark.parametrize("words", TRAIN_WORDS, ids=["train", "classify"])
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "0"], "--batch-size 0: must be at least 1"),
+    (["--eval-every", "0"], "--eval-every 0: must be at least 1"),
+    (["--epochs", "-1"], "--epochs -1: must be at least 1"),
+    (["--epochs", "0"], "--epochs 0: must be at least 1"),
+    (["--workers", "-1"], "--workers -1: must be at least 0"),
+    (["--lr", "0"], "--lr 0.0: must be a positive number"),
+    (["--lr", "-0.1"], "--lr -0.1: must be a positive number"),
+    (["--lr", "nan"], "--lr nan: must be a positive number"),
+    (["--device", "tpu"], "--device tpu: not a device; use auto, cpu, cuda, cuda:N (N the GPU's index) or mps"),
+    (["--devices", "0"], "--devices 0: must be at least 1"),
+    (["--batch-size", "0", "--lr", "0"], "--batch-size 0: must be at least 1; --lr 0.0: must be a positive number"),
+])
+def test_bad_training_flag_values_are_usage_errors(words, flags, message, tmp_path, capsys):
+    assert main([*words, *flags, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n"  # one line, no traceback
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("words, message", [
+    (["train"], "--img-size 7: too small for tiny_ssd_plus, which needs at least 64 px"),
+    (["train", "--model", "resnet_ssd"], "--img-size 7: too small for resnet_ssd, which needs at least 33 px"),
+    (["classify", "train"], "--img-size 7: too small for resnet18, which needs at least 8 px"),
+    (["classify", "train", "--model", "alexnet"], "--img-size 7: too small for alexnet, which needs at least 65 px"),
+])
+def test_too_small_img_size_names_the_minimum(words, message, tmp_path, capsys):
+    assert main([*words, "--img-size", "7", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+
+
+@pytest.mark.parametrize("words", TRAIN_WORDS, ids=["train", "classify"])
+def test_out_under_a_file_is_one_line_exit_1(words, tmp_path, capsys):
+    (tmp_path / "somefile.txt").write_text("x")
+    out = tmp_path / "somefile.txt" / "run"
+    assert main([*words, "--data", str(tmp_path / "none"), "--device", "cpu", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: --out {out}: cannot write the run folder there (Not a directory); choose a folder you "
+                   "can write to\n")
+
+
+@pytest.mark.parametrize("words", TRAIN_WORDS, ids=["train", "classify"])
+def test_cuda_without_cuda_is_a_clear_error(words, tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main([*words, "--device", "cuda", "--data", str(tmp_path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: --device cuda: CUDA is not available on this machine; use --device cpu (or auto)\n"
+    assert not (tmp_path / "run" / "run.lock").exists()  # the lock went with the failed run
