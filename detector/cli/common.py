@@ -80,6 +80,28 @@ def parse_json_object(text: str | None, flag: str) -> dict:
     return value
 
 
+def new_run_folder(base: Path) -> Path:
+    """Make and return ``base``, or ``base2``, ``base3``, ... when it exists (Ultralytics' naming): the first
+    free one, so that a new run never writes over an earlier one."""
+    k = 1
+    while True:
+        path = base if k == 1 else base.with_name(f"{base.name}{k}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+
+
+def make_out_folder(path: Path) -> str | None:
+    """Make the folder ``path`` (with its parents); ``None``, or the one-line error saying why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--out {path}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+    return None
+
+
 def add_devices_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=1, help="DDP over this many GPUs (or CPU processes) of this "
                         "node, through torchrun; --batch-size stays the global batch")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from detector.models.names import BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
 
-MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1}  # smallest values
+MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
+           "img_size": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr",)  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou")  # floats in [0, 1]
@@ -92,7 +93,8 @@ class TrainConfig:
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
     sync_bn: bool = opt(False, "with DDP on GPUs: BatchNorm over the global batch")
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
-    given: tuple = opt((), "the fields set on the command line (with --resume, --epochs extends the run)", cli=False)
+    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
+                                 cli=False)
 
     def check(self) -> None:
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
@@ -130,7 +132,8 @@ class ClassifyConfig:
     download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")
     model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
-    given: tuple = opt((), "the fields set on the command line (with --resume, --epochs extends the run)", cli=False)
+    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
+                                 cli=False)
 
     def check(self) -> None:
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
