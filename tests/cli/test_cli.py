@@ -141,6 +141,9 @@ def shipped(tmp_path):
     from detector.engine.checkpoint import save_checkpoint
     from detector.models.registry import build_model
 
+    import torch
+
+    torch.manual_seed(0)  # the same random weights whatever ran before
     path = tmp_path / "model.pt"
     save_checkpoint({"model": build_model("tiny_ssd_plus", 2).state_dict(), "model_name": "tiny_ssd_plus",
                      "classes": ["cat", "dog"], "category_ids": [1, 2], "img_size": 64}, path)
