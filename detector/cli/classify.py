@@ -10,7 +10,7 @@ import argparse
 
 from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
 from detector.data.records import DataError
-from detector.engine.config import ClassifyConfig
+from detector.engine.config import ClassifyConfig, ConfigError, check_flags
 from detector.models.checkpoint import CheckpointError
 
 
@@ -25,6 +25,10 @@ def cmd_classify_eval(args: argparse.Namespace) -> int:
     from detector.engine.classify import accuracy, load_classifier
     from detector.engine.loop import TrainingError, resolve_device
 
+    try:
+        check_flags(device=args.device, workers=args.workers)
+    except ConfigError as e:
+        return fail(str(e), 2)
     try:
         device = resolve_device(args.device)
         model, ckpt = load_classifier(args.weights, device)

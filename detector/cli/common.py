@@ -15,6 +15,7 @@ from pathlib import Path
 
 from detector.data.images import MAX_PIXELS
 from detector.data.records import DataError
+from detector.engine.config import ConfigError, check_flags
 from detector.models.checkpoint import CheckpointError
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "dict": str}  # dict: JSON text
@@ -39,6 +40,15 @@ def positive_int(text: str) -> int:
     return value
 
 
+class Given(argparse.Action):
+    """Store a flag's value and note its field as given on the command line (``args.given``): with
+    ``--resume``, a given ``--epochs`` extends the run (see :func:`detector.engine.checkpoint.resumed_config`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        namespace.given = (*getattr(namespace, "given", ()), self.dest)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
     """One ``--flag`` per field of ``config_cls`` (a dataclass of :mod:`detector.engine.config`) that has
     ``cli=True``: its default, type and help come from the field."""
@@ -48,11 +58,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            parser.add_argument(flag, action="store_true", help=meta["help"])
+            parser.add_argument(flag, action=Given, nargs=0, const=True, default=False, help=meta["help"])
             continue
         default = None if f.type == "dict" else f.default
         shown = "" if default in (None, "") else f" (default: {default})"
-        parser.add_argument(flag, type=FLAG_TYPES[f.type], default=default, help=meta["help"] + shown,
+        parser.add_argument(flag, action=Given, type=FLAG_TYPES[f.type], default=default, help=meta["help"] + shown,
                             **meta.get("argparse", {}))
 
 
@@ -67,6 +77,8 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **values):
         if f.type == "dict":
             value = parse_json_object(value, "--" + f.name.replace("_", "-"))
         kwargs[f.name] = value
+    if "given" in {f.name for f in dataclasses.fields(config_cls)} and "given" not in values:
+        kwargs["given"] = tuple(getattr(args, "given", ()))
     return config_cls(**kwargs, **values)
 
 
@@ -80,6 +92,28 @@ def parse_json_object(text: str | None, flag: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")
     return value
+
+
+def new_run_folder(base: Path) -> Path:
+    """Make and return ``base``, or ``base2``, ``base3``, ... when it exists (Ultralytics' naming): the first
+    free one, so that a new run never writes over an earlier one."""
+    k = 1
+    while True:
+        path = base if k == 1 else base.with_name(f"{base.name}{k}")
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+
+
+def make_out_folder(path: Path) -> str | None:
+    """Make the folder ``path`` (with its parents); ``None``, or the one-line error saying why it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--out {path}: cannot write there ({e.strerror or e}); choose a folder you can write to"
+    return None
 
 
 def add_devices_argument(parser: argparse.ArgumentParser) -> None:
@@ -99,23 +133,28 @@ def relaunch(args: argparse.Namespace) -> int | None:
 
 def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[object], dict],
                  describe: Callable[[dict], str], adjust: Callable[[object], None] | None = None) -> int:
-    """A training command: relaunch under torchrun for ``--devices N``, build the config from the flags
-    (``adjust`` may refine it; a ``ValueError`` there is a usage error), train, and close with one line."""
+    """A training command: build the config from the flags (``adjust`` may refine it) and check its values (a
+    ``ValueError`` there is a usage error, exit 2), relaunch under torchrun for ``--devices N``, train, and close
+    with one line. Errors during the run are one line too: exit 2 for a :class:`ConfigError`, else 1."""
     from detector.engine.loop import TrainingError
 
-    status = relaunch(args)
-    if status is not None:
-        return status
     try:
         cfg = config_from_args(config_cls, args, command="detector " + shlex.join(args.argv))
         if adjust is not None:
             adjust(cfg)
+        cfg.check()
+        check_flags(devices=getattr(args, "devices", 1))
     except ValueError as e:
         return fail(str(e), 2)
+    status = relaunch(args)
+    if status is not None:
+        return status
     try:
         metrics = train(cfg)
     except KeyboardInterrupt:
         return 130
+    except ConfigError as e:
+        return fail(str(e), 2)
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
     if metrics:

@@ -22,10 +22,12 @@ from detector.cli.common import (
     add_devices_argument,
     add_max_pixels_argument,
     fail,
+    make_out_folder,
+    new_run_folder,
     run_training,
 )
 from detector.data.records import DataError
-from detector.engine.config import TrainConfig
+from detector.engine.config import ConfigError, TrainConfig, check_flags, check_img_size
 from detector.models.checkpoint import CheckpointError
 
 
@@ -71,6 +73,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not args.weights and not args.predictions:
         return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
     try:
+        check_flags(device=args.device, batch_size=args.batch_size, workers=args.workers)
+    except ConfigError as e:
+        return fail(str(e), 2)
+    if args.out and (error := make_out_folder(Path(args.out))) is not None:
+        return fail(error)
+    try:
         split, data, records = _eval_split(args)
         gt = ground_truth(data, split, records)
         category_ids = default_category_ids(data.classes, data.category_ids)
@@ -89,7 +97,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(format_table(metrics))
     if args.out:
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
         with open(out / "metrics.json", "w") as f:
             json.dump(metrics, f, indent=2)
         if ev is not None:
@@ -101,26 +108,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from detector.engine.loop import TrainingError, resolve_device
-    from detector.evaluation.predict import expand_inputs, predict_paths
+    from detector.evaluation.predict import expand_inputs, output_stems, predict_paths
     from detector.models.registry import load_detector
 
     try:
+        check_flags(device=args.device, conf=args.conf, iou=args.iou,
+                    **{k: v for k, v in (("max_det", args.max_det), ("img_size", args.img_size)) if v is not None})
         paths = expand_inputs(args.inputs)
         device = resolve_device(args.device)
         model, ckpt = load_detector(args.weights, device)
+        if args.img_size is not None:
+            check_img_size(ckpt["model_name"], args.img_size)
+        class_ids = class_indices(args.classes, ckpt["classes"]) if args.classes else None
+    except ConfigError as e:
+        return fail(str(e), 2)
     except (FileNotFoundError, CheckpointError, TrainingError) as e:
         return fail(str(e))
-    results, errors = predict_paths(model, ckpt, paths, Path(args.out), args.conf, device,
-                                    post={"nms_threshold": args.iou}, max_pixels=args.max_pixels)
+    out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
+    if (error := make_out_folder(out)) is not None:
+        return fail(error)
+    for path, stem in zip(paths, output_stems(paths)):
+        if stem != path.stem:
+            print(f"note: {path} is drawn as {stem}.jpg: an earlier input is also named {path.stem}", file=sys.stderr)
+    results, errors = predict_paths(model, ckpt, paths, out, args.conf, device,
+                                    post={"nms_threshold": args.iou, "max_detections": args.max_det},
+                                    size=args.img_size, classes=class_ids, save_txt=args.save_txt,
+                                    max_pixels=args.max_pixels)
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
-    print(f"{len(results)} detections in {len(paths) - len(errors)} images; drawn images and predictions.json in {args.out}")
+    labels = " and labels/ (YOLO txt)" if args.save_txt else ""
+    print(f"{len(results)} detections in {len(paths) - len(errors)} images; wrote the drawn images, predictions.json"
+          f"{labels} to {out}")
     return 1 if errors else 0
+
+
+def class_indices(names: list[str], classes: list[str]) -> list[int]:
+    """``--classes`` names -> the model's class indices; a :class:`ConfigError` listing its classes otherwise."""
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise ConfigError(f"--classes {' '.join(unknown)}: not a class of this model; its classes: {', '.join(classes)}")
+    return [classes.index(n) for n in names]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from detector.engine.export import export_checkpoint, model_card
 
+    if Path(args.out).suffix.lower() not in (".pt", ".pth"):
+        return fail(f"--out {args.out}: export writes a PyTorch checkpoint, so --out must end in .pt or .pth; "
+                    "ONNX export is not available yet", 2)
     try:
         ckpt = export_checkpoint(args.weights, args.out, args.half)
     except CheckpointError as e:
@@ -165,16 +200,22 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="detect objects in images, draw them, write COCO results")
     p.add_argument("inputs", nargs="+", help="images, folders or globs")
     p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--conf", type=float, default=0.25)
-    p.add_argument("--iou", type=float, default=0.45)
+    p.add_argument("--out", help="the folder for the drawings, predictions.json and labels/ (default: a new "
+                   "runs/predict, runs/predict2, ...)")
+    p.add_argument("--conf", type=float, default=0.25, help="keep detections scoring at least this")
+    p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    p.add_argument("--max-det", type=int, help="at most this many detections per image (default: the model's)")
+    p.add_argument("--classes", nargs="+", metavar="NAME", help="keep only detections of these classes")
+    p.add_argument("--img-size", type=int, help="the model's input size (default: the checkpoint's)")
+    p.add_argument("--save-txt", action="store_true", help="also OUT/labels/NAME.txt per image, YOLO format: "
+                   "class cx cy w h conf, normalized to the image")
     p.add_argument("--device", default="auto")
     add_max_pixels_argument(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")
     p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="a .pt or .pth file (ONNX export is not available yet)")
     p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
     p.add_argument("--card", action="store_true", help="also write the model card (OUT with .json)")
     p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")

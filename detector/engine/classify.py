@@ -20,11 +20,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from detector.data.classify import load_classification
 from detector.data.loader import GlobalBatchSampler
-from detector.engine.checkpoint import resumed_config
 from detector.engine.config import ClassifyConfig
-from detector.engine.distributed import all_reduce_sum, process_group, wrap_ddp
+from detector.engine.distributed import all_reduce_sum, wrap_ddp
 from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
-from detector.models.backbones import BACKBONES, MIN_INPUT
+from detector.engine.runs import training_run
+from detector.models.backbones import BACKBONES
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
 HEAD_LR_SCALE = 10.0  # the book: a new head learns 10x faster than a pretrained body
@@ -69,17 +69,14 @@ def accuracy(model: torch.nn.Module, dataset: Dataset, device: torch.device, bat
 
 def train_classifier(cfg: ClassifyConfig) -> dict:
     """Train a classifier as ``cfg`` says; returns the last val metrics (``top1``). Under torchrun this process
-    is one rank of a DDP job (see :mod:`detector.engine.distributed`)."""
-    with process_group(cfg.device) as (ranks, device_name):
-        return _train_classifier(cfg, ranks, device_name)
+    is one rank of a DDP job (see :mod:`detector.engine.distributed`); the run folder is locked for the run."""
+    with training_run(cfg, ClassifyConfig) as run:
+        return _train_classifier(run.cfg, run.ckpt, run.ranks, run.device_name)
 
 
-def _train_classifier(cfg: ClassifyConfig, ranks, device_name: str) -> dict:
-    cfg, ckpt = resumed_config(cfg, ClassifyConfig)
+def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name: str) -> dict:
     if cfg.model not in BACKBONES:
         raise ValueError(f"unknown model {cfg.model!r}; choose one of {sorted(BACKBONES)}")
-    if cfg.img_size < MIN_INPUT[cfg.model]:
-        raise ValueError(f"{cfg.model} needs inputs of at least {MIN_INPUT[cfg.model]} px, got --img-size {cfg.img_size}")
     device = resolve_device(device_name)
     seed_everything(cfg.seed)
     classes, train_set, val_set = load_classification(cfg.data, cfg.img_size, cfg.download, log)

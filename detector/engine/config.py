@@ -3,14 +3,56 @@
 ``detector train`` and ``detector classify train`` generate their options from these fields
 (:func:`detector.cli.common.add_config_arguments`); a field with ``cli=False`` is not a flag. This module
 imports no torch, so the CLI's ``--help`` stays fast.
+
+The values are checked in one place, :func:`check_flags` (a config's ``check()`` and the other commands' flags
+call it): a value that cannot work is a :class:`ConfigError`, which the CLI reports as a usage error (exit 2).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from detector.data.images import MAX_PIXELS
-from detector.models.names import BACKBONES, DETECTORS
+from detector.models.names import BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
+
+MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
+           "img_size": 1}  # the smallest value of each integer flag
+POSITIVE = ("lr",)  # floats that must be > 0 (and finite)
+NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
+FRACTIONS = ("conf", "iou")  # floats in [0, 1]
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot work (a usage error: exit 2); the message names the flag and what it takes."""
+
+
+def check_flags(**values) -> None:
+    """Check flag values by their names (``batch_size=0`` is ``--batch-size 0``); raise one :class:`ConfigError`
+    naming every bad value and what it takes. Names without a rule pass."""
+    problems = []
+    for name, value in values.items():
+        flag = f"--{name.replace('_', '-')} {value}"
+        if name in MINIMUM and value < MINIMUM[name]:
+            problems.append(f"{flag}: must be at least {MINIMUM[name]}")
+        elif name in POSITIVE and not (math.isfinite(value) and value > 0):
+            problems.append(f"{flag}: must be a positive number")
+        elif name in NON_NEGATIVE and not (math.isfinite(value) and value >= 0):
+            problems.append(f"{flag}: must be 0 or more")
+        elif name in FRACTIONS and not 0 <= value <= 1:
+            problems.append(f"{flag}: must be between 0 and 1")
+        elif name == "device" and not DEVICE.fullmatch(value):
+            problems.append(f"{flag}: not a device; use auto, cpu, cuda, cuda:N (N the GPU's index) or mps")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_img_size(model: str, size: int, table: dict[str, int] = DETECTOR_MIN_INPUT) -> None:
+    """:class:`ConfigError` when ``model`` (a name in ``table``) cannot take ``size`` x ``size`` inputs."""
+    if model in table and size < table[model]:
+        raise ConfigError(f"--img-size {size}: too small for {model}, which needs at least {table[model]} px")
 
 
 def opt(default, help: str, cli: bool = True, **argparse_kwargs):
@@ -53,6 +95,18 @@ class TrainConfig:
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
     sync_bn: bool = opt(False, "with DDP on GPUs: BatchNorm over the global batch")
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
+    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
+                                 cli=False)
+
+    def check(self) -> None:
+        """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
+        _check(self, DETECTOR_MIN_INPUT)
+
+
+def _check(cfg, min_input: dict[str, int]) -> None:
+    names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "device", "workers", "eval_every")
+    check_flags(**{name: getattr(cfg, name) for name in names})
+    check_img_size(cfg.model, cfg.img_size, min_input)
 
 
 @dataclass
@@ -80,3 +134,9 @@ class ClassifyConfig:
     download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")
     model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
+    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
+                                 cli=False)
+
+    def check(self) -> None:
+        """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
+        _check(self, BACKBONE_MIN_INPUT)

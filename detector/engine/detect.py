@@ -21,10 +21,10 @@ from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
 from detector.data.records import default_category_ids
-from detector.engine.checkpoint import resumed_config
 from detector.engine.config import TrainConfig
-from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, process_group, wrap_ddp
+from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
 from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
+from detector.engine.runs import training_run
 from detector.evaluation.coco import STAT_KEYS, coco_evaluate
 from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
@@ -62,17 +62,13 @@ def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist |
 
 def train(cfg: TrainConfig) -> dict:
     """Train a detector as ``cfg`` says; return the last evaluated val metrics (empty without a val split).
-    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job."""
-    with process_group(cfg.device) as (ranks, device_name):
-        return _train(cfg, ranks, device_name)
+    Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job. The run folder is locked for the
+    run (see :mod:`detector.engine.runs`); ``--resume`` continues in the checkpoint's own folder."""
+    with training_run(cfg, TrainConfig) as run:
+        return _train(run.cfg, run.ckpt, run.ranks, run.device_name, run.say)
 
 
-def _quiet(*_args, **_kwargs) -> None:
-    pass
-
-
-def _train(cfg: TrainConfig, ranks: Dist, device_name: str) -> dict:
-    cfg, ckpt = resumed_config(cfg, TrainConfig)
+def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, say) -> dict:
     device = resolve_device(device_name)
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"

@@ -139,29 +139,63 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
+def output_stems(paths: list[Path]) -> list[str]:
+    """One distinct output name per input, in order: its stem, or ``stem_2``, ``stem_3``, ... when an earlier
+    input took it (``a.jpg`` and ``a.png``, or ``x/a.jpg`` and ``y/a.jpg``), so no output overwrites another."""
+    taken, stems = set(), []
+    for path in paths:
+        stem, k = path.stem, 1
+        while stem in taken:
+            k += 1
+            stem = f"{path.stem}_{k}"
+        taken.add(stem)
+        stems.append(stem)
+    return stems
+
+
+def yolo_lines(det: dict[str, np.ndarray], height: int, width: int) -> list[str]:
+    """One image's detections as YOLO label lines ``class cx cy w h conf``, the box normalized to the image."""
+    lines = []
+    for (x1, y1, x2, y2), s, c in zip(det["boxes"].tolist(), det["scores"].tolist(), det["labels"].tolist()):
+        cx, cy, w, h = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height
+        lines.append(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f} {s:.5f}")
+    return lines
+
+
 def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, conf: float = 0.25,
-                  device: torch.device | str = "cpu", progress: bool = True,
-                  post: dict | None = None, max_pixels: int | None = MAX_PIXELS) -> tuple[list[dict], list[str]]:
-    """Detect, draw and collect COCO results for ``paths``; returns ``(results, errors)``: an unreadable image,
-    or one over ``max_pixels`` (read from its header, never decoded), is reported in ``errors`` and skipped, the
-    others go on."""
+                  device: torch.device | str = "cpu", progress: bool = True, post: dict | None = None,
+                  size: int | None = None, classes: list[int] | None = None,
+                  save_txt: bool = False, max_pixels: int | None = MAX_PIXELS) -> tuple[list[dict], list[str]]:
+    """Detect, draw (``OUT/NAME.jpg``, names from :func:`output_stems`) and collect COCO results for ``paths``
+    (``OUT/predictions.json``); returns ``(results, errors)``: an unreadable image, or one over ``max_pixels``
+    (read from its header, never decoded), is reported in ``errors`` and skipped, the others go on. ``size``: the
+    input size (default: the checkpoint's); ``classes``: keep only these class indices; ``save_txt``: also
+    ``OUT/labels/NAME.txt`` (:func:`yolo_lines`, empty: nothing found)."""
     from PIL import Image
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    classes, cat_ids, size = ckpt["classes"], ckpt["category_ids"], ckpt["img_size"]
+    if save_txt:
+        (out / "labels").mkdir(exist_ok=True)
+    names, cat_ids, size = ckpt["classes"], ckpt["category_ids"], size or ckpt["img_size"]
     results, errors = [], []
-    for k, path in enumerate(tqdm(paths, desc="predict", disable=not progress)):
+    for k, (path, stem) in enumerate(zip(tqdm(paths, desc="predict", disable=not progress), output_stems(paths))):
         try:
             image = read_image(path, max_pixels)
         except OSError as e:
             errors.append(str(e))
             continue
         (det,) = detect_images(model, [image], size, device, post, conf)
-        texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
+        if classes is not None:
+            keep = np.isin(det["labels"], classes)
+            det = {key: v[keep] for key, v in det.items()}
+        texts = [f"{names[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
         drawn = draw_boxes(Image.fromarray(image), det["boxes"], texts, class_colors(det["labels"]))
-        drawn.save(out / f"{path.stem}.jpg", quality=92)
-        results += coco_results(det, cat_ids, k + 1, classes, str(path))
+        drawn.save(out / f"{stem}.jpg", quality=92)
+        if save_txt:
+            lines = yolo_lines(det, *image.shape[:2])
+            (out / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
+        results += coco_results(det, cat_ids, k + 1, names, str(path))
     with open(out / "predictions.json", "w") as f:
         json.dump(results, f)
     return results, errors

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from detector.models.names import BACKBONE_MIN_INPUT
+
 
 class Classifier(nn.Module):
     """``head(features(x))``. ``stages``: the indices in ``features`` whose outputs are the feature maps at
@@ -262,5 +264,4 @@ BACKBONES = {
     "resnet50": resnet50,
     "densenet": densenet,
 }
-MIN_INPUT = {"lenet": 12, "alexnet": 65, "vgg11": 32, "nin": 67, "googlenet": 8, "resnet18": 8,
-             "resnet34": 8, "resnet50": 8, "densenet": 29}  # the smallest square input each architecture allows
+MIN_INPUT = BACKBONE_MIN_INPUT  # the smallest square input each architecture allows (in names.py, without torch)

@@ -10,7 +10,10 @@ A detector checkpoint carries everything ``eval``, ``predict`` and the app need:
 from __future__ import annotations
 
 import pickle
+import pickletools
 from pathlib import Path
+
+CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ"}  # pickle opcodes that name a function or class to call
 
 
 class CheckpointError(RuntimeError):
@@ -28,10 +31,24 @@ def load_checkpoint(path: Path | str, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, which could "
-                              f"run code when loaded ({str(e).splitlines()[0][:200]})") from None
+        if "Unsupported global" in str(e) or _pickle_naming_code(path):
+            raise CheckpointError(f"{path}: refused: it holds objects other than tensors and plain data, which "
+                                  "could run code when loaded") from None
+        raise CheckpointError(f"{path}: not a checkpoint (neither a PyTorch file nor a pickle of one)") from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds on a corrupt file; all mean the same
-        raise CheckpointError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:200]})") from None
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:200]
+        raise CheckpointError(f"{path}: not a checkpoint, or a damaged one ({reason})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a detector checkpoint (expected a dict with a 'model' state)")
     return state
+
+
+def _pickle_naming_code(path: Path) -> bool:
+    """Whether ``path`` is one whole pickle (read to its STOP, nothing run) that names functions or classes:
+    a genuine pickle carrying code, as opposed to random bytes, which torch's loader reports the same way."""
+    try:
+        with open(path, "rb") as f:
+            ops = [op.name for op, _arg, _pos in pickletools.genops(f)]
+    except Exception:  # noqa: BLE001 - not a pickle: any parse error means the same
+        return False
+    return bool(CODE_OPCODES.intersection(ops))

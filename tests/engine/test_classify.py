@@ -65,7 +65,7 @@ def test_pretrained_shape_mismatch_is_a_clear_error(tmp_path):
 
 
 def test_classify_cli_errors(tmp_path, capsys):
-    assert main(["classify", "train", "--model", "alexnet", "--img-size", "32", "--data", str(tmp_path)]) == 1
-    assert "alexnet needs inputs of at least 65 px" in capsys.readouterr().err
+    assert main(["classify", "train", "--model", "alexnet", "--img-size", "32", "--data", str(tmp_path)]) == 2
+    assert "--img-size 32: too small for alexnet, which needs at least 65 px" in capsys.readouterr().err
     assert main(["classify", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
     assert "no such file or folder" in capsys.readouterr().err

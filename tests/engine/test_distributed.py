@@ -70,6 +70,7 @@ def test_ddp_two_processes_match_one(small_yaml, tmp_path):
     assert "DDP: 2 processes, global batch 8 (4 per process), backend gloo" in ddp.stderr
     one, two = rows(tmp_path / "one"), rows(tmp_path / "two")
     assert [r["epoch"] for r in two] == ["1", "2"]  # rank 0 alone writes results.csv: one row per epoch
+    assert not (tmp_path / "two" / "run.lock").exists()  # rank 0 alone took the run's lock, and removed it
     for a, b in zip(one, two):
         assert abs(float(a["loss"]) - float(b["loss"])) <= 0.01 * float(a["loss"]), (a["loss"], b["loss"])
     # the evaluation gathered over the ranks is the evaluation of the whole val split
@@ -111,6 +112,7 @@ def test_sigkill_mid_epoch_then_resume_follows_the_same_path(small_yaml, tmp_pat
                    "loader"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"weights in {run}" in resumed.stdout
+    assert f"note: {run / 'run.lock'}: took over the lock left by pid" in resumed.stderr  # the killed run's
     a, b = rows(tmp_path / "straight"), rows(run)
     assert [r["epoch"] for r in b] == ["1", "2", "3"]
     for ra, rb in zip(a, b):

@@ -7,7 +7,13 @@ from PIL import Image
 from torch import nn
 
 from detector.data.records import ImageRecord
-from detector.evaluation.predict import detect_images, predict_paths, predict_records, resize_for_model
+from detector.evaluation.predict import (
+    detect_images,
+    output_stems,
+    predict_paths,
+    predict_records,
+    resize_for_model,
+)
 
 
 class FixedBox(nn.Module):
@@ -64,3 +70,32 @@ def test_resize_rule():
     assert resize_for_model(image, 64).shape == (64, 64, 3)
     flat = np.full((300, 100, 3), 77, np.uint8)
     assert (resize_for_model(flat, 64) == 77).all()
+
+
+class ShapeRecorder(FixedBox):
+    def forward(self, images, targets=None, post=None):
+        self.shapes = [*getattr(self, "shapes", []), tuple(images.shape[-2:])]
+        return super().forward(images, targets, post)
+
+
+def test_predict_paths_names_labels_size_and_classes(tmp_path):
+    (tmp_path / "x").mkdir()
+    paths = [tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "x" / "a.png", tmp_path / "a_2.png"]
+    for path, (h, w) in zip(paths, [SIZES[0], SIZES[1], SIZES[0], SIZES[1]]):
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
+    assert output_stems(paths) == ["a", "a_2", "a_3", "a_2_2"]  # no output overwrites another
+    ckpt = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
+    model = ShapeRecorder()
+    results, errors = predict_paths(model, ckpt, paths, tmp_path / "out", progress=False, size=80, save_txt=True,
+                                    post={"max_detections": 7})
+    assert not errors and model.shapes == [(80, 80)] * 4 and model.posts == [{"max_detections": 7}] * 4
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "a_2.jpg", "a_2_2.jpg", "a_3.jpg"]
+    # (96, 160): box (40, 48, 120, 96) -> centre (80, 72), size 80 x 48, over 160 x 96
+    assert (out / "labels" / "a.txt").read_text() == "1 0.500000 0.750000 0.500000 0.500000 0.90000\n"
+    # (160, 96): box (24, 80, 72, 160) -> centre (48, 120), size 48 x 80, over 96 x 160
+    assert (out / "labels" / "a_2.txt").read_text() == "1 0.500000 0.750000 0.500000 0.500000 0.90000\n"
+    assert len(results) == 4
+    kept, _ = predict_paths(FixedBox(), ckpt, paths[:1], tmp_path / "out2", progress=False, classes=[0],
+                            save_txt=True)
+    assert kept == [] and (tmp_path / "out2" / "labels" / "a.txt").read_text() == ""  # class 1 filtered out
