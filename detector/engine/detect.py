@@ -72,7 +72,6 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     device = resolve_device(device_name)
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"
-    say = log if ranks.main else _quiet
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
     val_records = (prepare_split(cfg.data, "val", policy, log=say, data=data, max_pixels=cfg.max_pixels)[1]
                    if "val" in data.splits else [])
