@@ -34,9 +34,18 @@ def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 

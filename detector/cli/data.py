@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from detector.cli.common import add_max_pixels_argument, fail
+from detector.cli.common import add_max_pixels_argument, count, fail, positive_int
 from detector.data.records import DataError
 
 
@@ -95,8 +95,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     try:
         path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers,
                              progress=True)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
         return fail(str(e), 2)
+    except OSError as e:
+        return fail(f"--out {args.out}: cannot write there ({e.strerror or e}: {e.filename or args.out})")
     print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
     return 0
 
@@ -131,7 +133,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
 
     p = data.add_parser("check", help="summary and problems of a data set; exit 1 if there are errors")
     p.add_argument("path", help="a data set: COCO json, YOLO/project yaml, VOC root or banana folder")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                    help="processes that decode the images (default: the CPU count, %(default)s here)")
     p.add_argument("--headers-only", action="store_true",
                    help="read only the image headers (sizes): fast, but truncated or corrupt images pass")
@@ -150,11 +152,11 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p = data.add_parser("synth", help="generate the default data set")
     p.add_argument("--out", required=True)
     p.add_argument("--preset", default="shapes", choices=("shapes", "bananas"))
-    p.add_argument("--train", type=int, default=None, help="train images (shapes 1000, bananas 1000)")
-    p.add_argument("--val", type=int, default=None, help="val images (shapes 200, bananas 100)")
+    p.add_argument("--train", type=count, default=None, help="train images (shapes 1000, bananas 1000)")
+    p.add_argument("--val", type=count, default=None, help="val images (shapes 200, bananas 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256, help="image side in pixels")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
+    p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=cmd_synth)
 
     p = data.add_parser("show", help="write a few images with their boxes drawn, after augmentation")

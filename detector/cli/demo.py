@@ -29,6 +29,11 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from detector.app.ui import serve  # imports gradio and torch: only for this command
+    from detector.cli.common import fail
+    from detector.models.checkpoint import CheckpointError
 
-    serve(args)
+    try:
+        serve(args)
+    except CheckpointError as e:
+        return fail(str(e))
     return 0

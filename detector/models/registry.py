@@ -27,7 +27,13 @@ MODELS = {
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name](num_classes, **kwargs)
+    try:
+        return MODELS[name](num_classes, **kwargs)
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise  # a bug, not the user's keywords
+        bad = str(e).split("unexpected keyword argument")[-1].strip()
+        raise ValueError(f"--model-kwargs: {name} takes no keyword {bad}") from None
 
 
 def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

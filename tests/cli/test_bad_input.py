@@ -1,0 +1,260 @@
+"""Every subcommand, fed the bad values users give: one line on stderr that names the problem, exit 2 for a
+usage error and 1 for bad data or files, and never a traceback. One row per command line.
+
+Add a row here with every new command or option. Rows run in-process through ``detector.cli.main.main`` (an
+exception escaping it would be a traceback on the command line); a few run the real ``detector`` binary too.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from detector.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = str(ROOT / "models" / "tinyssd-shapes.pt")  # an exported model: weights only, no training state
+
+
+def _image(path: Path, w: int = 40, h: int = 30) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (w, h), (90, 90, 90)).save(path)
+    return path
+
+
+def _coco(folder: Path, images: list, annotations: list, name: str = "train.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    _image(folder / "a.png")
+    doc = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "thing"}]}
+    (folder / name).write_text(json.dumps(doc))
+    return folder / name
+
+
+GOOD_IMAGE = {"id": 1, "file_name": "a.png", "width": 40, "height": 30}
+GOOD_BOX = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10]}
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, request) -> dict[str, str]:
+    """The prepared inputs, by name (paths as text)."""
+    from detector.data.synth import synth_dataset
+
+    t = tmp_path_factory.mktemp("bad")
+    p: dict[str, Path] = {"tmp": t}
+    p["shapes"] = synth_dataset(t / "shapes", "shapes", train=4, val=2, seed=0, size=64, workers=1)
+    p["shapes_dir"] = t / "shapes"
+    p["image"] = _image(t / "ok.png")
+    p["text_png"] = t / "notes.png"
+    p["text_png"].write_text("not an image")
+    p["random_pt"] = t / "random.pt"
+    p["random_pt"].write_bytes(bytes(range(256)) * 40)
+    p["empty_pt"] = t / "empty.pt"
+    p["empty_pt"].write_bytes(b"")
+    p["a_file"] = t / "a-file.txt"
+    p["a_file"].write_text("x")
+    p["coco_ok"] = _coco(t / "coco_ok", [GOOD_IMAGE], [GOOD_BOX])
+    p["coco_list_id"] = _coco(t / "coco_list", [{**GOOD_IMAGE, "id": [1]}], [GOOD_BOX])
+    p["coco_dict_id"] = _coco(t / "coco_dict", [GOOD_IMAGE], [{**GOOD_BOX, "image_id": {"a": 1}}])
+    p["coco_dot"] = _coco(t / "coco_dot", [GOOD_IMAGE, {"id": 2, "file_name": ".", "width": 40, "height": 30}],
+                          [GOOD_BOX])
+    p["coco_dotslash"] = _coco(t / "coco_dotslash", [GOOD_IMAGE, {"id": 2, "file_name": "./", "width": 40,
+                                                                  "height": 30}], [GOOD_BOX])
+    p["coco_truncated"] = t / "truncated.json"
+    p["coco_truncated"].write_text(p["coco_ok"].read_text()[:40])
+    preds = {"not_list": {"a": 1}, "no_bbox": [{"image_id": 1, "category_id": 1, "score": 0.5}],
+             "short_bbox": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3], "score": 0.5}],
+             "text_bbox": [{"image_id": 1, "category_id": 1, "bbox": ["a", 2, 3, 4], "score": 0.5}],
+             "nan_score": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": float("nan")}],
+             "unknown_image": [{"image_id": 99, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}],
+             "unknown_category": [{"image_id": 1, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5}]}
+    (t / "preds").mkdir()
+    for name, value in preds.items():
+        p[f"preds_{name}"] = t / "preds" / f"{name}.json"
+        p[f"preds_{name}"].write_text(json.dumps(value))
+    p["preds_not_json"] = t / "preds" / "broken.json"
+    p["preds_not_json"].write_text("[{")
+    voc = t / "voc_inf"
+    _image(voc / "JPEGImages" / "a.jpg")
+    (voc / "Annotations").mkdir(parents=True)
+    (voc / "Annotations" / "a.xml").write_text(
+        "<annotation><filename>a.jpg</filename><size><width>inf</width><height>30</height></size><object><name>"
+        "cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>")
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    p["voc_inf"] = voc
+    yolo = t / "yolo"
+    _image(yolo / "images" / "train" / "a.png")
+    (yolo / "train.txt").write_bytes(b"images/train/a.png\n\xff\xfeb.png\n")
+    (yolo / "nonutf8.yaml").write_text("path: .\ntrain: train.txt\nnames: [a, b]\n")
+    (yolo / "wrong_types.yaml").write_text("names: 5\ntrain: images/train\n")
+    (yolo / "escape.yaml").write_text("path: .\ntrain: escape.txt\nnames: [a]\n")
+    (yolo / "escape.txt").write_text("../outside.png\n")
+    p.update({"yolo_nonutf8": yolo / "nonutf8.yaml", "yolo_wrong_types": yolo / "wrong_types.yaml",
+              "yolo_escape": yolo / "escape.yaml"})
+    p["yaml_self"] = t / "self.yaml"
+    p["yaml_self"].write_text("format: detector\nnames: [a]\ntrain: self.yaml\n")
+    p["yaml_not_yaml"] = t / "tabs.yaml"
+    p["yaml_not_yaml"].write_text("names: [a\n\ttrain: [\n")
+    row = "img_name,label,xmin,ymin,xmax,ymax\n0.png,0,1,1,5,5\n"
+    for name, text in (("my_bananas_train", row), ("bom_bananas_train", "\ufeff" + row)):
+        _image(t / name / "images" / "0.png")
+        (t / name / "label.csv").write_bytes(text.encode("utf-8"))
+    p["banana_underscore"], p["banana_bom"] = t / "my_bananas_train", t / "bom_bananas_train"
+    p["big"] = t / "big.png"
+    Image.new("1", (20000, 20000)).save(p["big"])
+    p["nested_out"] = p["shapes_dir"] / "converted"
+    return {k: str(v) for k, v in p.items()}
+
+
+# id, command line ({name} is a prepared input), exit status, a fragment the message must hold
+ROWS = [
+    # anchors
+    ("anchors-missing", "anchors {tmp}/nope.png", 1, "no such file"),
+    ("anchors-not-image", "anchors {text_png}", 1, "not a readable image"),
+    ("anchors-bad-size", "anchors {image} --sizes -0.1", 1, "sizes must all be positive"),
+    ("anchors-bad-ratio", "anchors {image} --ratios 0", 1, "ratio"),
+    ("anchors-fmap-text", "anchors {image} --fmap a b", 2, "invalid int value"),
+    ("anchors-over-cap", "anchors {big}", 1, "over the cap"),
+    ("anchors-cap-zero", "anchors {image} --max-pixels 0", 2, "must be a positive integer"),
+    # data check / convert / synth / show
+    ("check-missing", "data check {tmp}/nothing", 2, "nothing"),
+    ("check-list-ids", "data check {coco_list_id}", 1, "must have an integer 'id'"),
+    ("check-dict-ids", "data check {coco_dict_id}", 1, "image_id"),
+    ("check-dot-name", "data check {coco_dot}", 1, "names the folder"),
+    ("check-dotslash-name", "data check {coco_dotslash}", 1, "itself, not a file in it"),
+    ("check-truncated-json", "data check {coco_truncated}", 1, "truncated.json"),
+    ("check-voc-inf", "data check {voc_inf}", 1, "must be whole numbers of pixels"),
+    ("check-yolo-nonutf8", "data check {yolo_nonutf8}", 1, "not UTF-8 text"),
+    ("check-yolo-wrong-types", "data check {yolo_wrong_types}", 1, "'names' must be a list or a mapping"),
+    ("check-yolo-escape", "data check {yolo_escape}", 1, "outside"),
+    ("check-yaml-self", "data check {yaml_self}", 1, "which is being read already"),
+    ("check-yaml-broken", "data check {yaml_not_yaml}", 1, "tabs.yaml"),
+    ("check-banana-underscore", "data check {banana_underscore}", 0, ""),
+    ("check-banana-bom", "data check {banana_bom}", 0, ""),
+    ("check-workers", "data check {shapes} --workers -2", 2, "must be a positive integer"),
+    ("convert-into-source", "data convert {shapes_dir} --to yolo --out {nested_out}", 2, "overlaps the source"),
+    ("convert-onto-source", "data convert {shapes_dir} --to coco --out {shapes_dir} --link", 2, "overlaps"),
+    ("convert-bad-format", "data convert {shapes} --to xml --out {tmp}/x", 2, "invalid choice"),
+    ("convert-bad-data", "data convert {coco_list_id} --to voc --out {tmp}/x2", 1, "must have an integer 'id'"),
+    ("synth-negative", "data synth --out {tmp}/s --train -1", 2, "must be 0 or more"),
+    ("synth-bad-preset", "data synth --out {tmp}/s --preset clouds", 2, "invalid choice"),
+    ("synth-out-is-file", "data synth --out {a_file}/s --train 1 --val 0 --workers 1", 1, "cannot write there"),
+    ("show-missing", "data show {tmp}/nothing --out {tmp}/show", 2, "nothing"),
+    # train
+    ("train-batch-0", "train --data {shapes} --batch-size 0", 2, "--batch-size 0"),
+    ("train-eval-every-0", "train --data {shapes} --eval-every 0", 2, "--eval-every 0"),
+    ("train-epochs-negative", "train --data {shapes} --epochs -1", 2, "--epochs -1"),
+    ("train-img-size-7", "train --data {shapes} --img-size 7", 2, "--img-size 7"),
+    ("train-device-tpu", "train --data {shapes} --device tpu", 2, "--device tpu"),
+    ("train-lr-0", "train --data {shapes} --lr 0", 2, "--lr 0"),
+    ("train-workers-negative", "train --data {shapes} --workers -1", 2, "--workers -1"),
+    ("train-kwargs-list", "train --data {shapes} --model-kwargs [1]", 2, "must be a JSON object"),
+    ("train-kwargs-broken", "train --data {shapes} --model-kwargs {{x", 2, "is not JSON"),
+    ("train-kwargs-unknown", "train --data {shapes} --model-kwargs {{\"nope\":1}} --out {tmp}/k --device cpu", 1,
+     "takes no keyword 'nope'"),
+    ("train-unknown-model", "train --data {shapes} --model yolo", 2, "invalid choice"),
+    ("train-out-under-file", "train --data {shapes} --out {a_file}/run --device cpu", 1, "a-file.txt"),
+    ("train-resume-exported", "train --resume " + SHIPPED, 1, "cannot be resumed"),
+    ("train-resume-random", "train --resume {random_pt}", 1, "not a checkpoint"),
+    ("train-resume-missing", "train --resume {tmp}/none.pt", 1, "no such checkpoint"),
+    ("train-missing-data", "train --data {tmp}/nothing --device cpu --out {tmp}/m", 1, "nothing"),
+    ("train-bad-data", "train --data {coco_list_id} --device cpu --out {tmp}/b", 1, "must have an integer 'id'"),
+    ("train-backbone-wrong-model", "train --data {shapes} --backbone resnet18", 2, "--backbone"),
+    ("train-over-cap", "train --data {shapes} --max-pixels 100 --device cpu --out {tmp}/cap", 1, "over the cap"),
+    # eval
+    ("eval-nothing-to-score", "eval --data {shapes}", 2, "give --weights"),
+    ("eval-random-weights", "eval --data {shapes} --weights {random_pt}", 1, "not a checkpoint"),
+    ("eval-empty-weights", "eval --data {shapes} --weights {empty_pt}", 1, "not a checkpoint"),
+    ("eval-other-classes", "eval --data {coco_ok} --weights " + SHIPPED + " --device cpu", 1, "trained on classes"),
+    ("eval-preds-not-list", "eval --data {coco_ok} --predictions {preds_not_list}", 1, "not_list.json"),
+    ("eval-preds-no-bbox", "eval --data {coco_ok} --predictions {preds_no_bbox}", 1, "bbox"),
+    ("eval-preds-short-bbox", "eval --data {coco_ok} --predictions {preds_short_bbox}", 1, "bbox"),
+    ("eval-preds-text-bbox", "eval --data {coco_ok} --predictions {preds_text_bbox}", 1, "bbox"),
+    ("eval-preds-nan-score", "eval --data {coco_ok} --predictions {preds_nan_score}", 1, "score"),
+    ("eval-preds-unknown-image", "eval --data {coco_ok} --predictions {preds_unknown_image}", 1, "99"),
+    ("eval-preds-unknown-category", "eval --data {coco_ok} --predictions {preds_unknown_category}", 1, "7"),
+    ("eval-preds-not-json", "eval --data {coco_ok} --predictions {preds_not_json}", 1, "broken.json"),
+    ("eval-preds-missing", "eval --data {coco_ok} --predictions {tmp}/none.json", 1, "none.json"),
+    ("eval-batch-0", "eval --data {shapes} --weights " + SHIPPED + " --batch-size 0", 2, "--batch-size 0"),
+    ("eval-no-split", "eval --data {shapes} --predictions {preds_no_bbox} --split test", 1, "test"),
+    ("eval-out-under-file", "eval --data {coco_ok} --predictions {preds_no_bbox} --out {a_file}/e", 1, "a-file.txt"),
+    # predict
+    ("predict-missing-input", "predict {tmp}/none.jpg --weights " + SHIPPED + " --out {tmp}/p", 1, "none.jpg"),
+    ("predict-random-weights", "predict {image} --weights {random_pt} --out {tmp}/p", 1, "not a checkpoint"),
+    ("predict-bad-conf", "predict {image} --weights " + SHIPPED + " --conf 2", 2, "--conf 2"),
+    ("predict-unknown-class", "predict {image} --weights " + SHIPPED + " --classes dog", 2, "dog"),
+    ("predict-max-det-0", "predict {image} --weights " + SHIPPED + " --max-det 0", 2, "--max-det 0"),
+    ("predict-img-size-7", "predict {image} --weights " + SHIPPED + " --img-size 7", 2, "--img-size 7"),
+    ("predict-device-tpu", "predict {image} --weights " + SHIPPED + " --device tpu", 2, "--device tpu"),
+    ("predict-not-image", "predict {text_png} --weights " + SHIPPED + " --out {tmp}/p2 --device cpu", 1, "notes.png"),
+    ("predict-over-cap", "predict {big} --weights " + SHIPPED + " --out {tmp}/p3 --device cpu", 1, "over the cap"),
+    ("predict-out-under-file", "predict {image} --weights " + SHIPPED + " --out {a_file}/p", 1, "a-file.txt"),
+    # export
+    ("export-onnx", "export --weights " + SHIPPED + " --out {tmp}/m.onnx", 2, "ONNX"),
+    ("export-random", "export --weights {random_pt} --out {tmp}/m.pt", 1, "not a checkpoint"),
+    ("export-missing", "export --weights {tmp}/none.pt --out {tmp}/m.pt", 1, "no such checkpoint"),
+    ("export-card-bad-data", "export --weights " + SHIPPED + " --out {tmp}/m2.pt --card --test-data {tmp}/nothing",
+     1, "nothing"),
+    # classify
+    ("classify-batch-0", "classify train --data {shapes} --batch-size 0", 2, "--batch-size 0"),
+    ("classify-img-size", "classify train --data {shapes} --model alexnet --img-size 7", 2, "--img-size 7"),
+    ("classify-device", "classify train --data {shapes} --device tpu", 2, "--device tpu"),
+    ("classify-kwargs", "classify train --data {shapes} --model-kwargs [1]", 2, "must be a JSON object"),
+    ("classify-resume-random", "classify train --resume {random_pt}", 1, "not a checkpoint"),
+    ("classify-missing-data", "classify train --data {tmp}/nothing --device cpu --out {tmp}/c", 1, "nothing"),
+    ("classify-eval-detector", "classify eval --weights " + SHIPPED + " --data {shapes}", 1, "not a classifier"),
+    ("classify-eval-random", "classify eval --weights {random_pt} --data {shapes}", 1, "not a checkpoint"),
+    # demo (fails before serving)
+    ("demo-missing-weights", "demo --weights {tmp}/none.pt --port 1", 1, "no such file"),
+    ("demo-random-weights", "demo --weights {random_pt} --port 1", 1, "not a checkpoint"),
+    # the command itself
+    ("unknown-command", "frobnicate", 2, "invalid choice"),
+    ("no-command", "", 2, "required"),
+]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str]:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse (2), and commands that exit with their message
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr)
+            code = 1
+        else:
+            code = e.code or 0
+    captured = capsys.readouterr()
+    return code, captured.err + captured.out
+
+
+@pytest.mark.parametrize(("row_id", "line", "status", "fragment"), ROWS, ids=[r[0] for r in ROWS])
+def test_bad_input_gives_one_clear_line(bad, capsys, row_id, line, status, fragment):
+    argv = [part.format(**bad) for part in line.split()]
+    code, text = run(argv, capsys)
+    assert "Traceback" not in text, text
+    assert code == status, f"{row_id}: exit {code}, expected {status}\n{text}"
+    assert fragment in text, f"{row_id}: {fragment!r} not in\n{text}"
+    if status:  # the line that says it: an error (data check lists its problems, indented), a usage error,
+        # or predict's per-image "skipped:" (the other images go on)
+        said = [ln for ln in text.splitlines() if ln.strip().startswith(("error:", "usage:", "skipped:"))]
+        assert said, f"{row_id}: no 'error:', 'skipped:' or usage line\n{text}"
+
+
+def test_the_table_covers_every_subcommand():
+    from detector.cli.main import build_parser
+
+    commands = {r[1].split()[0] if r[1] else "" for r in ROWS}
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) <= commands
+    assert len(ROWS) >= 60
+
+
+@pytest.mark.parametrize("line", ["train --resume {random_pt}", "data check {coco_list_id}",
+                                  "predict {image} --weights {random_pt} --out {tmp}/q"])
+def test_the_real_binary_says_one_line(bad, line):
+    argv = [part.format(**bad) for part in line.split()]
+    done = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len([ln for ln in done.stderr.splitlines() if ln.startswith("error:")]) == 1, done.stderr
