@@ -119,8 +119,19 @@ def main(argv: list[str] | None = None) -> int:
     report = []
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "checkout"
-        shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "runs", "data", "__pycache__", "*.pt"))
-        shutil.copytree(ROOT / "data", copy / "data", ignore=shutil.ignore_patterns("shapes*", "bananas*", "demo*"))
+        top_level_skip = {".git", "runs", "data"}  # the checkout's own data/ holds generated sets: only its configs
+
+        def skip(folder: str, names: list[str]) -> set[str]:
+            here = {n for n in names if n in top_level_skip} if Path(folder) == ROOT else set()
+            return here | {n for n in names if n in ("__pycache__", ".hypothesis") or n.endswith(".pt")}
+
+        shutil.copytree(ROOT, copy, ignore=skip)
+        (copy / "data").mkdir()
+        for config in (ROOT / "data").glob("*.yaml"):
+            shutil.copy(config, copy / "data")
+        (copy / "models").mkdir(exist_ok=True)
+        for shipped in (ROOT / "models").glob("*.pt"):  # tests that run the shipped model need it
+            shutil.copy(shipped, copy / "models")
         for module in args.only or list(TARGETS):
             source = (ROOT / module).read_text()
             chosen = rng.sample(sites(ast.parse(source)), min(args.per_module, len(sites(ast.parse(source)))))

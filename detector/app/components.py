@@ -1,9 +1,18 @@
-"""Gradio inputs that let a bad value reach the handler, which names it in the page (Gradio's own checks answer a
-bad value from raw HTTP with a bare "Error"). They look and behave in the page as Gradio's own."""
+"""What every handler of the page shares: Gradio inputs that let a bad value reach the handler (Gradio's own
+checks answer a bad value from raw HTTP with a bare "Error"; these look and behave in the page as Gradio's
+own), the checks that turn such values into one message naming them, the guard that keeps any exception from
+reaching Gradio, and the one concurrency group of every handler that decodes images or runs a model."""
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
+
 import gradio as gr
+
+from detector.app.catalog import ModelEntry
+from detector.app.uploads import BadInput
 
 
 class Tolerant:
@@ -42,3 +51,63 @@ class Dropdown(Tolerant, gr.Dropdown):
 class CheckboxGroup(Tolerant, gr.CheckboxGroup):
     def get_block_name(self) -> str:
         return "checkboxgroup"
+
+
+HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler that decodes images or runs a model:
+# one at a time over all of them, so memory is bounded by one request's
+
+
+def guarded(on_error: Callable[[str], tuple | dict]):
+    """Wrap a handler so that no exception reaches Gradio: ``BadInput`` becomes its message in the page; anything
+    else is logged with its traceback on the server and named in the page as an internal error."""
+
+    def wrap(handler):
+        @functools.wraps(handler)
+        def run(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except BadInput as e:
+                return on_error(str(e))
+            except Exception as e:  # noqa: BLE001 - a bug: visible in the server's log, one line in the page
+                logging.getLogger("detector.app").exception("handler %s failed", handler.__name__)
+                return on_error(f"internal error ({type(e).__name__}); the server's log has the details")
+
+        return run
+
+    return wrap
+
+
+def unit(value) -> float:
+    """A slider's value as a number in [0, 1] (raw HTTP can send anything)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{value!r}: expected a number in [0, 1]") from None
+    if not 0.0 <= v <= 1.0:
+        raise BadInput(f"{value!r}: expected a number in [0, 1]")
+    return v
+
+
+def whole_number(value, default: int = 100) -> int:
+    """Max detections as a whole number (empty: ``default``)."""
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BadInput(f"max detections {value!r}: expected a whole number") from None
+
+
+def chosen_classes(chosen, entry: ModelEntry) -> list[str]:
+    """The class filter: names among the model's classes (none: all)."""
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen or [])
+    unknown = [c for c in chosen if c not in entry.classes]
+    if unknown:
+        raise BadInput(f"classes {unknown!r} are not among the model's: {', '.join(entry.classes)}")
+    return chosen
+
+
+def entry_of(entries: dict[str, ModelEntry], label: str) -> ModelEntry:
+    if not isinstance(label, str) or label not in entries:
+        raise BadInput(f"unknown model {label!r}; the server has {', '.join(entries)}")
+    return entries[label]

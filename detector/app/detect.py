@@ -185,3 +185,32 @@ def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, co
                             "box": [round(float(v), 2) for v in b]}
                            for b, s, c in zip(det.boxes, det.scores, det.labels)],
             "ms": round((time.perf_counter() - start) * 1000, 2), "device": cache.device.type}
+
+
+MAX_VIDEO_FRAMES = 900  # 30 s at 30 frames/s: longer videos are refused (each frame goes through the model)
+MAX_VIDEO_PIXELS = 1920 * 1080  # per frame
+
+
+def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25, iou: float = 0.45,
+              downloads: Path | None = None) -> tuple[str, str, str]:
+    """The Detect tab's video: ``(drawn .webm, per-frame .json, summary)``; :class:`BadInput` names a video that
+    cannot be read or is over the limits."""
+    from detector.evaluation.video import VideoError, detect_video, is_video
+
+    if not file:
+        raise BadInput("upload a video (mp4 or webm, at most 30 s)")
+    name = Path(file).name
+    if not is_video(name):
+        raise BadInput(f"{name}: not a video file (mp4, webm, avi, mov, mkv)")
+    if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0):
+        raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
+    model, ckpt = cache.get(entry.path)
+    folder = Path(tempfile.mkdtemp(dir=downloads or downloads_folder()))
+    try:
+        r = detect_video(model, ckpt, file, folder / Path(name).stem, conf, {"nms_threshold": iou}, cache.device,
+                         max_frames=MAX_VIDEO_FRAMES, max_pixels=MAX_VIDEO_PIXELS, progress=False)
+    except VideoError as e:
+        raise BadInput(str(e).replace(str(file), name)) from None
+    summary = (f"**{plural(r['objects'], 'detection')}** in {plural(r['frames'], 'frame')} ({r['width']}x"
+               f"{r['height']}) in {r['seconds']:.1f} s: {r['frames_per_s']} frames/s on {cache.device.type}")
+    return r["video"], r["json"], summary

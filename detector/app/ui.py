@@ -12,11 +12,9 @@ Matching and NMS (the book's figures, on any image), API (the ``/detect`` endpoi
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import socket
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
@@ -30,12 +28,25 @@ from detector.app.catalog import (
     describe_checkpoint,
     discover_models,
 )
-from detector.app.components import CheckboxGroup, Dropdown, Number, SafeImage, Slider
-from detector.app.detect import ROW_HEADERS, api_detect, run_detect
+from detector.app.components import (
+    HEAVY,
+    CheckboxGroup,
+    Dropdown,
+    Number,
+    SafeImage,
+    Slider,
+    chosen_classes,
+    entry_of,
+    guarded,
+    unit,
+    whole_number,
+)
+from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
 from detector.app.examples import example_boxes_text, make_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
 from detector.app.uploads import BadInput, load_upload
 from detector.engine.loop import resolve_device
+from detector.evaluation.video import VIDEO_SUFFIXES
 
 EXAMPLES_DIR = Path("data/demo-examples")
 API_USAGE = """Scripts can call the detector without the page:
@@ -62,66 +73,6 @@ def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
     return fallback if not path else load_upload(path)[0]
 
 
-HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler that decodes images or runs a model:
-# one at a time over all of them, so memory is bounded by one request's
-
-
-def guarded(on_error: Callable[[str], tuple | dict]):
-    """Wrap a handler so that no exception reaches Gradio: ``BadInput`` becomes its message in the page; anything
-    else is logged with its traceback on the server and named in the page as an internal error."""
-
-    def wrap(handler):
-        @functools.wraps(handler)
-        def run(*args, **kwargs):
-            try:
-                return handler(*args, **kwargs)
-            except BadInput as e:
-                return on_error(str(e))
-            except Exception as e:  # noqa: BLE001 - a bug: visible in the server's log, one line in the page
-                logging.getLogger("detector.app").exception("handler %s failed", handler.__name__)
-                return on_error(f"internal error ({type(e).__name__}); the server's log has the details")
-
-        return run
-
-    return wrap
-
-
-def _unit(value) -> float:
-    """A slider's value as a number in [0, 1] (raw HTTP can send anything)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{value!r}: expected a number in [0, 1]") from None
-    if not 0.0 <= v <= 1.0:
-        raise BadInput(f"{value!r}: expected a number in [0, 1]")
-    return v
-
-
-def _count(value, default: int = 100) -> int:
-    """Max detections as a whole number (empty: ``default``)."""
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise BadInput(f"max detections {value!r}: expected a whole number") from None
-
-
-def _classes(chosen, entry: ModelEntry) -> list[str]:
-    """The class filter: names among the model's classes (none: all)."""
-    chosen = [chosen] if isinstance(chosen, str) else list(chosen or [])
-    unknown = [c for c in chosen if c not in entry.classes]
-    if unknown:
-        raise BadInput(f"classes {unknown!r} are not among the model's: {', '.join(entry.classes)}")
-    return chosen
-
-
-def entry_of(entries: dict[str, ModelEntry], label: str) -> ModelEntry:
-    if not isinstance(label, str) or label not in entries:
-        raise BadInput(f"unknown model {label!r}; the server has {', '.join(entries)}")
-    return entries[label]
-
-
 def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdown, card: gr.Markdown,
                examples: list[Path], first: ModelEntry | None, downloads: Path | None = None) -> None:
     """Uploads (or examples), thresholds and a class filter in; drawings, a table and a JSON download out."""
@@ -129,7 +80,7 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
     @guarded(lambda message: ([], "", f"- {message}", [], None))
     def on_detect(files, label, conf, iou, max_det, classes):
         entry = entry_of(entries, label)
-        r = run_detect(files, entry, cache, _unit(conf), _unit(iou), _count(max_det), _classes(classes, entry),
+        r = run_detect(files, entry, cache, unit(conf), unit(iou), whole_number(max_det), chosen_classes(classes, entry),
                        downloads=downloads)
         messages = "\n".join(f"- {m}" for m in r.messages)
         return r.images, r.summary, messages, r.rows, r.json_path
@@ -158,11 +109,34 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
     table = gr.Dataframe(headers=ROW_HEADERS, label="Detections (sorted by score within each image; "
                          "boxes in the image's pixels)", interactive=False, elem_id="table")
     download = gr.File(label="Detections as COCO results JSON")
+    video_section(entries, cache, model, conf, iou, downloads)
     inputs = [files, model, conf, iou, max_det, classes]
     outputs = [gallery, summary, messages, table, download]
     run.click(on_detect, inputs, outputs, api_visibility="private", **HEAVY)
     files.change(on_detect, inputs, outputs, api_visibility="private", **HEAVY)
     model.change(on_model, [model], [card, classes], api_visibility="private")
+
+
+def video_section(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdown, conf, iou,
+                  downloads: Path | None) -> None:
+    """A short video in (mp4, webm; at most 30 s), the same video with boxes on every frame out, and the
+    detections of each frame as JSON."""
+
+    @guarded(lambda message: (None, None, f"**{message}**"))
+    def on_video(file, label, c, i):
+        return run_video(file, entry_of(entries, label), cache, unit(c), unit(i), downloads)
+
+    with gr.Accordion("Video: boxes on every frame", open=False):
+        with gr.Row():
+            with gr.Column(scale=1):
+                clip = gr.File(label="A short video (mp4, webm; at most 30 s)", file_types=list(VIDEO_SUFFIXES),
+                               elem_id="video-in")
+                go = gr.Button("Detect in video", variant="primary")
+            with gr.Column(scale=2):
+                v_summary = gr.Markdown(elem_id="video-summary")
+                drawn = gr.Video(label="Detections", elem_id="video-out", format=None)
+                frames = gr.File(label="Detections per frame (JSON)")
+    go.click(on_video, [clip, model, conf, iou], [drawn, frames, v_summary], api_visibility="private", **HEAVY)
 
 
 def anchors_tab(photo: np.ndarray) -> None:
@@ -252,7 +226,7 @@ def nms_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdow
 
     @guarded(lambda message: (None, None, f"**{message}**"))
     def on_nms(path, label, conf, iou):
-        r = nms_figure(_read_image(path, example_img), entry_of(entries, label), cache, _unit(conf), _unit(iou))
+        r = nms_figure(_read_image(path, example_img), entry_of(entries, label), cache, unit(conf), unit(iou))
         return r.before, r.after, r.summary
 
     gr.Markdown("The model's candidate boxes above the confidence threshold, before and after "
@@ -279,7 +253,7 @@ def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url
         label = label or default
         if label not in entries:
             raise BadInput(f"unknown model {label!r}; the server has {sorted(entries)}")
-        return api_detect(file, entries[label], cache, _unit(conf), _unit(iou), _count(max_det))
+        return api_detect(file, entries[label], cache, unit(conf), unit(iou), whole_number(max_det))
 
     gr.Markdown(API_USAGE.format(url=url, models=", ".join(f"`{k}`" for k in entries), default=default),
                 elem_id="api-usage")

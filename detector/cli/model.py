@@ -109,6 +109,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from detector.engine.loop import TrainingError, resolve_device
     from detector.evaluation.predict import expand_inputs, output_stems, predict_paths
+    from detector.evaluation.video import is_video
     from detector.models.registry import load_detector
 
     try:
@@ -127,19 +128,50 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
     if (error := make_out_folder(out)) is not None:
         return fail(error)
+    post = {"nms_threshold": args.iou, "max_detections": args.max_det}
+    videos, paths = [p for p in paths if is_video(p)], [p for p in paths if not is_video(p)]
+    errors = predict_videos(model, {**ckpt, "img_size": args.img_size or ckpt["img_size"]}, videos, out, args, post,
+                            class_ids, device)
     for path, stem in zip(paths, output_stems(paths)):
         if stem != path.stem:
             print(f"note: {path} is drawn as {stem}.jpg: an earlier input is also named {path.stem}", file=sys.stderr)
-    results, errors = predict_paths(model, ckpt, paths, out, args.conf, device,
-                                    post={"nms_threshold": args.iou, "max_detections": args.max_det},
-                                    size=args.img_size, classes=class_ids, save_txt=args.save_txt,
-                                    max_pixels=args.max_pixels)
+    results, image_errors = [], []
+    if paths or not videos:
+        results, image_errors = predict_paths(model, ckpt, paths, out, args.conf, device, post=post,
+                                              size=args.img_size, classes=class_ids, save_txt=args.save_txt,
+                                              max_pixels=args.max_pixels)
+    errors += image_errors
     for e in errors:
         print(f"skipped: {e}", file=sys.stderr)
-    labels = " and labels/ (YOLO txt)" if args.save_txt else ""
-    print(f"{len(results)} detections in {len(paths) - len(errors)} images; wrote the drawn images, predictions.json"
-          f"{labels} to {out}")
+    if paths:
+        labels = " and labels/ (YOLO txt)" if args.save_txt else ""
+        print(f"{len(results)} detections in {len(paths) - len(image_errors)} images; wrote the drawn images, "
+              f"predictions.json{labels} to {out}")
     return 1 if errors else 0
+
+
+def output_stems(paths):
+    from detector.evaluation.predict import output_stems as stems
+
+    return stems(paths)
+
+
+def predict_videos(model, ckpt: dict, videos: list[Path], out: Path, args: argparse.Namespace, post: dict,
+                   class_ids: list[int] | None, device) -> list[str]:
+    """Each video drawn to ``OUT/NAME.webm`` with its per-frame ``OUT/NAME.json``; returns the errors."""
+    from detector.evaluation.video import VideoError, detect_video
+
+    errors = []
+    for stem, video in zip(output_stems(videos), videos):
+        try:
+            r = detect_video(model, ckpt, video, out / stem, args.conf, post, device, max_pixels=args.max_pixels,
+                             only=class_ids)
+        except (VideoError, OSError) as e:
+            errors.append(str(e))
+            continue
+        print(f"{video}: {r['objects']} detections in {r['frames']} frames ({r['width']}x{r['height']}, "
+              f"{r['frames_per_s']} frames/s); wrote {r['video']} and {r['json']}")
+    return errors
 
 
 def class_indices(names: list[str], classes: list[str]) -> list[int]:

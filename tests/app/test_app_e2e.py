@@ -15,6 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import cv2
 import pytest
 
 from detector.app.examples import make_examples
@@ -123,6 +124,22 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
         assert wait_for_detections(page, "example-2.jpg") >= 1
         assert "Error" not in page.locator("#summary").inner_text()
         page.screenshot(path=str(shots / "detect-example.png"), full_page=True)
+
+        clip = tmp_path / "clip.mp4"  # a short video: the same video with boxes on every frame
+        frame = cv2.imread(str(example))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (frame.shape[1], frame.shape[0]))
+        for _ in range(10):
+            writer.write(frame)
+        writer.release()
+        page.get_by_text("Video: boxes on every frame").click()
+        page.locator("#video-in input[type=file]").set_input_files(str(clip))
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Detect in video").click()
+        page.wait_for_function("document.querySelector('#video-summary')?.innerText.includes('10 frames')",
+                               timeout=60_000)
+        page.wait_for_function("document.querySelector('#video-out video')?.readyState >= 1", timeout=30_000)
+        page.locator("#video-out").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "detect-video.png"), full_page=True)
 
         page.get_by_role("tab", name="NMS").click()
         page.get_by_role("button", name="Run NMS").click()

@@ -286,3 +286,34 @@ def test_demo_command_refuses_a_missing_checkpoint(capsys):
 
     with pytest.raises(SystemExit, match="--weights nope.pt: no such file"):
         main(["demo", "--weights", "nope.pt", "--port", str(free_port())])
+
+
+def test_video_is_drawn_frame_by_frame_with_limits(tmp_path, examples, entry, cache):
+    from detector.app import detect as app_detect
+    from detector.app.detect import run_video
+
+    clip = tmp_path / "clip.mp4"
+    frame = cv2.imread(str(examples[0]))  # a generated image with objects, as every frame
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (frame.shape[1], frame.shape[0]))
+    for _ in range(6):
+        w.write(frame)
+    w.release()
+    video, frames_json, summary = run_video(str(clip), entry, cache, 0.3, 0.45, downloads=tmp_path)
+    doc = json.loads(Path(frames_json).read_text())
+    counts = [len(f["detections"]) for f in doc["frames"]]
+    boxes, _ = truth(examples[0])
+    assert len(counts) == 6 and set(counts) == {counts[0]} and counts[0] >= len(boxes) - 1  # same frame: same result
+    assert video.endswith(".webm") and Path(video).stat().st_size > 0 and "6 frames" in summary
+    with pytest.raises(BadInput, match="notes.txt: not a video"):
+        run_video(str(tmp_path / "notes.txt"), entry, cache)
+    fake = tmp_path / "fake.webm"
+    fake.write_text("x")
+    with pytest.raises(BadInput, match="fake.webm: not a readable video"):
+        run_video(str(fake), entry, cache, downloads=tmp_path)
+    original = app_detect.MAX_VIDEO_FRAMES
+    app_detect.MAX_VIDEO_FRAMES = 4
+    try:
+        with pytest.raises(BadInput, match="at most 4"):
+            run_video(str(clip), entry, cache, downloads=tmp_path)
+    finally:
+        app_detect.MAX_VIDEO_FRAMES = original

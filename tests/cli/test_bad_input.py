@@ -106,6 +106,8 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["big"] = t / "big.png"
     Image.new("1", (20000, 20000)).save(p["big"])
     p["nested_out"] = p["shapes_dir"] / "converted"
+    p["fake_video"] = t / "clip.mp4"
+    p["fake_video"].write_text("not a video")
     return {k: str(v) for k, v in p.items()}
 
 
@@ -191,6 +193,9 @@ ROWS = [
     ("predict-device-tpu", "predict {image} --weights " + SHIPPED + " --device tpu", 2, "--device tpu"),
     ("predict-not-image", "predict {text_png} --weights " + SHIPPED + " --out {tmp}/p2 --device cpu", 1, "notes.png"),
     ("predict-over-cap", "predict {big} --weights " + SHIPPED + " --out {tmp}/p3 --device cpu", 1, "over the cap"),
+    ("predict-fake-video", "predict {fake_video} --weights " + SHIPPED + " --out {tmp}/p4 --device cpu", 1,
+     "not a readable video"),
+    ("predict-missing-video", "predict {tmp}/none.mp4 --weights " + SHIPPED + " --out {tmp}/p5", 1, "none.mp4"),
     ("predict-out-under-file", "predict {image} --weights " + SHIPPED + " --out {a_file}/p", 1, "a-file.txt"),
     # export
     ("export-onnx", "export --weights " + SHIPPED + " --out {tmp}/m.onnx", 2, "ONNX"),

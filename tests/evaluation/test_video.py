@@ -1,0 +1,51 @@
+"""Videos through the one inference path: every frame detected, boxes in the frame's pixels, drawn into a WebM
+that reads back with the same frames, and one JSON record per frame."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from test_predict import EXPECTED, FixedBox
+
+from detector.evaluation.video import VideoError, detect_video
+
+
+def write_clip(path, frames=12, size=(160, 96), fps=10):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    for i in range(frames):
+        w.write(np.full((size[1], size[0], 3), 10 * i, np.uint8))
+    w.release()
+    return path
+
+
+CKPT = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
+
+
+def test_every_frame_is_detected_drawn_and_recorded(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=12)  # 12 frames: one batch of 8 and one of 4
+    r = detect_video(FixedBox(), CKPT, clip, tmp_path / "out" / "clip", progress=False)
+    assert (r["frames"], r["objects"], r["width"], r["height"]) == (12, 12, 160, 96)
+    doc = json.loads((tmp_path / "out" / "clip.json").read_text())
+    assert [f["frame"] for f in doc["frames"]] == list(range(12)) and doc["fps"] == pytest.approx(10)
+    det = doc["frames"][5]["detections"]
+    assert det == [{"class": "b", "category_id": 9, "score": pytest.approx(0.9), "box": EXPECTED[(96, 160)]}]
+    back = cv2.VideoCapture(r["video"])
+    count = 0
+    while back.read()[0]:
+        count += 1
+    assert r["video"].endswith(".webm") and count == 12
+
+
+def test_video_limits_and_bad_files(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=12)
+    with pytest.raises(VideoError, match="at most 5"):
+        detect_video(FixedBox(), CKPT, clip, tmp_path / "o1", max_frames=5, progress=False)
+    with pytest.raises(VideoError, match="over the cap"):
+        detect_video(FixedBox(), CKPT, clip, tmp_path / "o2", max_pixels=160 * 96 - 1, progress=False)
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(VideoError, match="fake.mp4: not a readable video"):
+        detect_video(FixedBox(), CKPT, fake, tmp_path / "o3", progress=False)
+    only = detect_video(FixedBox(), CKPT, clip, tmp_path / "o4", only=[0], progress=False)  # class 1 filtered out
+    assert only["objects"] == 0 and only["frames"] == 12
