@@ -21,6 +21,11 @@ from detector.models.checkpoint import CheckpointError
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "dict": str}  # dict: JSON text
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 image``, ``2 images``; ``words`` for an irregular plural (``box``, ``boxes``)."""
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
 def fail(message: str, code: int = 1) -> int:
     """Print ``error: message`` to stderr and return the exit status ``code``."""
     print(f"error: {message}", file=sys.stderr)

@@ -12,7 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
-from detector.cli.common import add_max_pixels_argument, count, fail, positive_int
+from detector.cli.common import add_max_pixels_argument, count, fail, plural, positive_int
 from detector.data.records import DataError
 
 
@@ -44,7 +44,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     problems = []
     for name, rep in reports.items():
         s = summarize(rep.records, data.classes)
-        print(f"[{name}] {s['images']} images, {s['boxes']} boxes, {s['images_without_boxes']} images without boxes")
+        print(f"[{name}] {plural(s['images'], 'image')}, {plural(s['boxes'], 'box', 'boxes')}, "
+              f"{plural(s['images_without_boxes'], 'image')} without boxes")
         print("  per class: " + ", ".join(f"{c} {n}" for c, n in s["per_class"].items()))
         print("  sizes (COCO area ranges): " + ", ".join(f"{k} {v}" for k, v in s["sizes"].items()))
         if rep.clipped_boxes or rep.dropped_boxes or rep.dropped_images:
