@@ -41,7 +41,8 @@ def test_image_folder_layout(tmp_path):
 def test_train_classifier_then_finetune_with_pretrained_body(shapes_yaml, tmp_path):
     m = train_classifier(ClassifyConfig(model="resnet18", data=str(shapes_yaml), epochs=1, batch_size=8, img_size=32,
                                         workers=0, device="cpu", out=str(tmp_path / "a")))
-    assert 0.0 <= m["top1"] <= 1.0
+    val_boxes = sum(len(r.boxes) for r in prepare_split(str(shapes_yaml), "val", log=lambda s: None)[1])
+    assert m["images"] == val_boxes and m["top1"] * val_boxes == pytest.approx(round(m["top1"] * val_boxes))
     ckpt = load_checkpoint(tmp_path / "a" / "best.pt")
     assert ckpt["task"] == "classify" and ckpt["model_name"] == "resnet18"
     assert main(["classify", "eval", "--weights", str(tmp_path / "a" / "best.pt"), "--data", str(shapes_yaml),

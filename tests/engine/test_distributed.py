@@ -195,7 +195,6 @@ def test_classify_train_under_ddp(small_yaml, tmp_path):
     run = cli([*args, "--devices", "2"])
     assert run.returncode == 0, run.stderr[-3000:]
     (row,) = rows(tmp_path / "cls")
-    assert 0.0 <= float(row["top1"]) <= 1.0
     ckpt = load_checkpoint(tmp_path / "cls" / "last.pt")
     assert ckpt["task"] == "classify" and not any(k.startswith("module.") for k in ckpt["model"])
     # the accuracy gathered over the ranks is the accuracy of the whole val set
