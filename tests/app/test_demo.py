@@ -263,15 +263,24 @@ def test_detect_endpoint_through_gradio_client(examples, entry, cache, tmp_path)
 
     from detector.app.ui import build_app
 
-    demo = build_app({entry.label: entry}, entry.label, cache, examples)
-    demo.queue(max_size=8, default_concurrency_limit=1)
+    bananas = describe_checkpoint(ROOT / "models" / "tinyssd-bananas.pt")
+    bananas.label = "tinyssd-bananas.pt"
     port = free_port()
+    demo = build_app({entry.label: entry, bananas.label: bananas}, entry.label, cache, examples,
+                     url=f"http://127.0.0.1:{port}/")
+    demo.queue(max_size=8, default_concurrency_limit=1)
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         out = client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, api_name="/detect")
         direct = api_detect(str(examples[0]), entry, cache, 0.3, 0.45, 100)
         assert [d["box"] for d in out["detections"]] == [d["box"] for d in direct["detections"]]
+        assert out["model"] == entry.label
+        other = client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, "tinyssd-bananas.pt",
+                               api_name="/detect")  # the optional model, from the dropdown's list
+        assert other["model"] == "tinyssd-bananas.pt" and {d["class"] for d in other["detections"]} <= {"banana"}
+        assert "unknown model 'nope.pt'" in client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, "nope.pt",
+                                                           api_name="/detect")["error"]
         bad = tmp_path / "bad.jpg"
         bad.write_bytes(b"nope")
         assert "bad.jpg: not an image" in client.predict(handle_file(str(bad)), 0.3, 0.45, 100,
