@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # module -> the tests that guard it
     "detector/core/boxes.py": ["tests/core/test_boxes.py", "tests/core/test_properties.py"],
-    "detector/core/anchors.py": ["tests/core/test_anchors.py", "tests/core/test_properties.py"],
+    "detector/core/anchors.py": ["tests/core/test_anchors.py", "tests/core/test_properties.py",
+                                 "tests/models/test_faster_rcnn.py"],  # grid anchors: checked against torchvision
     "detector/core/matching.py": ["tests/core/test_matching.py", "tests/core/test_properties.py"],
     "detector/core/ssd_ops.py": ["tests/core/test_ssd.py"],
     "detector/data/coco.py": ["tests/data"],

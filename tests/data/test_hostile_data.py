@@ -374,3 +374,26 @@ def test_banana_label_csv_with_a_utf8_bom_is_read(tmp_path, capsys):
     records, _ = load_split(folder)
     assert records[0].boxes.tolist() == [[1, 2, 5, 6]] and records[0].labels.tolist() == [0]
     assert check_cli(folder, capsys)[0] == 0
+
+
+@pytest.mark.parametrize("category", [{"id": "1", "name": "thing"}, {"id": 1}, ["thing"]])
+def test_coco_categories_without_an_integer_id_and_a_name(tmp_path, capsys, category):
+    f = coco(tmp_path, [GOOD_IMAGE], [GOOD_BOX])
+    doc = json.loads(f.read_text())
+    doc["categories"] = [category]
+    f.write_text(json.dumps(doc))
+    refused_in_one_line(f, capsys, "categories[0] must have an integer 'id' and a 'name'")
+
+
+@pytest.mark.parametrize("size", [-5, "inf", 0, None])
+def test_coco_sizes_that_are_not_sizes_mean_read_the_header(tmp_path, size):
+    """A width that is not a positive number is taken as unknown: the image's header gives it (40x30)."""
+    f = coco(tmp_path, [{**GOOD_IMAGE, "width": size}], [GOOD_BOX])
+    (record,) = load_split(f)[0]
+    assert (record.width, record.height) == (40, 30)
+
+
+def test_voc_size_zero_means_read_the_header(tmp_path):
+    root = voc(tmp_path, voc_xml().replace("<width>40</width><height>30</height>", "<width>0</width><height>0</height>"))
+    (record,) = load_split(root)[0]
+    assert (record.width, record.height) == (40, 30) and record.boxes.tolist() == [[0, 0, 10, 10]]  # VOC is 1-based
