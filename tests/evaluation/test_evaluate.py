@@ -210,3 +210,13 @@ def test_a_voc_data_sets_difficult_boxes_are_crowd_in_its_ground_truth(tmp_path)
     gt = ground_truth(data, "val", val)
     assert [(a["category_id"], a["bbox"], a["iscrowd"]) for a in gt["annotations"]] == [
         (1, [1.5, 2, 28.5, 38], 0), (2, [40, 4, 20, 16], 1)]
+
+
+def test_confusion_matrix_matches_at_exactly_the_iou_threshold():
+    """IoU 0.5 exactly (100 / 200) is a match, as VOC's and COCO's >= rule says."""
+    recs = [ImageRecord("a.png", 100, 100, [[0, 0, 10, 10]], [0], image_id=1)]
+    at = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 20], "score": 0.9}]
+    below = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 20.5], "score": 0.9}]
+    gt = records_document(recs, ["cat", "dog"], [1, 2])
+    assert confusion_matrix(gt, at, [1, 2])[0, 0] == 1
+    assert confusion_matrix(gt, below, [1, 2])[0, 0] == 0

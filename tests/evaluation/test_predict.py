@@ -63,11 +63,18 @@ def test_eval_and_predict_take_the_same_path(tmp_path):
     assert not errors
     assert [r["bbox"] for r in predicted] == [r["bbox"] for r in results]
     assert [r["file_name"] for r in predicted] == [str(p) for p in paths] and predicted[0]["category"] == "b"
+    assert [r["image_id"] for r in predicted] == [1, 2]  # COCO ids start at 1
 
 
 def test_resize_rule():
+    """Area averaging from twice the input size up (no aliasing of fine detail), bilinear below."""
+    import cv2
+
     image = np.random.default_rng(0).integers(0, 255, (300, 100, 3), dtype=np.uint8)
     assert resize_for_model(image, 64).shape == (64, 64, 3)
+    for side, how in ((150, cv2.INTER_AREA), (128, cv2.INTER_AREA), (127, cv2.INTER_LINEAR)):
+        noise = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
+        assert np.array_equal(resize_for_model(noise, 64), cv2.resize(noise, (64, 64), interpolation=how)), side
     flat = np.full((300, 100, 3), 77, np.uint8)
     assert (resize_for_model(flat, 64) == 77).all()
 
