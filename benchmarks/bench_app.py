@@ -67,7 +67,7 @@ class RawClient:
         with open(path, "rb") as f:
             up = self.http.post(f"{self.base}/upload", files={"files": (path.name, f, "image/jpeg")})
         up.raise_for_status()
-        data = [{"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}, conf, iou, max_det]
+        data = [{"path": up.json()[0], "meta": {"_type": "gradio.FileData"}}, conf, iou, max_det, None]  # None: default model
         call = self.http.post(f"{self.base}/call/detect", json={"data": data})
         call.raise_for_status()
         event, payload = None, None

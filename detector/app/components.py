@@ -5,6 +5,8 @@ reaching Gradio, and the one concurrency group of every handler that decodes ima
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 from collections.abc import Callable
@@ -57,6 +59,30 @@ HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler tha
 # one at a time over all of them, so memory is bounded by one request's
 
 
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+LIBC = _libc()
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def bound_malloc_arenas(count: int = 2) -> None:
+    """Few malloc arenas: Gradio runs handlers on many threads, and glibc's default of one arena per thread
+    keeps each thread's freed image buffers, so the server's memory grows with the number of threads."""
+    if LIBC is not None and hasattr(LIBC, "mallopt"):
+        LIBC.mallopt(M_ARENA_MAX, count)
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system after a request (large decoded images leave large free blocks)."""
+    if LIBC is not None and hasattr(LIBC, "malloc_trim"):
+        LIBC.malloc_trim(0)
+
+
 def guarded(on_error: Callable[[str], tuple | dict]):
     """Wrap a handler so that no exception reaches Gradio: ``BadInput`` becomes its message in the page; anything
     else is logged with its traceback on the server and named in the page as an internal error."""
@@ -71,6 +97,8 @@ def guarded(on_error: Callable[[str], tuple | dict]):
             except Exception as e:  # noqa: BLE001 - a bug: visible in the server's log, one line in the page
                 logging.getLogger("detector.app").exception("handler %s failed", handler.__name__)
                 return on_error(f"internal error ({type(e).__name__}); the server's log has the details")
+            finally:
+                release_memory()
 
         return run
 

@@ -35,6 +35,7 @@ from detector.app.components import (
     Number,
     SafeImage,
     Slider,
+    bound_malloc_arenas,
     chosen_classes,
     entry_of,
     guarded,
@@ -337,6 +338,7 @@ def server_url(host: str, port: int) -> str:
 def serve(args: argparse.Namespace, block: bool = True):
     """Build and launch the demo from parsed arguments; returns the Blocks (``block=False``: not waiting)."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    bound_malloc_arenas()
     entries, default = resolve_models(args.weights)
     cache = ModelCache(resolve_device(args.device))
     cache.get(entries[default].path)  # load now: a broken default fails at start, not on the first click
