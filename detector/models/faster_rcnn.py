@@ -237,7 +237,7 @@ TORCHVISION_LAYOUT = dict(  # torchvision's fasterrcnn_resnet50_fpn (v1) as this
     backbone="tv_resnet50", anchor_sizes=(32, 64, 128, 256, 512), rpn_pre_nms_top_n=(2000, 1000),
     rpn_post_nms_top_n=(2000, 1000), min_size=800, max_size=1333, size_divisible=32, frozen_bn=True,
     fpn_from_stage=1, roi_levels=4, roi_aligned=False, anchor_style="torchvision")
-TORCHVISION_V2 = dict(frozen_bn=False, fpn_norm=True, rpn_conv_depth=2, box_head_convs=4, box_head_fcs=1)
+TORCHVISION_V2 = dict(fpn_norm=True, rpn_conv_depth=2, box_head_convs=4, box_head_fcs=1)
 
 
 def _copy_weights(source: nn.Module, target: nn.Module, name: str) -> None:
@@ -280,14 +280,16 @@ def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
         score_threshold=roi.score_thresh, nms_threshold=roi.nms_thresh, max_detections=roi.detections_per_img,
         min_size=tr.min_size[-1], max_size=tr.max_size, size_divisible=tr.size_divisible,
         representation=roi.box_predictor.cls_score.in_features)
+    parts = [nn.Sequential(body.conv1, body.bn1)] + [getattr(body, f"layer{i}") for i in range(1, 5)]
+    frozen = [not any(p.requires_grad for p in part.parameters()) for part in parts]
+    config.update(frozen_bn=isinstance(body.bn1, torchvision.ops.FrozenBatchNorm2d),  # its weights: frozen, else not
+                  freeze_stages=(frozen + [False]).index(False))  # the parts it trains no more
     config.update(kwargs)
     slots = roi.box_predictor.cls_score.out_features - 1
     model = FasterRCNN(len(config.get("class_slots") or range(slots)), **config)
     if model.head_classes != slots:
         raise ValueError(f"from_torchvision: class_slots reach slot {model.head_classes - 1}, torchvision has {slots}")
-    body_parts = [(nn.Sequential(body.conv1, body.bn1), model.body[0])] + \
-        [(getattr(body, f"layer{i}"), model.body[i]) for i in range(1, 5)]
-    parts = body_parts + [(tv_model.backbone.fpn, model.fpn), (rpn.head, model.rpn.head), (head, model.box_head),
+    parts = list(zip(parts, model.body)) + [(tv_model.backbone.fpn, model.fpn), (rpn.head, model.rpn.head), (head, model.box_head),
                           (roi.box_predictor, nn.ModuleList([model.cls_score, model.bbox_pred]))]
     for i, (source, target) in enumerate(parts):
         _copy_weights(source, target, f"part {i} ({type(source).__name__})")
