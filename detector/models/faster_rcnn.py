@@ -287,6 +287,7 @@ def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
     config.update(kwargs)
     slots = roi.box_predictor.cls_score.out_features - 1
     model = FasterRCNN(len(config.get("class_slots") or range(slots)), **config)
+    model.config = config  # the keywords that rebuild it (a checkpoint's model_kwargs)
     if model.head_classes != slots:
         raise ValueError(f"from_torchvision: class_slots reach slot {model.head_classes - 1}, torchvision has {slots}")
     parts = list(zip(parts, model.body)) + [(tv_model.backbone.fpn, model.fpn), (rpn.head, model.rpn.head), (head, model.box_head),
