@@ -21,6 +21,7 @@ from detector.cli.common import add_max_pixels_argument
 from detector.cli.data import add_data_parser
 from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
+from detector.cli.zoo import add_zoo_parser
 
 
 def _load_image(path: str | None, max_pixels: int):
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_parser(sub)
     add_model_parsers(sub)
+    add_zoo_parser(sub)
     add_classify_parser(sub)
 
     add_demo_parser(sub)

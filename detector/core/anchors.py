@@ -102,10 +102,12 @@ class MultiLevelAnchors:
 def grid_anchors(
     height: int,
     width: int,
-    stride: int,
+    stride: int | tuple[int, int],  # pixels per cell, or (along y, along x)
     sizes: Sequence[float],
     ratios: Sequence[float],
     device: torch.device | str | None = None,
+    offset: float = 0.5,  # centres at (i + offset) * stride; torchvision's AnchorGenerator uses 0 (cell corners)
+    round_sizes: bool = False,  # round the base anchors to whole pixels, as torchvision's AnchorGenerator does
 ) -> Tensor:
     """Faster R-CNN's anchors in pixels: every size with every ratio (``h / w = ratio``, area ``size**2``),
     centred on each cell of a ``height x width`` map of the given ``stride``, cell by cell.
@@ -119,8 +121,10 @@ def grid_anchors(
     h_ratio = torch.as_tensor(ratios, dtype=torch.float32).sqrt()[:, None]  # (R, 1)
     ws, hs = (size_t / h_ratio).reshape(-1), (size_t * h_ratio).reshape(-1)  # (R*S,) ratio-major, as torchvision
     half = torch.stack((-ws, -hs, ws, hs), dim=1) / 2  # (K, 4)
-    cy = (torch.arange(height, dtype=torch.float32) + 0.5) * stride  # (H,)
-    cx = (torch.arange(width, dtype=torch.float32) + 0.5) * stride  # (W,)
+    half = half.round() if round_sizes else half
+    stride_y, stride_x = (stride, stride) if isinstance(stride, (int, float)) else stride
+    cy = (torch.arange(height, dtype=torch.float32) + offset) * stride_y  # (H,)
+    cx = (torch.arange(width, dtype=torch.float32) + offset) * stride_x  # (W,)
     sy, sx = torch.meshgrid(cy, cx, indexing="ij")  # (H, W) each
     centers = torch.stack((sx, sy, sx, sy), dim=-1).reshape(-1, 1, 4)  # (H*W, 1, 4)
     return (centers + half).reshape(-1, 4).to(device)  # (H*W*K, 4)

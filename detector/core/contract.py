@@ -4,10 +4,11 @@
     model.eval();  detections = model(images)         # list of dict(boxes, scores, labels), one per image
     detections = model(images, post={"score_threshold": 0.25, "nms_threshold": 0.45, "max_detections": 100})
 
-``images``: ``Tensor[B, 3, H, W]``, uint8 in 0..255 or float in [0, 1], RGB; the model normalizes.
+``images``: ``Tensor[B, 3, H, W]`` or a list of ``Tensor[3, H, W]`` of different sizes, uint8 in 0..255 or float
+in [0, 1], RGB; the model normalizes (and pads a list into one batch, see :func:`pad_images`).
 ``targets``: either a list of ``dict(boxes=Tensor[N, 4] xyxy pixels, labels=Tensor[N] in 0..C-1)``, one per
 image, or the padded batch of the data loaders: ``dict(boxes=[B, G, 4], labels=[B, G], valid=[B, G])``.
-Output boxes are xyxy in pixels of the input images; labels are data set classes ``0..C-1``.
+Output boxes are xyxy in pixels of each input image (its own size, for a list); labels are data set classes ``0..C-1``.
 ``post``: postprocess settings for this call (keys of ``POST_KEYS``), over the model's defaults (its
 constructor's keywords); the model itself is never changed, so one model can serve calls with other settings.
 """
@@ -32,18 +33,46 @@ def post_settings(defaults: dict, post: dict | None) -> dict:
     return {**defaults, **{k: v for k, v in post.items() if v is not None}}
 
 
-def check_images(images: Tensor) -> None:
+def check_images(images: Tensor | list[Tensor]) -> None:
+    """A batch ``Tensor[B, 3, H, W]`` or a non-empty list of ``Tensor[3, H, W]``; else a ValueError."""
+    if isinstance(images, (list, tuple)) and images and all(isinstance(i, Tensor) and i.ndim == 3 and i.shape[0] == 3
+                                                              and i.dtype == images[0].dtype for i in images):
+        return
+    if isinstance(images, (list, tuple)):
+        raise ValueError("images must be a non-empty list of tensors [3, H, W] of one dtype, got "
+                         f"{[tuple(i.shape) if isinstance(i, Tensor) else type(i).__name__ for i in images][:4]}")
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"images must be a tensor of shape [B, 3, H, W], got {shape}")
+        raise ValueError(f"images must be a tensor of shape [B, 3, H, W] or a list of [3, H, W], got {shape}")
+
+
+def image_sizes(images: Tensor | list[Tensor]) -> list[tuple[int, int]]:
+    """``(height, width)`` of each image of a batch or a list."""
+    return [tuple(i.shape[-2:]) for i in images]
+
+
+def pad_images(images: Tensor | list[Tensor], size_divisible: int = 1) -> Tensor:
+    """A list of ``Tensor[3, H_i, W_i]`` -> ``Tensor[B, 3, H, W]``, each image at the top left, zeros below and
+    to the right; H and W are the largest sizes rounded up to a multiple of ``size_divisible`` (torchvision's
+    ``batch_images``). A batch tensor is padded the same way (returned as it is when nothing is to pad)."""
+    check_images(images)
+    H, W = (max(s[d] for s in image_sizes(images)) for d in (0, 1))
+    H, W = -(-H // size_divisible) * size_divisible, -(-W // size_divisible) * size_divisible
+    if isinstance(images, Tensor) and tuple(images.shape[-2:]) == (H, W):
+        return images
+    out = images[0].new_zeros((len(images), 3, H, W))
+    for i, image in enumerate(images):  # ragged: one copy per image
+        out[i, :, : image.shape[1], : image.shape[2]] = image
+    return out
 
 
 def normalize_images(images: Tensor) -> Tensor:
-    """uint8 [0, 255] or float [0, 1] ``[B, 3, H, W]`` -> float normalized with ImageNet's mean and std."""
-    check_images(images)
+    """uint8 [0, 255] or float [0, 1] ``[..., 3, H, W]`` -> float normalized with ImageNet's mean and std."""
+    if not isinstance(images, Tensor) or images.ndim < 3 or images.shape[-3] != 3:
+        check_images(images)  # names the problem
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
     return (x - mean) / std
 
 

@@ -20,13 +20,15 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.misc import Conv2dNormActivation
 
-from detector.core.boxes import box_iou, clip_boxes, decode, encode
-from detector.core.contract import check_images, normalize_images, padded_targets, post_settings
+from detector.core.boxes import box_iou, decode, encode
+from detector.core.contract import padded_targets, post_settings
 from detector.core.detections import per_image
 from detector.core.matching import BETWEEN, match_thresholds, sample_pos_neg
+from detector.models.rcnn_transform import resize_boxes, transform_images
 from detector.models.resnet_ssd import FrozenParts, resnet_body
-from detector.models.rpn import RPN
+from detector.models.rpn import RPN, clip_to_sizes
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 CANONICAL_SCALE, CANONICAL_LEVEL = 224, 4  # FPN paper: a 224-pixel RoI is pooled from P4
@@ -65,6 +67,16 @@ def pool_rois(features: list[Tensor], strides: list[int], rois: Tensor, output_s
     return out
 
 
+def box_head(channels: int, representation: int, convs: int = 0, fcs: int = 2) -> nn.Sequential:
+    """The RoI box head on ``[K, channels, 7, 7]``: ``convs`` 3x3 conv + BatchNorm + ReLU (torchvision's v2: 4),
+    then ``fcs`` fully connected layers with ReLU (the paper's two; v2: one)."""
+    layers: list[nn.Module] = [Conv2dNormActivation(channels, channels, 3, norm_layer=nn.BatchNorm2d) for _ in range(convs)]
+    layers.append(nn.Flatten())
+    for i in range(fcs):
+        layers += [nn.Linear(channels * 7 * 7 if i == 0 else representation, representation), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 class FasterRCNN(FrozenParts, nn.Module):
     def __init__(
         self,
@@ -78,36 +90,61 @@ class FasterRCNN(FrozenParts, nn.Module):
         anchor_ratios: tuple = (0.5, 1.0, 2.0),
         rpn_pre_nms_top_n: tuple = (2000, 1000),  # per level, (training, eval)
         rpn_post_nms_top_n: tuple = (2000, 1000),  # per image, (training, eval)
+        rpn_batch_size_per_image: int = 256,  # anchors sampled per image for the RPN's loss
         box_batch_size_per_image: int = 512,
         box_positive_fraction: float = 0.25,
         box_iou: float = 0.5,  # a RoI with IoU >= this is foreground, else background
-        representation: int = 1024,  # width of the two fully connected layers
+        representation: int = 1024,  # width of the fully connected layers
         score_threshold: float = 0.05,
         nms_threshold: float = 0.5,
         max_detections: int = 100,
+        # the input transform (torchvision's GeneralizedRCNNTransform; its weights: 800, 1333, 32)
+        min_size: int | None = None,  # resize the shorter side to this; None: images as given (the project's)
+        max_size: int | None = None,  # ... unless the longer side would pass this
+        size_divisible: int = 1,  # pad the batch to a multiple of this
+        # torchvision's layout, set by from_torchvision (the defaults are this project's)
+        frozen_bn: bool = False,  # FrozenBatchNorm2d in the body (torchvision's v1)
+        fpn_from_stage: int = 2,  # the FPN takes stages 2..4 (P3-P6); torchvision 1..4 (P2-P6)
+        fpn_norm: bool = False,  # BatchNorm in the FPN (torchvision's v2)
+        roi_levels: int | None = None,  # RoIs pooled from the first N FPN levels; None: all (torchvision: 4, not P6)
+        roi_aligned: bool = True,  # RoI Align's half-pixel offset (detectron2); torchvision's MultiScaleRoIAlign: False
+        anchor_style: str = "centred",  # or "torchvision" (see detector.models.rpn.ANCHOR_STYLES)
+        rpn_conv_depth: int = 1,  # 3x3 convs in the RPN head (torchvision's v2: 2)
+        box_head_convs: int = 0,  # 3x3 conv + BN layers before the FCs (torchvision's v2: 4)
+        box_head_fcs: int = 2,  # fully connected layers (torchvision's v2: 1)
+        class_slots: tuple | None = None,  # the head's slot of each class (COCO's 90 ids, 80 used); None: i for i
     ):
         super().__init__()
         if roi_op not in ("align", "pool"):
             raise ValueError(f"roi_op must be 'align' or 'pool', got {roi_op!r}")
         self.num_classes, self.backbone, self.fpn_enabled, self.roi_op = num_classes, backbone, fpn, roi_op
-        body, (c3, c4, c5) = resnet_body(backbone)
+        self.min_size, self.max_size, self.size_divisible = min_size, max_size, size_divisible
+        self.fpn_from_stage, self.roi_aligned = fpn_from_stage, roi_aligned
+        self.class_slots = list(class_slots) if class_slots is not None else list(range(num_classes))
+        if len(self.class_slots) != num_classes:
+            raise ValueError(f"class_slots names {len(self.class_slots)} slots for {num_classes} classes")
+        self.head_classes = max(self.class_slots) + 1  # foreground outputs of the box predictor
+        body, (c3, c4, c5) = resnet_body(backbone, frozen_bn)
         self.body = body  # stem, stage1 .. stage4: strides 4, 4, 8, 16, 32
         if fpn:
-            self.fpn = torchvision.ops.FeaturePyramidNetwork([c3, c4, c5], fpn_channels, extra_blocks=LastLevelMaxPool())
-            channels, self.strides = fpn_channels, [8, 16, 32, 64]
+            in_channels = [c3 // 2, c3, c4, c5][fpn_from_stage - 1:]
+            self.fpn = torchvision.ops.FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool(),
+                                                             norm_layer=nn.BatchNorm2d if fpn_norm else None)
+            channels, self.strides = fpn_channels, [2 ** (s + 1) for s in range(fpn_from_stage, 5)] + [64]
             sizes = [[s] for s in anchor_sizes]
         else:
             self.fpn = None
             channels, self.strides = c5, [32]
             sizes = [list(anchor_sizes)]
+        self.roi_levels = roi_levels or len(self.strides)
         if len(sizes) != len(self.strides):
             raise ValueError(f"anchor_sizes needs one size per level ({len(self.strides)}), got {len(anchor_sizes)}")
         self.rpn = RPN(channels, self.strides, sizes, anchor_ratios, pre_nms_top_n=rpn_pre_nms_top_n,
-                       post_nms_top_n=rpn_post_nms_top_n)
-        self.box_head = nn.Sequential(nn.Flatten(), nn.Linear(channels * 7 * 7, representation), nn.ReLU(),
-                                      nn.Linear(representation, representation), nn.ReLU())
-        self.cls_score = nn.Linear(representation, num_classes + 1)
-        self.bbox_pred = nn.Linear(representation, (num_classes + 1) * 4)
+                       post_nms_top_n=rpn_post_nms_top_n, batch_size_per_image=rpn_batch_size_per_image,
+                       conv_depth=rpn_conv_depth, anchor_style=anchor_style)
+        self.box_head = box_head(channels, representation, box_head_convs, box_head_fcs)
+        self.cls_score = nn.Linear(representation, self.head_classes + 1)
+        self.bbox_pred = nn.Linear(representation, (self.head_classes + 1) * 4)
         self.box_batch_size_per_image, self.box_positive_fraction = box_batch_size_per_image, box_positive_fraction
         self.box_iou = box_iou
         self.post_defaults = {"score_threshold": score_threshold, "nms_threshold": nms_threshold, "max_detections": max_detections}
@@ -118,30 +155,39 @@ class FasterRCNN(FrozenParts, nn.Module):
         """The name prefix, in this model, of body part ``part`` (0 = stem, 1..4 = stages)."""
         return f"body.{part}"
 
-    def features(self, images: Tensor) -> list[Tensor]:
-        x = normalize_images(images)
+    def features(self, x: Tensor) -> list[Tensor]:
+        """``x``: the normalized, padded batch ``[B, 3, H, W]`` -> the FPN's maps (or the body's last), finest first."""
         maps = []
         for i, part in enumerate(self.body):
             x = part(x)
-            if i >= 2:
-                maps.append(x)  # strides 8, 16, 32
+            if i >= self.fpn_from_stage:
+                maps.append(x)
         if self.fpn is None:
             return [maps[-1]]
         return list(self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps))).values())
 
-    def forward(self, images: Tensor, targets: list[dict] | dict | None = None, post: dict | None = None):
-        check_images(images)
-        B, _, H, W = images.shape
-        feats = self.features(images)
+    def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None, post: dict | None = None):
+        x, sizes, originals = transform_images(images, self.min_size, self.max_size, self.size_divisible)
+        B, _, H, W = x.shape
+        feats = self.features(x)
         if self.training:
             if targets is None:
                 raise ValueError("in training mode the model needs targets")
-            gt_boxes, gt_labels, gt_valid = padded_targets(targets, B, images.device)
-            proposals, valid, losses = self.rpn(feats, (H, W), gt_boxes, gt_valid)
+            gt_boxes, gt_labels, gt_valid = padded_targets(targets, B, x.device)
+            gt_boxes = resize_boxes(gt_boxes, originals, sizes)  # (B, G, 4) in the resized images' pixels
+            proposals, valid, losses = self.rpn(feats, sizes, (H, W), gt_boxes, gt_valid)
             losses.update(self.roi_losses(feats, proposals, valid, gt_boxes, gt_labels, gt_valid))
             return losses
-        proposals, valid, _ = self.rpn(feats, (H, W))
-        return self.detect(feats, proposals, valid, (H, W), post_settings(self.post_defaults, post))
+        proposals, valid, _ = self.rpn(feats, sizes, (H, W))
+        detections = self.detect(feats, proposals, valid, sizes, post_settings(self.post_defaults, post))
+        for d, size, original in zip(detections, sizes, originals):
+            d["boxes"] = resize_boxes(d["boxes"], size, original)  # in the input image's own pixels
+        return detections
+
+    def pool(self, feats: list[Tensor], rois: Tensor) -> Tensor:
+        """``rois (Tensor[K, 5])`` -> the box head's features ``[K, representation]``."""
+        levels = self.roi_levels
+        return self.box_head(pool_rois(feats[:levels], self.strides[:levels], rois, 7, self.roi_op, self.roi_aligned))
 
     def roi_losses(self, feats, proposals, valid, gt_boxes, gt_labels, gt_valid) -> dict[str, Tensor]:
         proposals = torch.cat((proposals, gt_boxes), 1)  # (B, N, 4): the boxes themselves are proposals too
@@ -153,24 +199,27 @@ class FasterRCNN(FrozenParts, nn.Module):
         b, n = (pos | neg).nonzero(as_tuple=True)  # (K,) each
         is_pos = pos[b, n]
         idx = matches[b, n].clamp(min=0)
-        labels = torch.where(is_pos, gt_labels[b, idx] + 1, 0)  # (K,) 0 = background
+        slots = torch.tensor(self.class_slots, device=b.device)  # (C,)
+        labels = torch.where(is_pos, slots[gt_labels[b, idx].clamp(min=0)] + 1, 0)  # (K,) 0 = background
         rois = torch.cat((b[:, None].to(proposals.dtype), proposals[b, n]), 1)  # (K, 5)
-        x = self.box_head(pool_rois(feats, self.strides, rois, 7, self.roi_op))
-        logits, deltas = self.cls_score(x), self.bbox_pred(x).view(-1, self.num_classes + 1, 4)  # (K, C+1), (K, C+1, 4)
+        x = self.pool(feats, rois)
+        logits, deltas = self.cls_score(x), self.bbox_pred(x).view(-1, self.head_classes + 1, 4)  # (K, S+1), (K, S+1, 4)
         loss_cls = F.cross_entropy(logits.float(), labels)
         target = encode(proposals[b, n][is_pos], gt_boxes[b, idx][is_pos], BOX_WEIGHTS)  # (P, 4)
         pred = deltas[is_pos, labels[is_pos]].float()  # (P, 4): the true class's regression
         loss_box = F.smooth_l1_loss(pred, target, beta=1 / 9, reduction="sum") / max(labels.numel(), 1)
         return {"loss_classifier": loss_cls, "loss_box_reg": loss_box}
 
-    def detect(self, feats, proposals, valid, image_size, post: dict) -> list[dict[str, Tensor]]:
+    def detect(self, feats, proposals, valid, sizes: Tensor, post: dict) -> list[dict[str, Tensor]]:
+        """Class-specific boxes of the valid ``proposals [B, P, 4]``, clipped to ``sizes [B, 2]`` (h, w)."""
         B, C = proposals.shape[0], self.num_classes
         b, n = valid.nonzero(as_tuple=True)  # (K,) each
         rois = torch.cat((b[:, None].to(proposals.dtype), proposals[b, n]), 1)  # (K, 5)
-        x = self.box_head(pool_rois(feats, self.strides, rois, 7, self.roi_op))
-        scores = self.cls_score(x).float().softmax(-1)[:, 1:]  # (K, C)
-        deltas = self.bbox_pred(x).float().view(-1, C + 1, 4)[:, 1:]  # (K, C, 4)
-        boxes = clip_boxes(decode(proposals[b, n][:, None], deltas, BOX_WEIGHTS), *image_size)  # (K, C, 4)
+        x = self.pool(feats, rois)
+        slots = torch.tensor(self.class_slots, device=b.device) + 1  # (C,): the classes' outputs
+        scores = self.cls_score(x).float().softmax(-1)[:, slots]  # (K, C)
+        deltas = self.bbox_pred(x).float().view(-1, self.head_classes + 1, 4)[:, slots]  # (K, C, 4)
+        boxes = clip_to_sizes(decode(proposals[b, n][:, None], deltas, BOX_WEIGHTS), sizes[b][:, None])  # (K, C, 4)
         image = b[:, None].expand(-1, C)  # (K, C)
         labels = torch.arange(C, device=b.device)[None].expand_as(image)  # (K, C)
         wh = boxes[..., 2:] - boxes[..., :2]
@@ -182,3 +231,67 @@ class FasterRCNN(FrozenParts, nn.Module):
 
 def faster_rcnn(num_classes: int, **kwargs) -> FasterRCNN:
     return FasterRCNN(num_classes, **kwargs)
+
+
+TORCHVISION_LAYOUT = dict(  # torchvision's fasterrcnn_resnet50_fpn (v1) as this model's keywords
+    backbone="tv_resnet50", anchor_sizes=(32, 64, 128, 256, 512), rpn_pre_nms_top_n=(2000, 1000),
+    rpn_post_nms_top_n=(2000, 1000), min_size=800, max_size=1333, size_divisible=32, frozen_bn=True,
+    fpn_from_stage=1, roi_levels=4, roi_aligned=False, anchor_style="torchvision")
+TORCHVISION_V2 = dict(fpn_norm=True, rpn_conv_depth=2, box_head_convs=4, box_head_fcs=1)
+
+
+def _copy_weights(source: nn.Module, target: nn.Module, name: str) -> None:
+    """Copy ``source``'s state into ``target`` tensor by tensor, in order (the two name them differently)."""
+    src, dst = list(source.state_dict().items()), list(target.state_dict().items())
+    src = [(k, v) for k, v in src if not k.endswith("num_batches_tracked")]
+    dst = [(k, v) for k, v in dst if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst) or any(a.shape != b.shape for (_, a), (_, b) in zip(src, dst)):
+        raise ValueError(f"from_torchvision: the {name} does not fit ({len(src)} tensors there, {len(dst)} here)")
+    with torch.no_grad():
+        for (_, a), (_, b) in zip(src, dst):
+            b.copy_(a)
+
+
+def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
+    """Our FasterRCNN with the configuration and every weight of torchvision's ``fasterrcnn_resnet50_fpn`` or
+    ``fasterrcnn_resnet50_fpn_v2``; in eval mode its detections are torchvision's (labels shifted: torchvision's
+    label ``l`` is our ``l - 1``, or the class whose ``class_slots`` entry is ``l - 1``). ``kwargs`` override
+    keywords of the built model (e.g. ``class_slots``)."""
+    from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
+    from torchvision.models.detection.faster_rcnn import FasterRCNN as TVFasterRCNN
+
+    body = getattr(getattr(tv_model, "backbone", None), "body", None)
+    blocks = [len(getattr(body, f"layer{i}", [])) for i in range(1, 5)]
+    if not isinstance(tv_model, TVFasterRCNN) or blocks != [3, 4, 6, 3] or not hasattr(body.layer1[0], "conv3"):
+        raise ValueError(f"from_torchvision takes torchvision's fasterrcnn_resnet50_fpn or fasterrcnn_resnet50_fpn_v2, "
+                         f"not {type(tv_model).__name__} with blocks {blocks}")
+    head = tv_model.roi_heads.box_head
+    if not isinstance(head, (TwoMLPHead, FastRCNNConvFCHead)):
+        raise ValueError(f"from_torchvision: unknown box head {type(head).__name__}")
+    v2 = isinstance(head, FastRCNNConvFCHead)
+    rpn, roi, tr = tv_model.rpn, tv_model.roi_heads, tv_model.transform
+    config = dict(TORCHVISION_LAYOUT, **(TORCHVISION_V2 if v2 else {}))
+    config.update(
+        rpn_pre_nms_top_n=(rpn._pre_nms_top_n["training"], rpn._pre_nms_top_n["testing"]),
+        rpn_post_nms_top_n=(rpn._post_nms_top_n["training"], rpn._post_nms_top_n["testing"]),
+        rpn_batch_size_per_image=rpn.fg_bg_sampler.batch_size_per_image,
+        box_batch_size_per_image=roi.fg_bg_sampler.batch_size_per_image,
+        box_positive_fraction=roi.fg_bg_sampler.positive_fraction,
+        score_threshold=roi.score_thresh, nms_threshold=roi.nms_thresh, max_detections=roi.detections_per_img,
+        min_size=tr.min_size[-1], max_size=tr.max_size, size_divisible=tr.size_divisible,
+        representation=roi.box_predictor.cls_score.in_features)
+    parts = [nn.Sequential(body.conv1, body.bn1)] + [getattr(body, f"layer{i}") for i in range(1, 5)]
+    frozen = [not any(p.requires_grad for p in part.parameters()) for part in parts]
+    config.update(frozen_bn=isinstance(body.bn1, torchvision.ops.FrozenBatchNorm2d),  # its weights: frozen, else not
+                  freeze_stages=(frozen + [False]).index(False))  # the parts it trains no more
+    config.update(kwargs)
+    slots = roi.box_predictor.cls_score.out_features - 1
+    model = FasterRCNN(len(config.get("class_slots") or range(slots)), **config)
+    model.config = config  # the keywords that rebuild it (a checkpoint's model_kwargs)
+    if model.head_classes != slots:
+        raise ValueError(f"from_torchvision: class_slots reach slot {model.head_classes - 1}, torchvision has {slots}")
+    parts = list(zip(parts, model.body)) + [(tv_model.backbone.fpn, model.fpn), (rpn.head, model.rpn.head), (head, model.box_head),
+                          (roi.box_predictor, nn.ModuleList([model.cls_score, model.bbox_pred]))]
+    for i, (source, target) in enumerate(parts):
+        _copy_weights(source, target, f"part {i} ({type(source).__name__})")
+    return model.eval()

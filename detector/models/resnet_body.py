@@ -21,15 +21,19 @@ TORCHVISION_FILES = {"tv_resnet18": "resnet18-f37072fd.pth", "tv_resnet34": "res
                      "tv_resnet50": "resnet50-0676ba61.pth"}  # torchvision's ImageNet weights, as the hub caches them
 
 
-def resnet_body(backbone: str) -> tuple[nn.Sequential, tuple[int, int, int]]:
-    """``(Sequential(stem, stage1, stage2, stage3, stage4), channels at strides 8, 16, 32)``."""
+def resnet_body(backbone: str, frozen_bn: bool = False) -> tuple[nn.Sequential, tuple[int, int, int]]:
+    """``(Sequential(stem, stage1, stage2, stage3, stage4), channels at strides 8, 16, 32)``. ``frozen_bn``:
+    torchvision's FrozenBatchNorm2d (fixed statistics and affine, as its detection backbones), tv_* only."""
+    if frozen_bn and backbone not in TORCHVISION_FILES:
+        raise ValueError(f"frozen_bn needs a torchvision backbone (tv_resnet18/34/50), not {backbone!r}")
     if backbone in ("resnet18", "resnet34", "resnet50"):
         net = BACKBONES[backbone](num_classes=1, in_channels=3)
         return net.features, net.stage_channels
     if backbone in TORCHVISION_FILES:
         import torchvision
 
-        tv = getattr(torchvision.models, backbone.removeprefix("tv_"))(weights=None)
+        norm = torchvision.ops.FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+        tv = getattr(torchvision.models, backbone.removeprefix("tv_"))(weights=None, norm_layer=norm)
         body = nn.Sequential(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool), tv.layer1, tv.layer2, tv.layer3, tv.layer4)
         e = 4 if backbone == "tv_resnet50" else 1
         return body, (128 * e, 256 * e, 512 * e)

@@ -17,21 +17,35 @@ import torchvision
 from torch import Tensor, nn
 
 from detector.core.anchors import grid_anchors
-from detector.core.boxes import clip_boxes, decode, encode
+from detector.core.boxes import decode, encode
 from detector.core.matching import batched_iou, match_thresholds, sample_pos_neg
 
 RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
+ANCHOR_STYLES = {
+    "centred": "anchors centred on each cell, the nominal stride of each level",
+    "torchvision": "torchvision's AnchorGenerator: at each cell's top-left corner, base sizes rounded to whole "
+                   "pixels, strides = padded image size // map size per axis",
+}
+
+
+def clip_to_sizes(boxes: Tensor, sizes: Tensor) -> Tensor:
+    """Clip xyxy ``boxes (Tensor[..., 4])`` to ``[0, w] x [0, h]`` of ``sizes (Tensor[..., 2])`` = (h, w),
+    broadcast against the boxes' leading dimensions (one size per image)."""
+    wh = sizes.flip(-1).to(boxes.dtype)  # (..., 2): w, h
+    limit = torch.cat((wh, wh), -1)  # (..., 4)
+    return torch.minimum(boxes.clamp(min=0), limit)
 
 
 class RPNHead(nn.Module):
     """A 3x3 conv and ReLU shared by all levels, then 1x1 convs for objectness (K) and offsets (4K)."""
 
-    def __init__(self, channels: int, num_anchors: int):
+    def __init__(self, channels: int, num_anchors: int, conv_depth: int = 1):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        convs = [nn.Conv2d(channels, channels, 3, padding=1) for _ in range(conv_depth)]  # torchvision's v2: 2
+        self.conv = convs[0] if conv_depth == 1 else nn.Sequential(*[m for c in convs for m in (c, nn.ReLU())][:-1])
         self.objectness = nn.Conv2d(channels, num_anchors, 1)
         self.deltas = nn.Conv2d(channels, num_anchors * 4, 1)
-        for layer in (self.conv, self.objectness, self.deltas):
+        for layer in (*convs, self.objectness, self.deltas):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.zeros_(layer.bias)
 
@@ -62,38 +76,48 @@ class RPN(nn.Module):
         post_nms_top_n: tuple[int, int] = (2000, 1000),  # per image, (training, eval)
         nms_threshold: float = 0.7,
         min_size: float = 1e-3,
+        conv_depth: int = 1,  # 3x3 convs in the head (torchvision's v2: 2)
+        anchor_style: str = "centred",  # or "torchvision": see ANCHOR_STYLES
     ):
         super().__init__()
+        if anchor_style not in ANCHOR_STYLES:
+            raise ValueError(f"anchor_style must be one of {list(ANCHOR_STYLES)}, got {anchor_style!r}")
         self.strides, self.sizes, self.ratios = list(strides), [list(s) for s in sizes], list(ratios)
-        self.head = RPNHead(channels, len(self.sizes[0]) * len(self.ratios))
+        self.anchor_style = anchor_style
+        self.head = RPNHead(channels, len(self.sizes[0]) * len(self.ratios), conv_depth)
         self.fg_iou, self.bg_iou = fg_iou, bg_iou
         self.batch_size_per_image, self.positive_fraction = batch_size_per_image, positive_fraction
         self.pre_nms_top_n, self.post_nms_top_n = pre_nms_top_n, post_nms_top_n
         self.nms_threshold, self.min_size = nms_threshold, min_size
         self._anchor_cache: dict[tuple, Tensor] = {}
 
-    def anchors(self, features: list[Tensor]) -> Tensor:
-        """All levels' anchors in pixels, ``[A, 4]``, cached per feature-map shapes and device."""
-        key = (tuple(tuple(f.shape[-2:]) for f in features), str(features[0].device))
+    def anchors(self, features: list[Tensor], padded: tuple[int, int]) -> Tensor:
+        """All levels' anchors in pixels, ``[A, 4]``, cached per feature-map shapes, batch size and device."""
+        key = (tuple(tuple(f.shape[-2:]) for f in features), tuple(padded), str(features[0].device))
         if key not in self._anchor_cache:
+            tv = self.anchor_style == "torchvision"
+            strides = [(padded[0] // f.shape[-2], padded[1] // f.shape[-1]) if tv else s
+                       for f, s in zip(features, self.strides)]
             self._anchor_cache[key] = torch.cat([
-                grid_anchors(f.shape[-2], f.shape[-1], s, sz, self.ratios, f.device)
-                for f, s, sz in zip(features, self.strides, self.sizes)])
+                grid_anchors(f.shape[-2], f.shape[-1], s, sz, self.ratios, f.device, offset=0.0 if tv else 0.5,
+                             round_sizes=tv)
+                for f, s, sz in zip(features, strides, self.sizes)])
         return self._anchor_cache[key]
 
-    def forward(self, features: list[Tensor], image_size: tuple[int, int], gt_boxes: Tensor | None = None,
+    def forward(self, features: list[Tensor], sizes: Tensor, padded: tuple[int, int], gt_boxes: Tensor | None = None,
                 gt_valid: Tensor | None = None) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """``(proposals [B, P, 4], proposal_valid [B, P], losses)``; losses only when ``gt_boxes`` is given."""
+        """``(proposals [B, P, 4], proposal_valid [B, P], losses)``; losses only when ``gt_boxes`` is given.
+        ``sizes (Tensor[B, 2])``: (h, w) of each image in the batch, ``padded``: the batch's (H, W)."""
         objectness, deltas, counts = self.head(features)  # (B, A), (B, A, 4)
-        anchors = self.anchors(features)  # (A, 4)
-        proposals, valid = self.propose(anchors, objectness.detach(), deltas.detach(), counts, image_size)
+        anchors = self.anchors(features, padded)  # (A, 4)
+        proposals, valid = self.propose(anchors, objectness.detach(), deltas.detach(), counts, sizes)
         losses = {}
         if gt_boxes is not None:
             losses = self.loss(anchors, objectness, deltas, gt_boxes, gt_valid)
         return proposals, valid, losses
 
     def propose(self, anchors: Tensor, objectness: Tensor, deltas: Tensor, counts: list[int],
-                image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+                sizes: Tensor) -> tuple[Tensor, Tensor]:
         B = objectness.shape[0]
         mode = 0 if self.training else 1
         idx, levels = [], []
@@ -103,9 +127,9 @@ class RPN(nn.Module):
             idx.append(top)
             levels.append(torch.full((k,), level, device=objectness.device))
         idx, levels = torch.cat(idx, 1), torch.cat(levels)  # (B, N), (N,)
-        scores = objectness.gather(1, idx)  # (B, N)
-        boxes = clip_boxes(decode(anchors[idx], deltas.gather(1, idx[..., None].expand(-1, -1, 4)), RPN_WEIGHTS),
-                           *image_size)  # (B, N, 4)
+        scores = objectness.gather(1, idx).float().sigmoid()  # (B, N): probabilities, as torchvision ranks them
+        boxes = clip_to_sizes(decode(anchors[idx], deltas.gather(1, idx[..., None].expand(-1, -1, 4)), RPN_WEIGHTS),
+                              sizes[:, None])  # (B, N, 4)
         wh = boxes[..., 2:] - boxes[..., :2]
         keep = (wh >= self.min_size).all(-1) & torch.isfinite(scores)  # (B, N)
         image = torch.arange(B, device=boxes.device)[:, None].expand_as(scores)  # (B, N)

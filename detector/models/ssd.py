@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from detector.core.anchors import MultiLevelAnchors
 from detector.core.boxes import clip_boxes
-from detector.core.contract import check_images, normalize_images, padded_targets, post_settings
+from detector.core.contract import check_images, image_sizes, normalize_images, pad_images, padded_targets, post_settings
 from detector.core.losses import box_loss, cls_loss
 from detector.core.ssd_ops import assign_targets, postprocess
 
@@ -84,6 +84,7 @@ class SSD(nn.Module):
 
     def forward(self, images: Tensor, targets: list[dict] | dict | None = None, post: dict | None = None):
         check_images(images)
+        sizes, images = image_sizes(images), pad_images(images)  # a list: padded at the bottom and right
         B, _, H, W = images.shape
         cls_logits, offsets, anchors = self.head_outputs(images)
         scale = torch.tensor([W, H, W, H], dtype=torch.float32, device=images.device)
@@ -95,6 +96,6 @@ class SSD(nn.Module):
             return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss),
                     "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss)}
         detections = postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post))
-        for d in detections:
-            d["boxes"] = clip_boxes(d["boxes"] * scale, H, W)
+        for d, (h, w) in zip(detections, sizes):
+            d["boxes"] = clip_boxes(d["boxes"] * scale, h, w)  # in the image's own pixels
         return detections

@@ -203,6 +203,16 @@ ROWS = [
     ("export-missing", "export --weights {tmp}/none.pt --out {tmp}/m.pt", 1, "no such checkpoint"),
     ("export-card-bad-data", "export --weights " + SHIPPED + " --out {tmp}/m2.pt --card --test-data {tmp}/nothing",
      1, "nothing"),
+    # import (offline here: torchvision's weights API cannot download, the hub cache is empty)
+    ("import-unknown", "import torchvision:maskrcnn_resnet50_fpn --out {tmp}/z.pt", 2, "invalid choice"),
+    ("import-out-suffix", "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.onnx", 2, ".pt or .pth"),
+    ("import-offline", "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt", 1, "--weights-file"),
+    ("import-missing-file", "import torchvision:fasterrcnn_resnet50_fpn_v2 --out {tmp}/z.pt --weights-file "
+     "{tmp}/none.pth", 1, "none.pth"),
+    ("import-random-file", "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt --weights-file {random_pt}",
+     1, "not a readable state dict"),
+    ("import-wrong-weights", "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt --weights-file "
+     + SHIPPED, 1, "not the weights of torchvision's fasterrcnn_resnet50_fpn"),
     # classify
     ("classify-batch-0", "classify train --data {shapes} --batch-size 0", 2, "--batch-size 0"),
     ("classify-img-size", "classify train --data {shapes} --model alexnet --img-size 7", 2, "--img-size 7"),
@@ -257,7 +267,8 @@ def test_the_table_covers_every_subcommand():
 
 
 @pytest.mark.parametrize("line", ["train --resume {random_pt}", "data check {coco_list_id}",
-                                  "predict {image} --weights {random_pt} --out {tmp}/q"])
+                                  "predict {image} --weights {random_pt} --out {tmp}/q",
+                                  "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt"])
 def test_the_real_binary_says_one_line(bad, line):
     argv = [part.format(**bad) for part in line.split()]
     done = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=300)

@@ -30,6 +30,32 @@ def test_model_table_smoke(name):
         assert ((det["labels"] >= 0) & (det["labels"] < 3)).all()
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_list_of_images_of_different_sizes(name):
+    """The contract's other form: a list of ``[3, H, W]`` of different sizes, in training and in eval; boxes
+    come back in each image's own pixels; a list of same-size images gives the batch tensor's detections."""
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=3)
+    images = [torch.randint(0, 256, (3, 192, 256), dtype=torch.uint8), torch.randint(0, 256, (3, 256, 160), dtype=torch.uint8)]
+    targets = [{"boxes": torch.tensor([[10.0, 20, 80, 90]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[100.0, 100, 150, 200]]), "labels": torch.tensor([2])}]
+    losses = model.train()(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        out = model(images, post={"score_threshold": 0.0})
+        batch = torch.stack([images[0], images[0].flip(-1)])
+        from_list, from_batch = model(list(batch)), model(batch)
+    assert len(out) == 2
+    for det, image in zip(out, images):
+        h, w = image.shape[-2:]
+        assert len(det["boxes"]) > 0 and (det["boxes"] >= 0).all()
+        assert (det["boxes"][:, 0::2] <= w).all() and (det["boxes"][:, 1::2] <= h).all()
+        assert det["boxes"][:, 2].max() > 0.5 * w or det["boxes"][:, 3].max() > 0.5 * h  # spans its own image
+    for a, b in zip(from_list, from_batch):
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+
+
 def test_one_image_alone_equals_same_image_in_batch():
     torch.manual_seed(1)
     model = build_model("tiny_ssd_plus", 2).eval()

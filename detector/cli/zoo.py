@@ -1,0 +1,38 @@
+"""``detector import``: torchvision's COCO detectors as checkpoints of this project.
+
+    detector import torchvision:fasterrcnn_resnet50_fpn --out models/frcnn-r50-coco.pt
+    detector import torchvision:fasterrcnn_resnet50_fpn_v2 --out models/frcnn-r50v2-coco.pt --weights-file f.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from detector.cli.common import fail
+from detector.models.checkpoint import CheckpointError
+
+ZOO_NAMES = ("torchvision:fasterrcnn_resnet50_fpn", "torchvision:fasterrcnn_resnet50_fpn_v2")  # detector.engine.zoo.ZOO
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if Path(args.out).suffix.lower() not in (".pt", ".pth"):
+        return fail(f"--out {args.out}: a checkpoint, so --out must end in .pt or .pth", 2)
+    from detector.engine.zoo import import_torchvision
+
+    try:
+        ckpt = import_torchvision(args.name, args.out, args.weights_file)
+    except CheckpointError as e:
+        return fail(str(e))
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): {ckpt['command']}, "
+          f"{len(ckpt['classes'])} COCO classes")
+    return 0
+
+
+def add_zoo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="torchvision's COCO Faster R-CNN as a checkpoint of this project")
+    p.add_argument("name", choices=ZOO_NAMES)
+    p.add_argument("--out", required=True, help="the checkpoint to write (.pt or .pth)")
+    p.add_argument("--weights-file", help="torchvision's downloaded .pth (default: its weights API: the torch hub "
+                   "cache, or a download)")
+    p.set_defaults(func=cmd_import)
