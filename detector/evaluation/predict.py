@@ -27,27 +27,37 @@ from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.ground_truth import image_ids
 
 
-def resize_for_model(image: np.ndarray, size: int) -> np.ndarray:
+def resizes_itself(model: nn.Module) -> bool:
+    """Whether ``model`` takes images of any size and resizes them itself, keeping the aspect ratio
+    (torchvision's transform: a Faster R-CNN with ``min_size``); such a model gets the original images."""
+    return getattr(model, "min_size", None) is not None
+
+
+def resize_for_model(image: np.ndarray, size: int | None) -> np.ndarray:
     """RGB ``uint8 [H, W, 3]`` -> ``[size, size, 3]``: area averaging when the image is at least twice the
-    input (so small details do not alias), bilinear otherwise."""
+    input (so small details do not alias), bilinear otherwise. ``size=None``: the image as it is."""
+    if size is None:
+        return image
     h, w = image.shape[:2]
     shrink = max(h, w) >= 2 * size
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 @torch.no_grad()
-def run_model(model: nn.Module, images: torch.Tensor, orig_sizes: Sequence[tuple[int, int]],
+def run_model(model: nn.Module, images: torch.Tensor | list[torch.Tensor], orig_sizes: Sequence[tuple[int, int]],
               device: torch.device | str = "cpu", post: dict | None = None, conf: float = 0.0,
               amp_dtype: torch.dtype | None = None) -> list[dict[str, np.ndarray]]:
-    """Detections of ``images`` (``uint8 [B, 3, S, S]``, resized from originals of ``orig_sizes`` (h, w)):
-    one dict of numpy ``boxes [N, 4]`` (xyxy in the original's pixels), ``scores [N]`` (at least ``conf``)
-    and ``labels [N]`` per image. ``post``: the postprocess settings of this call (see the model contract)."""
-    S_h, S_w = images.shape[-2:]
+    """Detections of ``images`` (``uint8 [B, 3, S, S]`` resized from originals of ``orig_sizes`` (h, w), or a
+    list of ``uint8 [3, H, W]`` for a model that resizes itself): one dict of numpy ``boxes [N, 4]`` (xyxy in the
+    original's pixels), ``scores [N]`` (at least ``conf``) and ``labels [N]`` per image. ``post``: the
+    postprocess settings of this call (see the model contract)."""
+    batch = images.to(device, non_blocking=True) if torch.is_tensor(images) else [im.to(device) for im in images]
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        detections = model(images.to(device, non_blocking=True), post=post)
+        detections = model(batch, post=post)
     out = []
-    for det, (h, w) in zip(detections, orig_sizes):
+    for det, given, (h, w) in zip(detections, images, orig_sizes):
         keep = det["scores"] >= conf
+        S_h, S_w = given.shape[-2:]  # the size the model was given; its boxes are in those pixels
         scale = torch.tensor([w / S_w, h / S_h, w / S_w, h / S_h])
         out.append({"boxes": (det["boxes"][keep].float().cpu() * scale).numpy(),
                     "scores": det["scores"][keep].float().cpu().numpy(), "labels": det["labels"][keep].cpu().numpy()})
@@ -56,13 +66,17 @@ def run_model(model: nn.Module, images: torch.Tensor, orig_sizes: Sequence[tuple
 
 def detect_images(model: nn.Module, images: Sequence[np.ndarray], size: int, device: torch.device | str = "cpu",
                   post: dict | None = None, conf: float = 0.0) -> list[dict[str, np.ndarray]]:
-    """:func:`run_model` on RGB ``uint8 [H, W, 3]`` images of any sizes, resized to ``size``."""
-    batch = torch.stack([torch.from_numpy(resize_for_model(im, size)).permute(2, 0, 1) for im in images])
+    """:func:`run_model` on RGB ``uint8 [H, W, 3]`` images of any sizes, resized to ``size`` (or given as they
+    are, as a list, to a model that resizes itself)."""
+    size = None if resizes_itself(model) else size
+    tensors = [torch.from_numpy(np.ascontiguousarray(resize_for_model(im, size))).permute(2, 0, 1) for im in images]
+    batch = tensors if size is None else torch.stack(tensors)
     return run_model(model, batch, [im.shape[:2] for im in images], device, post, conf)
 
 
 class ResizedRecords(Dataset):
-    """Records -> ``(image uint8 [3, S, S], (h, w))``, decoded and resized by :func:`resize_for_model`."""
+    """Records -> ``(image uint8 [3, S, S], (h, w))``, decoded and resized by :func:`resize_for_model` (``size``
+    None: the image as it is)."""
 
     def __init__(self, records: list[ImageRecord], size: int, max_pixels: int | None = MAX_PIXELS):
         self.records, self.size, self.max_pixels = records, size, max_pixels
@@ -75,12 +89,14 @@ class ResizedRecords(Dataset):
         image = read_image(r.path, self.max_pixels)  # raises OSError naming the file
         if image.shape[:2] != (r.height, r.width) and r.height and r.width:
             raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
-        resized = torch.from_numpy(resize_for_model(image, self.size)).permute(2, 0, 1).contiguous()
+        resized = torch.from_numpy(np.ascontiguousarray(resize_for_model(image, self.size))).permute(2, 0, 1).contiguous()
         return resized, image.shape[:2]
 
 
-def _stack(samples: list) -> tuple[torch.Tensor, list[tuple[int, int]]]:
-    return torch.stack([s[0] for s in samples]), [tuple(s[1]) for s in samples]
+def _stack(samples: list) -> tuple[torch.Tensor | list[torch.Tensor], list[tuple[int, int]]]:
+    images = [s[0] for s in samples]
+    same = all(im.shape == images[0].shape for im in images)
+    return (torch.stack(images) if same else images), [tuple(s[1]) for s in samples]
 
 
 def predict_records(model: nn.Module, records: list[ImageRecord], size: int, category_ids: list[int],
@@ -92,6 +108,7 @@ def predict_records(model: nn.Module, records: list[ImageRecord], size: int, cat
     :func:`image_ids` of ``records``)."""
     model.eval()
     ids = image_ids(records) if ids is None else ids
+    size = None if resizes_itself(model) else size
     loader = DataLoader(ResizedRecords(records, size, max_pixels), batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=_stack, pin_memory=torch.cuda.is_available())
     results, k = [], 0

@@ -257,8 +257,8 @@ def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
     ``fasterrcnn_resnet50_fpn_v2``; in eval mode its detections are torchvision's (labels shifted: torchvision's
     label ``l`` is our ``l - 1``, or the class whose ``class_slots`` entry is ``l - 1``). ``kwargs`` override
     keywords of the built model (e.g. ``class_slots``)."""
-    from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
     from torchvision.models.detection.faster_rcnn import FasterRCNN as TVFasterRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
 
     body = getattr(getattr(tv_model, "backbone", None), "body", None)
     blocks = [len(getattr(body, f"layer{i}", [])) for i in range(1, 5)]

@@ -12,7 +12,14 @@ from torch import Tensor, nn
 
 from detector.core.anchors import MultiLevelAnchors
 from detector.core.boxes import clip_boxes
-from detector.core.contract import check_images, image_sizes, normalize_images, pad_images, padded_targets, post_settings
+from detector.core.contract import (
+    check_images,
+    image_sizes,
+    normalize_images,
+    pad_images,
+    padded_targets,
+    post_settings,
+)
 from detector.core.losses import box_loss, cls_loss
 from detector.core.ssd_ops import assign_targets, postprocess
 

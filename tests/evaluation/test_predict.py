@@ -106,3 +106,35 @@ def test_predict_paths_names_labels_size_and_classes(tmp_path):
     kept, _ = predict_paths(FixedBox(), ckpt, paths[:1], tmp_path / "out2", progress=False, classes=[0],
                             save_txt=True)
     assert kept == [] and (tmp_path / "out2" / "labels" / "a.txt").read_text() == ""  # class 1 filtered out
+
+
+class SelfResizing(FixedBox):
+    """A model that resizes its inputs itself (as an imported torchvision Faster R-CNN): it must get the original
+    images, as a list; its boxes are in their pixels."""
+
+    min_size = 800
+
+    def forward(self, images, targets=None, post=None):
+        assert isinstance(images, list)
+        self.shapes = [tuple(im.shape) for im in images]
+        return [{"boxes": torch.tensor([[0.25 * im.shape[2], 0.5 * im.shape[1], 0.75 * im.shape[2], 1.0 * im.shape[1]]]),
+                 "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for im in images]
+
+
+def test_a_model_that_resizes_itself_gets_the_original_images(tmp_path):
+    model = SelfResizing()
+    images = [np.zeros((h, w, 3), np.uint8) for h, w in SIZES]
+    out = detect_images(model, images, 64)
+    assert model.shapes == [(3, 96, 160), (3, 160, 96)]  # not squashed to 64 x 64
+    for det, size in zip(out, SIZES):
+        np.testing.assert_allclose(det["boxes"], [EXPECTED[size]], atol=1e-4)
+    records = []
+    for k, (h, w) in enumerate(SIZES):
+        path = tmp_path / f"im{k}.png"
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
+        records.append(ImageRecord(path, w, h, np.zeros((0, 4)), [], image_id=k + 1))
+    results = predict_records(model, records, 64, category_ids=[5, 9], batch_size=2)
+    assert model.shapes == [(3, 96, 160), (3, 160, 96)]
+    for r, size in zip(results, SIZES):
+        x1, y1, x2, y2 = EXPECTED[size]
+        assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
