@@ -149,11 +149,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=256, help="batch of ours and of the network-only figure")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="bf16 autocast (auto: on a GPU)")
     parser.add_argument("--skip-book", action="store_true")
     parser.add_argument("--json")
     args = parser.parse_args()
     device = torch.device(args.device)
-    amp = device.type == "cuda"
+    amp = device.type == "cuda" if args.amp == "auto" else args.amp == "on"
     with tempfile.TemporaryDirectory() as tmp:
         path = synth_dataset(tmp, "bananas", train=args.images, val=0, workers=os.cpu_count() or 1)
         _, records = prepare_split(path, "train", log=lambda s: None)
