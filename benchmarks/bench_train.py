@@ -28,6 +28,9 @@ from detector.data.synth import synth_dataset
 from detector.models.registry import build_model
 
 
+SIZE = 256  # the images' side (--size)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -64,8 +67,8 @@ def book_loop(records, device, epochs, batch_size):
             cls_preds = torch.cat(cls_preds, 1).reshape(X.shape[0], -1, self.num_classes + 1)
             return anchors, cls_preds, torch.cat(bbox_preds, 1)
 
-    images = torch.stack([torch.from_numpy(cv2.resize(read_image(r.path), (256, 256))).permute(2, 0, 1) for r in records])
-    labels = torch.stack([torch.tensor([[0, *(r.boxes[0] / 256).tolist()]]) for r in records])  # (N, 1, 5)
+    images = torch.stack([torch.from_numpy(cv2.resize(read_image(r.path), (SIZE, SIZE))).permute(2, 0, 1) for r in records])
+    labels = torch.stack([torch.tensor([[0, *(r.boxes[0] / SIZE).tolist()]]) for r in records])  # (N, 1, 5)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images.float(), labels), batch_size, shuffle=True)
     net = BookTinySSD(1).to(device)
     trainer = torch.optim.SGD(net.parameters(), lr=0.2, weight_decay=5e-4)
@@ -91,7 +94,7 @@ def our_loop(records, device, epochs, batch_size, amp, compile_):
     model = build_model("tiny_ssd_plus", 1).to(device).to(memory_format=torch.channels_last)
     step = torch.compile(model) if compile_ else model
     opt = torch.optim.AdamW(model.parameters(), 3e-3)
-    data = DeviceData(records, 256, device)
+    data = DeviceData(records, SIZE, device)
     g = torch.Generator(device=device).manual_seed(0)
     dtype = torch.bfloat16 if amp else None
 
@@ -118,7 +121,7 @@ def network_only(device, batch_size, amp, compile_, steps=20):
     model = build_model("tiny_ssd_plus", 1).to(device).to(memory_format=torch.channels_last)
     net = torch.compile(model.head_outputs) if compile_ else model.head_outputs
     opt = torch.optim.AdamW(model.parameters(), 3e-3)
-    x = torch.randint(0, 256, (batch_size, 3, 256, 256), dtype=torch.uint8, device=device)
+    x = torch.randint(0, 256, (batch_size, 3, SIZE, SIZE), dtype=torch.uint8, device=device)
 
     def one():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -151,12 +154,17 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto", help="bf16 autocast (auto: on a GPU)")
     parser.add_argument("--skip-book", action="store_true")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps of the network-only figure")
     parser.add_argument("--json")
     args = parser.parse_args()
+    global SIZE
+    SIZE = args.size
     device = torch.device(args.device)
     amp = device.type == "cuda" if args.amp == "auto" else args.amp == "on"
     with tempfile.TemporaryDirectory() as tmp:
-        path = synth_dataset(tmp, "bananas", train=args.images, val=0, workers=os.cpu_count() or 1)
+        path = synth_dataset(tmp, "bananas", train=args.images, val=0, size=SIZE,
+                             workers=os.cpu_count() or 1)
         _, records = prepare_split(path, "train", log=lambda s: None)
         res = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
                "images": args.images, "epochs": args.epochs, "batch": args.batch, "amp_bf16": amp, "compile": args.compile}
@@ -165,7 +173,7 @@ def main() -> None:
             print(f"book loop (batch 32, fp32): {res['book_images_per_s']:.0f} images/s over whole epochs")
         res["ours_images_per_s"] = our_loop(records, device, args.epochs, args.batch, amp, args.compile)
         print(f"ours (batch {args.batch}, device data path): {res['ours_images_per_s']:.0f} images/s over whole epochs")
-        res["network_images_per_s"] = network_only(device, args.batch, amp, args.compile)
+        res["network_images_per_s"] = network_only(device, args.batch, amp, args.compile, args.steps)
         print(f"network alone (batch {args.batch}): {res['network_images_per_s']:.0f} images/s")
     if args.json:
         with open(args.json, "w") as f:
