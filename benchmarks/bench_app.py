@@ -96,6 +96,27 @@ class LibClient:
         return self.client.predict(handle_file(str(path)), conf, iou, max_det, api_name="/detect")
 
 
+def start_server(weights: str, queue_size: int, cwd: Path) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` on a free loopback port, its output in ``cwd/server.log``; returns once it serves."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(cwd / "server.log", "w")  # noqa: SIM115 - the server's lifetime
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", weights,
+                               "--queue-size", str(queue_size)], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return server, url
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit(f"the app exited before serving: {(cwd / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("the app did not start in 120 s")
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -115,22 +136,8 @@ def main() -> None:
     make_client = RawClient if args.client == "raw" else LibClient
     tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
     images = make_images(tmp, 10, args.size)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", args.weights,
-                               "--queue-size", str(args.queue_size or max(64, 2 * args.clients))], cwd=tmp,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
+    server, url = start_server(args.weights, args.queue_size or max(64, 2 * args.clients), tmp)
     try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise SystemExit("the app exited before serving") from None
-                time.sleep(0.5)
         peak = [rss_mib(server.pid)]
         idle_rss = peak[0]
         stop = threading.Event()

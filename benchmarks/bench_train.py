@@ -27,7 +27,6 @@ from detector.data.device import DeviceData
 from detector.data.synth import synth_dataset
 from detector.models.registry import build_model
 
-
 SIZE = 256  # the images' side (--size)
 
 

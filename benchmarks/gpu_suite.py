@@ -59,7 +59,7 @@ def run(argv: list[str], timeout: float, env: dict) -> tuple[int, str, float]:
     t0 = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
         return done.returncode, done.stdout + done.stderr, time.perf_counter() - t0
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -93,7 +93,10 @@ def time_to_quality(preset: str, out: Path, smoke: bool, device: str, timeout: f
     if device != "cpu":
         argv += ["--amp", "--compile"]
     code, text, seconds = run(argv, timeout, env)
-    rows = list(csv.DictReader(open(run_dir / "results.csv"))) if (run_dir / "results.csv").exists() else []
+    rows = []
+    if (run_dir / "results.csv").exists():
+        with open(run_dir / "results.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
     wall, reached = 0.0, None
     for r in rows:
         wall += float(r["epoch_s"])
@@ -143,8 +146,8 @@ def stages(smoke: bool, device: str, d2l: bool) -> list[tuple[str, callable]]:
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# GPU suite: {report['device']} ({'smoke' if report['smoke'] else 'full'}), "
-             f"{report['seconds']:.0f} s in all", "", "| stage | status | seconds | figures |", "| --- | --- | --- | --- |"]
+    lines = [(f"# GPU suite: {report['device']} ({'smoke' if report['smoke'] else 'full'}), "
+              f"{report['seconds']:.0f} s in all"), "", "| stage | status | seconds | figures |", "| --- | --- | --- | --- |"]
     for name, stage in report["stages"].items():
         figures = {}
         for k, v in (stage.get("result") or {}).items():  # nested figures (ours / torchvision) one level down

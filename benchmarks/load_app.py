@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_app import percentile, rss_mib  # noqa: E402
+from bench_app import percentile, rss_mib, start_server
 
 
 def make_inputs(folder: Path) -> dict[str, Path]:
@@ -95,7 +94,7 @@ def requests(files: dict[str, Path], model: str) -> dict[str, list]:
     """Per handler, a list of argument builders (client -> data)."""
     good = [k for k in files if k.startswith("photo")]
     heavy = ["large", "deep", "bomb", "text", "truncated"]
-    any_file = lambda c: c.upload(files[random.choice(good + heavy)])  # noqa: E731
+    any_file = lambda c: c.upload(files[random.choice(good + heavy)])
     return {
         "on_detect": [lambda c: [[any_file(c) for _ in range(random.randint(1, 3))], model, 0.25, 0.45, 100, []],
                       lambda c: [[c.upload(files[random.choice(good)])] * 20, model, 0.25, 0.45, 100, []],
@@ -114,26 +113,6 @@ def requests(files: dict[str, Path], model: str) -> dict[str, list]:
         "on_nms": [lambda c: [any_file(c), model, 0.05, 0.45],
                    lambda c: [None, model, "x", 9]],
     }
-
-
-def start_server(weights: str, queue_size: int, cwd: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(cwd / "server.log", "w")  # noqa: SIM115 - the server's lifetime
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", weights,
-                               "--queue-size", str(queue_size)], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return server, url
-        except OSError:
-            if server.poll() is not None:
-                raise SystemExit(f"the app exited before serving: {(cwd / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
-    server.kill()
-    raise SystemExit("the app did not start in 120 s")
 
 
 def run(clients: int = 20, seconds: float = 60, weights: str | None = None, seed: int = 0) -> dict:

@@ -126,5 +126,6 @@ def test_help_imports_no_torch():
     code = ("import sys; from detector.cli.main import build_parser; build_parser().format_help(); "
             "assert 'torch' not in sys.modules and 'gradio' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
-    out = subprocess.run([sys.executable, "-m", "detector", "train", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "detector", "train", "--help"], capture_output=True, text=True,
+                         check=False)
     assert out.returncode == 0 and "--batch-size" in out.stdout

@@ -10,7 +10,7 @@ from PIL import Image
 
 from detector.app.catalog import ModelCache, ModelEntry
 from detector.app.detect import ImageDetections, detect_image, draw_detections
-from detector.app.uploads import BadInput, display_copy
+from detector.app.uploads import BadInput, display_copy, unit
 from detector.core.anchors import generate_anchors
 from detector.core.boxes import batched_nms, box_iou, encode
 from detector.core.matching import match_anchors
@@ -116,12 +116,7 @@ def matching_figure(image: np.ndarray, boxes_text: str, fmap_h: int, fmap_w: int
     fh, fw = feature_map(fmap_h, fmap_w)
     if fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS_DRAWN:
         raise BadInput(f"feature map {fh}x{fw}: at most {MAX_ANCHORS_DRAWN} anchors in all")
-    try:
-        iou_threshold = float(iou_threshold)
-    except (TypeError, ValueError):
-        raise BadInput(f"IoU threshold {iou_threshold!r}: give a number in [0, 1]") from None
-    if not 0.0 <= iou_threshold <= 1.0:
-        raise BadInput(f"IoU threshold {iou_threshold}: give a number in [0, 1]")
+    iou_threshold = unit(iou_threshold, "IoU threshold")
     k = len(s) + len(r) - 1
     scale = torch.tensor([w, h, w, h], dtype=torch.float32)
     anchors = generate_anchors(fh, fw, s, r) * scale  # (A, 4) pixels

@@ -39,13 +39,12 @@ from detector.app.components import (
     chosen_classes,
     entry_of,
     guarded,
-    unit,
     whole_number,
 )
 from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
 from detector.app.examples import example_boxes_text, make_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
-from detector.app.uploads import BadInput, load_upload
+from detector.app.uploads import BadInput, load_upload, unit
 from detector.engine.loop import resolve_device
 from detector.evaluation.video import VIDEO_SUFFIXES
 
@@ -127,16 +126,15 @@ def video_section(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.D
     def on_video(file, label, c, i):
         return run_video(file, entry_of(entries, label), cache, unit(c), unit(i), downloads)
 
-    with gr.Accordion("Video: boxes on every frame", open=False):
-        with gr.Row():
-            with gr.Column(scale=1):
-                clip = gr.File(label="A short video (mp4, webm; at most 30 s)", file_types=list(VIDEO_SUFFIXES),
-                               elem_id="video-in")
-                go = gr.Button("Detect in video", variant="primary")
-            with gr.Column(scale=2):
-                v_summary = gr.Markdown(elem_id="video-summary")
-                drawn = gr.Video(label="Detections", elem_id="video-out", format=None)
-                frames = gr.File(label="Detections per frame (JSON)")
+    with gr.Accordion("Video: boxes on every frame", open=False), gr.Row():
+        with gr.Column(scale=1):
+            clip = gr.File(label="A short video (mp4, webm; at most 30 s)", file_types=list(VIDEO_SUFFIXES),
+                           elem_id="video-in")
+            go = gr.Button("Detect in video", variant="primary")
+        with gr.Column(scale=2):
+            v_summary = gr.Markdown(elem_id="video-summary")
+            drawn = gr.Video(label="Detections", elem_id="video-out", format=None)
+            frames = gr.File(label="Detections per frame (JSON)")
     go.click(on_video, [clip, model, conf, iou], [drawn, frames, v_summary], api_visibility="private", **HEAVY)
 
 

@@ -21,6 +21,18 @@ class BadInput(ValueError):
     """An input the demo cannot use; the message names it and says why, for the page."""
 
 
+def unit(value, what: str = "") -> float:
+    """A number in [0, 1] (a slider's value, a threshold; raw HTTP can send anything); ``what`` names it."""
+    name = f"{what} {value!r}" if what else repr(value)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name}: expected a number in [0, 1]") from None
+    if not 0.0 <= v <= 1.0:
+        raise BadInput(f"{name}: expected a number in [0, 1]")
+    return v
+
+
 def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
     """Any PIL mode -> ``uint8 [H, W, 3]`` RGB; ``notes`` says what was converted."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey

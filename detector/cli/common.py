@@ -104,7 +104,7 @@ def parse_json_object(text: str | None, flag: str) -> dict:
     except json.JSONDecodeError as e:
         raise ValueError(f"{flag} is not JSON: {e}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")
+        raise ValueError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")  # noqa: TRY004
     return value
 
 

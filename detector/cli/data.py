@@ -16,28 +16,25 @@ from detector.cli.common import add_max_pixels_argument, count, fail, plural, po
 from detector.data.records import DataError
 
 
-class UsageError(ValueError):
-    """A command line that cannot work (exit 2), as opposed to bad data (exit 1)."""
-
-
 def _load(path: str):
-    """The data set at ``path``; a missing path is a usage error (exit 2), bad data an error (exit 1)."""
+    """``(data set, 0)``, or ``(None, exit status)`` once the reason is said: a missing path is a usage error
+    (exit 2), bad data an error (exit 1)."""
     from detector.data.dataset import load_dataset
 
     if not Path(path).exists():
-        raise UsageError(f"{path}: no such file or folder")
-    return load_dataset(path)
+        return None, fail(f"{path}: no such file or folder", 2)
+    try:
+        return load_dataset(path), 0
+    except DataError as e:
+        return None, fail(str(e))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from detector.data.check import check_dataset, summarize
 
-    try:
-        data = _load(args.path)
-    except UsageError as e:
-        return fail(str(e), 2)
-    except DataError as e:
-        return fail(str(e))
+    data, status = _load(args.path)
+    if data is None:
+        return status
     reports = check_dataset(data, max_pixels=args.max_pixels, decode=not args.headers_only,
                             workers=args.workers, progress=True)
     print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
@@ -66,12 +63,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from detector.data.check import prepare_split
     from detector.data.convert import check_no_overlap, convert_dataset, source_folders
 
-    try:
-        data = _load(args.src)
-    except UsageError as e:
-        return fail(str(e), 2)
-    except DataError as e:
-        return fail(str(e))
+    data, status = _load(args.src)
+    if data is None:
+        return status
     try:  # before anything is written, and over every image (also those the check would drop)
         check_no_overlap(args.out, source_folders([r for rs in data.splits.values() for r in rs], args.src))
     except DataError as e:

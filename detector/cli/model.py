@@ -150,15 +150,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
-def output_stems(paths):
-    from detector.evaluation.predict import output_stems as stems
-
-    return stems(paths)
-
-
 def predict_videos(model, ckpt: dict, videos: list[Path], out: Path, args: argparse.Namespace, post: dict,
                    class_ids: list[int] | None, device) -> list[str]:
     """Each video drawn to ``OUT/NAME.webm`` with its per-frame ``OUT/NAME.json``; returns the errors."""
+    from detector.evaluation.predict import output_stems
     from detector.evaluation.video import VideoError, detect_video
 
     errors = []

@@ -39,7 +39,7 @@ def check_images(images: Tensor | list[Tensor]) -> None:
                                                               and i.dtype == images[0].dtype for i in images):
         return
     if isinstance(images, (list, tuple)):
-        raise ValueError("images must be a non-empty list of tensors [3, H, W] of one dtype, got "
+        raise ValueError("images must be a non-empty list of tensors [3, H, W] of one dtype, got "  # noqa: TRY004
                          f"{[tuple(i.shape) if isinstance(i, Tensor) else type(i).__name__ for i in images][:4]}")
     if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__

@@ -51,13 +51,14 @@ def _image_folders(ann_file: Path, names: list[str], image_root: Path | None) ->
     return [f or usual for f in found]
 
 
-def _number(value: object) -> float:
+def json_number(value: object) -> float:
+    """A JSON number as a float; ``nan`` for anything else (text, booleans, lists, null)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 def _size(value: object) -> int:
     """A declared image size, or 0 when absent or not a positive number (the check reads the header)."""
-    v = _number(value)
+    v = json_number(value)
     return int(v) if math.isfinite(v) and v > 0 else 0
 
 
@@ -118,7 +119,7 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
             problems.append(Problem("error", "unknown-image", f, ref, f"image_id {a.get('image_id')!r} is not in 'images'"))
             continue
         bbox = a.get("bbox")
-        x, y, w, h = ([_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [math.nan] * 4)
+        x, y, w, h = ([json_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else [math.nan] * 4)
         label = label_of.get(a.get("category_id"), -1)
         if label < 0:
             problems.append(Problem("error", "unknown-class", f, ref, f"category_id {a.get('category_id')!r} is not in 'categories'"))

@@ -90,7 +90,7 @@ class TrainConfig:
                          "auto: device on a GPU", choices=("auto", "loader", "device"))
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
-    model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')
+    model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
     pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
     sync_bn: bool = opt(False, "with DDP on GPUs: BatchNorm over the global batch")
@@ -132,7 +132,7 @@ class ClassifyConfig:
     pretrained: str | None = opt(None, "a classifier checkpoint: its body starts this model, the head learns 10x "
                                  "faster")
     download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")
-    model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')
+    model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')  # noqa: RUF009 (a factory)
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
     given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
                                  cli=False)

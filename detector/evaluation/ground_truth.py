@@ -17,7 +17,7 @@ import json
 import math
 from pathlib import Path
 
-from detector.data.coco import annotation_ref, coco_document, load_json
+from detector.data.coco import annotation_ref, coco_document, json_number, load_json
 from detector.data.records import DataError, DetectionData, ImageRecord, default_category_ids
 
 
@@ -46,8 +46,10 @@ def records_document(records: list[ImageRecord], classes: list[str], category_id
     return coco_document(recs, classes, category_ids, decimals=None)
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+def _size(value: object) -> bool:
+    """A finite JSON number >= 0 (an area)."""
+    v = json_number(value)
+    return math.isfinite(v) and v >= 0
 
 
 def file_document(ann_file: str | Path, records: list[ImageRecord], classes: list[str],
@@ -73,8 +75,8 @@ def file_document(ann_file: str | Path, records: list[ImageRecord], classes: lis
         _x, _y, w, h = a["bbox"]
         a.setdefault("area", w * h)
         a.setdefault("iscrowd", 0)
-        if not _number(a["area"]) or a["iscrowd"] not in (0, 1):
-            what = f"'area' {json.dumps(a['area'])[:40]} is not a number >= 0" if not _number(a["area"]) else \
+        if not _size(a["area"]) or a["iscrowd"] not in (0, 1):
+            what = f"'area' {json.dumps(a['area'])[:40]} is not a number >= 0" if not _size(a["area"]) else \
                 f"'iscrowd' {json.dumps(a['iscrowd'])[:40]} is not 0 or 1"
             raise DataError(f"{f}: annotations[{i}]: {what}; fix it, or leave it out (the box's area, iscrowd 0)")
         anns.append(a)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Collection
 from pathlib import Path
 
-from detector.data.coco import load_json
+from detector.data.coco import json_number, load_json
 from detector.data.records import DataError
 
 
@@ -30,7 +30,7 @@ def _integer(v: object) -> bool:
 
 
 def _real(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return math.isfinite(json_number(v))
 
 
 def _short(v: object) -> str:

@@ -233,11 +233,11 @@ def faster_rcnn(num_classes: int, **kwargs) -> FasterRCNN:
     return FasterRCNN(num_classes, **kwargs)
 
 
-TORCHVISION_LAYOUT = dict(  # torchvision's fasterrcnn_resnet50_fpn (v1) as this model's keywords
-    backbone="tv_resnet50", anchor_sizes=(32, 64, 128, 256, 512), rpn_pre_nms_top_n=(2000, 1000),
-    rpn_post_nms_top_n=(2000, 1000), min_size=800, max_size=1333, size_divisible=32, frozen_bn=True,
-    fpn_from_stage=1, roi_levels=4, roi_aligned=False, anchor_style="torchvision")
-TORCHVISION_V2 = dict(fpn_norm=True, rpn_conv_depth=2, box_head_convs=4, box_head_fcs=1)
+TORCHVISION_LAYOUT = {  # torchvision's fasterrcnn_resnet50_fpn (v1) as this model's keywords
+    "backbone": "tv_resnet50", "anchor_sizes": (32, 64, 128, 256, 512), "rpn_pre_nms_top_n": (2000, 1000),
+    "rpn_post_nms_top_n": (2000, 1000), "min_size": 800, "max_size": 1333, "size_divisible": 32,
+    "frozen_bn": True, "fpn_from_stage": 1, "roi_levels": 4, "roi_aligned": False, "anchor_style": "torchvision"}
+TORCHVISION_V2 = {"fpn_norm": True, "rpn_conv_depth": 2, "box_head_convs": 4, "box_head_fcs": 1}
 
 
 def _copy_weights(source: nn.Module, target: nn.Module, name: str) -> None:
@@ -267,7 +267,7 @@ def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
                          f"not {type(tv_model).__name__} with blocks {blocks}")
     head = tv_model.roi_heads.box_head
     if not isinstance(head, (TwoMLPHead, FastRCNNConvFCHead)):
-        raise ValueError(f"from_torchvision: unknown box head {type(head).__name__}")
+        raise ValueError(f"from_torchvision: unknown box head {type(head).__name__}")  # noqa: TRY004
     v2 = isinstance(head, FastRCNNConvFCHead)
     rpn, roi, tr = tv_model.rpn, tv_model.roi_heads, tv_model.transform
     config = dict(TORCHVISION_LAYOUT, **(TORCHVISION_V2 if v2 else {}))

@@ -6,8 +6,8 @@ import json
 import pytest
 from PIL import Image, ImageFile
 
-import detector.data.images as images
 from detector.cli.main import main
+from detector.data import images
 
 SIDE = 20_000
 
