@@ -18,7 +18,8 @@ from detector.data.records import DataError
 from detector.engine.config import ConfigError, check_flags
 from detector.models.checkpoint import CheckpointError
 
-FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "dict": str}  # dict: JSON text
+FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float | None": float, "int | None": int,
+              "dict": str}  # dict: JSON text
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

@@ -22,7 +22,16 @@ from detector.data.classify import load_classification
 from detector.data.loader import GlobalBatchSampler
 from detector.engine.config import ClassifyConfig
 from detector.engine.distributed import all_reduce_sum, wrap_ddp
-from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
+from detector.engine.loop import (
+    Stopping,
+    Task,
+    TrainingError,
+    fit,
+    log,
+    param_groups,
+    resolve_device,
+    seed_everything,
+)
 from detector.engine.runs import training_run
 from detector.models.backbones import BACKBONES
 from detector.models.checkpoint import CheckpointError, load_checkpoint
@@ -111,6 +120,7 @@ def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name
                   "img_size": cfg.img_size, "command": cfg.command, "data": cfg.data, "pretrained": cfg.pretrained})
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
+               stopping=Stopping(cfg.time, cfg.patience),
                ranks=ranks)
 
 

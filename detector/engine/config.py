@@ -18,8 +18,8 @@ from detector.data.images import MAX_PIXELS
 from detector.models.names import BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
-           "img_size": 1}  # the smallest value of each integer flag
-POSITIVE = ("lr",)  # floats that must be > 0 (and finite)
+           "img_size": 1, "patience": 1}  # the smallest value of each integer flag
+POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou")  # floats in [0, 1]
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -34,6 +34,8 @@ def check_flags(**values) -> None:
     naming every bad value and what it takes. Names without a rule pass."""
     problems = []
     for name, value in values.items():
+        if value is None:  # an optional flag not given
+            continue
         flag = f"--{name.replace('_', '-')} {value}"
         if name in MINIMUM and value < MINIMUM[name]:
             problems.append(f"{flag}: must be at least {MINIMUM[name]}")
@@ -86,6 +88,9 @@ class TrainConfig:
     resume: str | None = opt(None, "a last.pt to continue from (model, data and schedule come from it)")
     out: str = opt("runs/train", "the run folder: last.pt, best.pt, results.csv, results.png")
     eval_every: int = opt(5, "epochs between val evaluations (and the last epoch)")
+    time: float | None = opt(None, "hours of training: the epochs are fitted to this budget from the measured epoch "
+                             "time, the schedule with them (replaces --epochs)")
+    patience: int | None = opt(None, "stop when val AP has not improved for this many epochs")
     data_path: str = opt("auto", "loader: DataLoader workers; device: decoded images kept on the device; "
                          "auto: device on a GPU", choices=("auto", "loader", "device"))
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
@@ -104,7 +109,8 @@ class TrainConfig:
 
 
 def _check(cfg, min_input: dict[str, int]) -> None:
-    names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "device", "workers", "eval_every")
+    names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "device", "workers", "eval_every", "time",
+             "patience")
     check_flags(**{name: getattr(cfg, name) for name in names})
     check_img_size(cfg.model, cfg.img_size, min_input)
 
@@ -129,6 +135,9 @@ class ClassifyConfig:
     resume: str | None = opt(None, "a last.pt to continue from")
     out: str = opt("runs/classify", "the run folder")
     eval_every: int = opt(1, "epochs between val evaluations (and the last epoch)")
+    time: float | None = opt(None, "hours of training: the epochs are fitted to this budget from the measured epoch "
+                             "time, the schedule with them (replaces --epochs)")
+    patience: int | None = opt(None, "stop when val top-1 has not improved for this many epochs")
     pretrained: str | None = opt(None, "a classifier checkpoint: its body starts this model, the head learns 10x "
                                  "faster")
     download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")

@@ -23,7 +23,16 @@ from detector.data.loader import DetectionDataset, make_loader
 from detector.data.records import default_category_ids
 from detector.engine.config import TrainConfig
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
-from detector.engine.loop import Task, TrainingError, fit, log, param_groups, resolve_device, seed_everything
+from detector.engine.loop import (
+    Stopping,
+    Task,
+    TrainingError,
+    fit,
+    log,
+    param_groups,
+    resolve_device,
+    seed_everything,
+)
 from detector.engine.runs import training_run
 from detector.evaluation.coco import STAT_KEYS, coco_evaluate
 from detector.evaluation.ground_truth import ground_truth
@@ -123,4 +132,5 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         data_hint=str(cfg.data))
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
+               stopping=Stopping(cfg.time, cfg.patience),
                ranks=ranks)

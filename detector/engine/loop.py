@@ -4,7 +4,9 @@
 (bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
 epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
 atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
-keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. Under torchrun
+keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. ``time`` (hours) fits the
+number of epochs, and the schedule with it, to a wall-clock budget; ``patience`` stops when the key metric
+has not improved for that many epochs (:class:`Stopping`). Under torchrun
 (``ranks``, see :mod:`detector.engine.distributed`) every rank trains, and rank 0 alone logs and writes files.
 """
 
@@ -25,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detector.engine.checkpoint import save_checkpoint
-from detector.engine.distributed import Dist, all_reduce_sum
+from detector.engine.distributed import Dist, all_reduce_sum, broadcast_from_main
 from detector.evaluation.plots import plot_training
 
 
@@ -173,12 +175,42 @@ class Optimization:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
 
+    def retarget(self, task: Task, epochs: int, warmup_epochs: float) -> None:
+        """Stretch or shrink the schedule to ``epochs`` from the step it is at (``--time``)."""
+        total, warmup = epochs * task.steps_per_epoch, int(warmup_epochs * task.steps_per_epoch)
+        self.scheduler.lr_lambdas = [lr_lambda(total, warmup) for _ in self.optimizer.param_groups]
+
     def step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+
+
+@dataclass
+class Stopping:
+    """When a run ends before ``epochs``: a wall-clock budget (``--time``, hours) and ``--patience`` (epochs
+    without a better key metric). Both survive ``--resume`` through the checkpoint (``elapsed_s``, ``best_epoch``)."""
+
+    hours: float | None = None
+    patience: int | None = None
+    elapsed: float = 0.0  # seconds spent before this process (a resumed run)
+    best_epoch: int = -1
+    started: float = field(default_factory=lambda: time.perf_counter())
+
+    def spent(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    def epochs(self, done: int, epochs: int) -> int:
+        """The run's length after ``done`` epochs: with a time budget, as many as fit at the mean epoch time so
+        far (at least ``done``: stop now when the budget is spent); otherwise ``epochs``."""
+        if not self.hours:
+            return epochs
+        return max(done, int(self.hours * 3600 / (self.spent() / done)))
+
+    def patience_over(self, epoch: int) -> bool:
+        return bool(self.patience) and epoch - self.best_epoch >= self.patience
 
 
 def _not_finite(value: float, losses: dict, epoch: int, step: int, lr: float, data_hint: str) -> TrainingError:
@@ -223,12 +255,12 @@ def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: 
 
 def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, amp: bool = False,
         warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None,
-        ranks: Dist | None = None) -> dict:
-    """Train ``task`` for ``epochs``; return the last evaluation's metrics. ``resume`` is a loaded last.pt.
-    With ``ranks.enabled``, ``task.step_model`` is the DDP-wrapped model and ``task.evaluate`` gathers over
-    the ranks (its metrics are the same on every rank)."""
-    ranks = ranks or Dist()
-    main, model = ranks.main, task.model
+        ranks: Dist | None = None, stopping: Stopping | None = None) -> dict:
+    """Train ``task`` for ``epochs`` (or until ``stopping`` says); return the last evaluation's metrics.
+    ``resume`` is a loaded last.pt. With ``ranks.enabled``, ``task.step_model`` is the DDP-wrapped model and
+    ``task.evaluate`` gathers over the ranks (its metrics are the same on every rank)."""
+    ranks, stop = ranks or Dist(), stopping or Stopping()
+    main, model, config = ranks.main, task.model, dict(config or {})
     if main:
         out.mkdir(parents=True, exist_ok=True)
     opt = Optimization.build(task, lr, epochs, warmup_epochs, device, amp)
@@ -239,40 +271,43 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
         opt.load(resume)
         set_rng_state(resume["rng"], task.batch_gen)
         start_epoch, best, metrics = resume["epoch"] + 1, resume.get("best", -math.inf), resume.get("metrics", {})
+        stop.elapsed, stop.best_epoch = resume.get("elapsed_s", 0.0), resume.get("best_epoch", -1)
         if main:
             log(f"resuming at epoch {start_epoch + 1}/{epochs}")
 
     def state(epoch: int) -> dict:
         return {**task.describe, "model": model.state_dict(), "epoch": epoch, "device": device_name(device),
                 "metrics": metrics, "best": best, **opt.state(), "rng": rng_state(task.batch_gen),
-                "config": config or {}}
+                "config": {**config, "epochs": epochs}, "elapsed_s": stop.spent(), "best_epoch": stop.best_epoch}
 
     results_csv = out / "results.csv"
     fields = ["epoch", "lr", "loss", *task.loss_names, "images_per_s", "epoch_s", *task.metric_names]
     if main:
         start_results_csv(results_csv, fields, start_epoch)
-    saved_epoch = start_epoch - 1  # the epoch last.pt holds
+    saved_epoch, epoch = start_epoch - 1, start_epoch  # the epoch last.pt holds; the one being trained
     try:
-        for epoch in range(start_epoch, epochs):
+        while epoch < epochs:
             row = train_epoch(task, epoch, epochs, opt, device, ranks)
+            epochs = _fitted_epochs(stop, epoch, epochs, opt, task, warmup_epochs, ranks, device)
             evaluated = task.evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
             if evaluated:
                 metrics = task.evaluate(model)
                 row.update({k: f"{metrics[k]:.4f}" for k in task.metric_names})
                 if metrics[key] > best:
-                    best = metrics[key]
+                    best, stop.best_epoch = metrics[key], epoch
                     if main:
                         save_checkpoint(state(epoch), out / "best.pt")
-            saved_epoch = epoch
-            if not main:
-                continue
-            with open(results_csv, "a", newline="") as f:
-                csv.DictWriter(f, fields).writerow(row)
-            save_checkpoint(state(epoch), out / "last.pt")
-            plot_training(results_csv, out / "results.png", task.loss_names, task.metric_names[:2])
-            shown = ", ".join(f"val {k} {metrics[k]:.3f}" for k in task.metric_names[:2]) if evaluated else ""
-            log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']}, {row['images_per_s']} images/s"
-                + (f", {shown}" if shown else ""))
+            if evaluated and stop.patience_over(epoch):
+                epochs = epoch + 1  # this epoch is the last: --resume --epochs N goes on
+                if main:
+                    log(f"stopping: val {key} has not improved for {epoch - stop.best_epoch} epochs "
+                        f"(--patience {stop.patience}); best {best:.4f} at epoch {stop.best_epoch + 1}")
+            saved_epoch, epoch = epoch, epoch + 1
+            if main:
+                with open(results_csv, "a", newline="") as f:
+                    csv.DictWriter(f, fields).writerow(row)
+                save_checkpoint(state(saved_epoch), out / "last.pt")
+                _report(task, row, results_csv, out, metrics if evaluated else None, epochs)
     except KeyboardInterrupt:
         # last.pt stays the state at the end of the last complete epoch, so --resume is exact; it redoes this one
         if not main:
@@ -285,3 +320,23 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
     if task.evaluate is None and main:
         save_checkpoint(state(epochs - 1), out / "best.pt")  # without a val split, the last is the best known
     return metrics
+
+
+def _fitted_epochs(stop: Stopping, epoch: int, epochs: int, opt: Optimization, task: Task, warmup_epochs: float,
+                   ranks: Dist, device: torch.device) -> int:
+    """The run's length after ``epoch`` (``--time``); the schedule follows when it changes. Under DDP rank 0's
+    clock decides, so every rank stops at the same epoch."""
+    fitted = broadcast_from_main(stop.epochs(epoch + 1, epochs), ranks)
+    if fitted != epochs:
+        opt.retarget(task, fitted, warmup_epochs)
+        if ranks.main and (epoch == 0 or fitted == epoch + 1):
+            log(f"--time {stop.hours:g} h: {fitted} epochs fit ({stop.spent() / (epoch + 1):.0f} s each so far)")
+    return fitted
+
+
+def _report(task: Task, row: dict, results_csv: Path, out: Path, metrics: dict | None, epochs: int) -> None:
+    """Rank 0, after an epoch is saved: the plot and the log line."""
+    plot_training(results_csv, out / "results.png", task.loss_names, task.metric_names[:2])
+    shown = ", ".join(f"val {k} {metrics[k]:.3f}" for k in task.metric_names[:2]) if metrics else ""
+    log(f"epoch {row['epoch']}/{epochs}: loss {row['loss']}, {row['images_per_s']} images/s"
+        + (f", {shown}" if shown else ""))
