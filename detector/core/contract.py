@@ -1,6 +1,6 @@
 """The model contract every detector here honours (torchvision's):
 
-    model.train(); losses = model(images, targets)    # dict of named scalar losses
+    model.train(); losses = model(images, targets)    # dict of named scalar losses, keys model.loss_names
     model.eval();  detections = model(images)         # list of dict(boxes, scores, labels), one per image
     detections = model(images, post={"score_threshold": 0.25, "nms_threshold": 0.45, "max_detections": 100})
 

@@ -124,7 +124,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         model=model, step_model=torch.compile(step_model) if cfg.compile else step_model,
         param_groups=param_groups(model, cfg.weight_decay), batches=batches,
         steps_per_epoch=max(1, len(train_records) // cfg.batch_size),
-        losses=lambda m, b: m(b["images"], b), loss_names=["loss_cls", "loss_box"],
+        losses=lambda m, b: m(b["images"], b), loss_names=list(model.loss_names),
         evaluate=evaluate if val_records else None, metric_names=list(STAT_KEYS[:6]), batch_gen=gen,
         describe={"model_name": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": data.classes,
                   "category_ids": category_ids, "img_size": cfg.img_size, "command": cfg.command, "data": str(cfg.data),

@@ -78,6 +78,8 @@ def box_head(channels: int, representation: int, convs: int = 0, fcs: int = 2) -
 
 
 class FasterRCNN(FrozenParts, nn.Module):
+    loss_names = ("loss_objectness", "loss_rpn_box", "loss_classifier", "loss_box_reg")  # torchvision's names
+
     def __init__(
         self,
         num_classes: int,

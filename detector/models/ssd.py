@@ -45,6 +45,8 @@ class SSD(nn.Module):
     output, anchors per level, and the core's target assignment and postprocess. The blocks run in sequence;
     ``out_channels`` are their output channels. Every other hyper-parameter is a keyword with its default."""
 
+    loss_names = ("loss_cls", "loss_box")  # the keys of the training losses (results.csv's columns)
+
     def __init__(
         self,
         num_classes: int,

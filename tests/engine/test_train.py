@@ -11,7 +11,8 @@ from detector.engine.checkpoint import save_checkpoint
 from detector.engine.config import TrainConfig
 from detector.engine.detect import TrainingError, train
 from detector.models.checkpoint import CheckpointError, load_checkpoint
-from detector.models.registry import MODELS
+from detector.models.names import DETECTOR_MIN_INPUT
+from detector.models.registry import MODELS, build_model
 
 
 def config(shapes_yaml, out, **kw):
@@ -160,3 +161,14 @@ def test_checkpoints_refuse_pickled_code_and_save_atomically(tmp_path):
     finally:
         locked.chmod(0o700)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_and_writes_its_own_losses(name, shapes_yaml, tmp_path):
+    size = max(64, DETECTOR_MIN_INPUT.get(name, 0))
+    train(config(shapes_yaml, tmp_path / name, model=name, epochs=1, img_size=size))
+    with open(tmp_path / name / "results.csv") as f:
+        row = next(csv.DictReader(f))
+    model_losses = build_model(name, 5).loss_names
+    assert all(float(row[k]) > 0 for k in model_losses)
+    assert float(row["loss"]) == pytest.approx(sum(float(row[k]) for k in model_losses), abs=1e-3)
