@@ -90,7 +90,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if ckpt["classes"] != data.classes:
                 return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
             results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
-                                      args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels)
+                                      args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels,
+                                      letterbox=ckpt.get("letterbox", False))
         metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
     except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))

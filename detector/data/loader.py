@@ -32,7 +32,7 @@ class DetectionDataset(Dataset):
                  letterbox: bool = False, max_pixels: int | None = MAX_PIXELS):
         self.records, self.size, self.train, self.seed, self.epoch = records, size, train, seed, 0
         self.max_pixels = max_pixels  # images over it are refused from their header, never decoded
-        self.transform = train_transforms(size) if train else eval_transforms(size, letterbox)
+        self.transform = train_transforms(size, letterbox=letterbox) if train else eval_transforms(size, letterbox)
 
     def __len__(self) -> int:
         return len(self.records)

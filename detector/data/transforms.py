@@ -1,11 +1,14 @@
 """Box-aware augmentation with albumentations: a train preset and an eval preset.
 
 Train: zoom-out (SSD's "expand": the image on a canvas up to 2.5x its size filled with the mean colour),
-SSD's IoU-constrained random crop, horizontal flip, colour jitter, resize to the model's input. Scale
-augmentation comes from the zoom-out and the crop together. Boxes are clipped to the image and dropped when
-less than ``MIN_VISIBILITY`` of them remains, with labels kept aligned.
+SSD's IoU-constrained random crop, horizontal flip, colour jitter, resize to the model's input (or, with
+``letterbox``, the longest side to the input and the rest padded with the mean colour). Scale augmentation
+comes from the zoom-out and the crop together. Boxes are clipped to the image and dropped when less than
+``MIN_VISIBILITY`` of them remains, with labels kept aligned.
 
-Eval: resize (the book's choice) or letterbox to the model's input.
+Eval: resize (the book's choice) or letterbox to the model's input. :func:`letterbox_geometry` is the one
+letterbox rule (albumentations' ``LongestMaxSize`` + centred ``PadIfNeeded``, which the presets use; the
+inference path in :mod:`detector.evaluation.predict` uses the function and undoes it).
 
 Deterministic under a seed: :func:`apply` reseeds the pipeline per image (see ``DetectionDataset``).
 """
@@ -59,27 +62,42 @@ class SSDRandomCrop(BaseCrop):
         return ("min_ious", "min_scale", "max_tries")
 
 
+def letterbox_geometry(height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    """Where an image of ``height x width`` lands in a ``size x size`` letterbox: ``(new_h, new_w, top, left)``.
+    One scale ``size / max(height, width)``, each side rounded (at least 1 px), the image centred (an odd
+    leftover pixel goes to the bottom or right): exactly albumentations' ``LongestMaxSize`` then
+    ``PadIfNeeded(position="center")``."""
+    scale = size / max(height, width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
+
+
+def _fit(size: int, letterbox: bool) -> list:
+    """The last step of both presets: squash to ``size x size``, or letterbox (see :func:`letterbox_geometry`)."""
+    if letterbox:
+        return [A.LongestMaxSize(size), A.PadIfNeeded(size, size, position="center", fill=MEAN_RGB)]
+    return [A.Resize(size, size)]
+
+
 def _bbox_params() -> A.BboxParams:
     return A.BboxParams(format="pascal_voc", label_fields=["labels", "indices"], min_visibility=MIN_VISIBILITY,
                         clip=True, filter_invalid_bboxes=True)
 
 
-def train_transforms(size: int, seed: int | None = None) -> A.Compose:
-    """The train preset, output ``size x size``."""
+def train_transforms(size: int, seed: int | None = None, letterbox: bool = False) -> A.Compose:
+    """The train preset, output ``size x size`` (``letterbox``: after the crop, keep its aspect and pad)."""
     return A.Compose([
         A.CropAndPad(percent=(0.0, 0.75), keep_size=False, sample_independently=True, fill=MEAN_RGB, p=0.5),
         SSDRandomCrop(),
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=0.8),
-        A.Resize(size, size),
+        *_fit(size, letterbox),
     ], bbox_params=_bbox_params(), seed=seed)
 
 
 def eval_transforms(size: int, letterbox: bool = False) -> A.Compose:
     """The eval preset: resize to ``size x size`` (the book's), or letterbox (keep the aspect, pad with the mean)."""
-    steps = [A.LongestMaxSize(size), A.PadIfNeeded(size, size, position="center", fill=MEAN_RGB)] if letterbox \
-        else [A.Resize(size, size)]
-    return A.Compose(steps, bbox_params=_bbox_params())
+    return A.Compose(_fit(size, letterbox), bbox_params=_bbox_params())
 
 
 def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, seed: int | None = None):

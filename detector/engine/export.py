@@ -22,8 +22,8 @@ from detector.evaluation.predict import predict_records
 from detector.models.checkpoint import load_checkpoint
 from detector.models.registry import load_detector
 
-SHIPPED_KEYS = ("model_name", "model_kwargs", "classes", "category_ids", "img_size", "command", "epoch", "metrics",
-                "data")  # what a shipped checkpoint keeps besides the weights
+SHIPPED_KEYS = ("model_name", "model_kwargs", "classes", "category_ids", "img_size", "letterbox", "command", "epoch",
+                "metrics", "data")  # what a shipped checkpoint keeps besides the weights
 
 
 def export_checkpoint(weights: str | Path, out: str | Path, half: bool = False) -> dict:
@@ -56,7 +56,8 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
     data_info = yaml.safe_load(data_yaml.read_text()) if data_yaml.suffix == ".yaml" and data_yaml.exists() else {}
     card = {
         "model": Path(exported).name, "model_name": ckpt["model_name"], "model_kwargs": ckpt.get("model_kwargs", {}),
-        "classes": ckpt["classes"], "img_size": ckpt["img_size"], "command": ckpt.get("command", ""),
+        "classes": ckpt["classes"], "img_size": ckpt["img_size"], "letterbox": ckpt.get("letterbox", False),
+        "command": ckpt.get("command", ""),
         "train_config": {k: v for k, v in ckpt.get("config", {}).items() if k not in ("resume", "command")},
         "data": {"path": str(ckpt.get("data", "")), "generator": {k: data_info.get(k) for k in ("preset", "seed", "size")},
                  **_split_sizes(ckpt.get("data", ""))},
@@ -72,7 +73,7 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         cat_ids = default_category_ids(data.classes, data.category_ids)
         gt = ground_truth(data, "val", records)
         results = predict_records(model, records, shipped["img_size"], cat_ids, device,
-                                  ids=[im["id"] for im in gt["images"]])
+                                  ids=[im["id"] for im in gt["images"]], letterbox=shipped.get("letterbox", False))
         metrics, _ = coco_evaluate(gt, data.classes, cat_ids, results)
         test_yaml = Path(test_data) / "dataset.yaml" if Path(test_data).is_dir() else Path(test_data)
         test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" else {}

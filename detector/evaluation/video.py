@@ -99,7 +99,8 @@ def detect_video(model: nn.Module, ckpt: dict, src: Path | str, out: Path | str,
     bar = tqdm(total=info["frames"] or None, desc=f"video {Path(src).name}", unit="frame", disable=not progress)
 
     def flush():
-        for frame, det in zip(batch, detect_images(model, batch, size, device, post, conf)):
+        found = detect_images(model, batch, size, device, post, conf, letterbox=ckpt.get("letterbox", False))
+        for frame, det in zip(batch, found):
             if only is not None:
                 keep = np.isin(det["labels"], only)
                 det = {k: v[keep] for k, v in det.items()}

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from detector.data.device import augment_batch
-from detector.data.transforms import apply, eval_transforms, train_transforms
+from detector.data.transforms import MEAN_RGB, apply, eval_transforms, letterbox_geometry, train_transforms
 
 
 def scene(rng, size=128):
@@ -65,6 +65,46 @@ def test_eval_presets_scale_boxes():
     out, b, _, _ = apply(eval_transforms(200, letterbox=True), img, boxes, labels)
     assert out.shape == (200, 200, 3)
     np.testing.assert_allclose(b, [[20, 70, 60, 130]], atol=1e-3)  # scale 2, 50 px of padding on top
+
+
+def test_letterbox_geometry_is_the_presets():
+    """One rule for where an image lands in the letterbox: the function (used by the inference path) and
+    albumentations' LongestMaxSize + centred PadIfNeeded (used by the presets) agree, rounding included."""
+    assert letterbox_geometry(100, 200, 64) == (32, 64, 16, 0)  # scale 0.32, 16 rows of padding above and below
+    assert letterbox_geometry(200, 100, 64) == (64, 32, 0, 16)
+    assert letterbox_geometry(45, 90, 65) == (32, 65, 16, 0)  # 32.5 rounds to even; the odd row goes below
+    assert letterbox_geometry(7, 300, 64) == (1, 64, 31, 0)
+    for (h, w) in [(100, 200), (45, 90), (91, 45), (7, 300), (333, 101), (64, 64), (10, 11)]:
+        for size in (64, 65, 97):
+            image = np.full((h, w, 3), 255, np.uint8)
+            out = eval_transforms(size, letterbox=True)(image=image, bboxes=np.zeros((0, 4)), labels=np.zeros(0),
+                                                        indices=np.zeros(0))["image"]
+            ys, xs = np.nonzero((out == 255).all(-1))
+            new_h, new_w, top, left = letterbox_geometry(h, w, size)
+            assert (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1) == (top, top + new_h, left, left + new_w), (h, w, size)
+            assert (out[:top] == MEAN_RGB).all() and (out[top + new_h:] == MEAN_RGB).all()
+
+
+def test_train_preset_letterbox_keeps_the_aspect():
+    """With letterbox the train preset scales both axes alike (after its crop), so a box that no crop cut keeps
+    its shape; without it, a wide image is squashed."""
+    rng = np.random.default_rng(2)
+    ratios = {}
+    for letterbox in (False, True):
+        t, found = train_transforms(96, letterbox=letterbox), []
+        for seed in range(30):
+            img, boxes, labels = scene(rng)
+            img, boxes = np.ascontiguousarray(img[::2]), boxes * [1, 0.5, 1, 0.5]  # 128 x 64: twice as wide
+            if (boxes[0, :2] < boxes[1, 2:]).all() and (boxes[1, :2] < boxes[0, 2:]).all():
+                continue  # overlapping rectangles: a colour's extent is not its box
+            out, b, lab, idx = apply(t, img, boxes, labels, seed=seed)
+            assert out.shape == (96, 96, 3)
+            assert_boxes_follow_pixels(out, b, lab, tol=2.5)
+            sx, sy = (b[:, 2] - b[:, 0]) / (boxes[idx, 2] - boxes[idx, 0]), (b[:, 3] - b[:, 1]) / (boxes[idx, 3] - boxes[idx, 1])
+            found += (sx / sy).tolist()
+        ratios[letterbox] = np.array(found)
+    assert (np.abs(ratios[True] - 1) < 0.05).mean() > 0.6  # the others were cut by a crop
+    assert (np.abs(ratios[False] - 1) < 0.05).mean() < 0.3
 
 
 def test_device_augmentation_boxes_follow_the_objects():

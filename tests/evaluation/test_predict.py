@@ -138,3 +138,70 @@ def test_a_model_that_resizes_itself_gets_the_original_images(tmp_path):
     for r, size in zip(results, SIZES):
         x1, y1, x2, y2 = EXPECTED[size]
         assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
+
+
+class LiteralBox(FixedBox):
+    """Finds the box ``BOX`` (pixels of its input) in every image."""
+
+    def __init__(self, box):
+        super().__init__()
+        self.box = torch.tensor([box], dtype=torch.float32)
+
+    def forward(self, images, targets=None, post=None):
+        return [{"boxes": self.box, "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for _ in images]
+
+
+def test_letterbox_maps_literal_boxes_back():
+    """200 x 100 (w x h) at 64: scale 0.32, the image is 64 x 32 at rows 16..48; a box (8, 20, 24, 40) of the input
+    is ((8 - 0) / 0.32, (20 - 16) / 0.32, ...) = (25, 12.5, 75, 75) in the original. Transposed, the padding is
+    on the left."""
+    wide, tall = np.zeros((100, 200, 3), np.uint8), np.zeros((200, 100, 3), np.uint8)
+    (det,) = detect_images(LiteralBox([8, 20, 24, 40]), [wide], 64, letterbox=True)
+    np.testing.assert_allclose(det["boxes"], [[25, 12.5, 75, 75]], atol=1e-4)
+    (det,) = detect_images(LiteralBox([24, 8, 40, 24]), [tall], 64, letterbox=True)
+    np.testing.assert_allclose(det["boxes"], [[25, 25, 75, 75]], atol=1e-4)
+    (det,) = detect_images(LiteralBox([0, 0, 64, 64]), [wide], 64, letterbox=True)
+    np.testing.assert_allclose(det["boxes"], [[0, 0, 200, 100]], atol=1e-4)  # the padding is not in the image
+    (det,) = detect_images(LiteralBox([8, 20, 24, 40]), [wide], 64)  # without: x / 0.32, y / 0.64
+    np.testing.assert_allclose(det["boxes"], [[25, 31.25, 75, 62.5]], atol=1e-4)
+
+
+class ColourFinder(FixedBox):
+    """Finds the one rectangle of colour ``COLOUR`` in each input; records the inputs."""
+
+    COLOUR = (250, 10, 10)
+
+    def forward(self, images, targets=None, post=None):
+        self.inputs = images
+        out = []
+        for im in images:
+            ys, xs = torch.nonzero((im.permute(1, 2, 0) == torch.tensor(self.COLOUR, dtype=torch.uint8)).all(-1),
+                                   as_tuple=True)
+            box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
+            out.append({"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])})
+        return out
+
+
+def test_letterbox_round_trip_through_every_caller(tmp_path):
+    """A rectangle drawn at literal pixels of a 256 x 96 image, found by the model in the letterboxed 128 x 128
+    input (scale 0.5, 40 rows of the mean colour above), comes back at those pixels from detect_images,
+    predict_records (eval, training's val AP) and predict_paths (predict, with the checkpoint's letterbox)."""
+    from detector.data.transforms import MEAN_RGB
+
+    image = np.full((96, 256, 3), 90, np.uint8)
+    image[30:70, 40:140] = ColourFinder.COLOUR  # (x1, y1, x2, y2) = (40, 30, 140, 70)
+    boxed = resize_for_model(image, 128, letterbox=True)
+    assert boxed.shape == (128, 128, 3) and (boxed[:40] == MEAN_RGB).all() and (boxed[88:] == MEAN_RGB).all()
+    assert (boxed[55:75, 20:70] == ColourFinder.COLOUR).all() and (boxed[40:88] != MEAN_RGB).any(-1).all()
+    model = ColourFinder()
+    (det,) = detect_images(model, [image], 128, letterbox=True)
+    np.testing.assert_allclose(det["boxes"], [[40, 30, 140, 70]], atol=1e-4)
+
+    path = tmp_path / "wide.png"
+    Image.fromarray(image).save(path)
+    results = predict_records(model, [ImageRecord(path, 256, 96, np.zeros((0, 4)), [], image_id=3)], 128,
+                              category_ids=[7], letterbox=True)
+    assert results[0]["bbox"] == pytest.approx([40, 30, 100, 40])  # COCO xywh
+    ckpt = {"classes": ["a"], "category_ids": [7], "img_size": 128, "letterbox": True}
+    predicted, errors = predict_paths(model, ckpt, [path], tmp_path / "out", progress=False, conf=0.5)
+    assert not errors and predicted[0]["bbox"] == pytest.approx([40, 30, 100, 40])
