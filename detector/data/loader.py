@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from detector.core.contract import pad_targets
 from detector.data.images import MAX_PIXELS, read_image
+from detector.data.mosaic import draw_mixup, draw_mosaic, mixup, mosaic
 from detector.data.records import ImageRecord
 from detector.data.transforms import apply, eval_transforms, train_transforms
 
@@ -26,13 +28,17 @@ from detector.data.transforms import apply, eval_transforms, train_transforms
 class DetectionDataset(Dataset):
     """Records -> (image uint8 [3, S, S], target dict). With ``train=True`` the train preset runs, reseeded per
     image from (seed, epoch, index), so an epoch is the same whatever the number of workers; call
-    :meth:`set_epoch` before each epoch (workers are re-created per epoch, so they see it)."""
+    :meth:`set_epoch` before each epoch (workers are re-created per epoch, so they see it). In training,
+    ``mosaic`` and ``mixup`` are the probabilities of :mod:`detector.data.mosaic`'s mixes (drawn from the same
+    per-image seed): a mosaic goes through the preset like one image; mixup blends two preset outputs."""
 
     def __init__(self, records: list[ImageRecord], size: int, train: bool = False, seed: int = 0,
-                 letterbox: bool = False, max_pixels: int | None = MAX_PIXELS):
+                 letterbox: bool = False, max_pixels: int | None = MAX_PIXELS, mosaic: float = 0.0,
+                 mixup: float = 0.0):
         self.records, self.size, self.train, self.seed, self.epoch = records, size, train, seed, 0
         self.max_pixels = max_pixels  # images over it are refused from their header, never decoded
         self.transform = train_transforms(size, letterbox=letterbox) if train else eval_transforms(size, letterbox)
+        self.mosaic, self.mixup = (mosaic, mixup) if train else (0.0, 0.0)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -40,13 +46,31 @@ class DetectionDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __getitem__(self, index: int):
+    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         r = self.records[index]
         image = read_image(r.path, self.max_pixels)  # raises OSError naming the file
         if image.shape[:2] != (r.height, r.width) and r.height and r.width:
             raise OSError(f"{r.path}: decoded as {image.shape[1]}x{image.shape[0]}, annotated as {r.width}x{r.height}")
+        return image, r.boxes, r.labels
+
+    def _augmented(self, index: int, seed: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image ``index`` (or, drawn with probability ``mosaic``, its mosaic with three others) through the preset."""
+        image, boxes, labels = self._read(index)
+        rng = np.random.default_rng([seed, 0]) if self.mosaic else None
+        if rng is not None and rng.random() < self.mosaic:
+            others, centre = draw_mosaic(rng, len(self.records), self.size)
+            parts = [(image, boxes, labels), *(self._read(i) for i in others)]
+            image, boxes, labels = mosaic(*zip(*parts), size=self.size, centre=centre)
+        return apply(self.transform, image, boxes, labels, seed)[:3]
+
+    def __getitem__(self, index: int):
+        r = self.records[index]
         seed = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index if self.train else None
-        image, boxes, labels, _ = apply(self.transform, image, r.boxes, r.labels, seed)
+        image, boxes, labels = self._augmented(index, seed)
+        rng = np.random.default_rng([seed, 1]) if self.mixup else None
+        if rng is not None and rng.random() < self.mixup:
+            other, other_seed, ratio = draw_mixup(rng, len(self.records))
+            image, boxes, labels = mixup(image, boxes, labels, *self._augmented(other, other_seed), ratio=ratio)
         target = {"boxes": torch.from_numpy(boxes), "labels": torch.from_numpy(labels),
                   "image_id": r.image_id, "orig_size": (r.height, r.width)}
         return torch.from_numpy(image).permute(2, 0, 1).contiguous(), target  # (3, S, S)
