@@ -4,7 +4,8 @@
 (bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
 epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
 atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
-keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. ``time`` (hours) fits the
+keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. With a task's ``ema``
+(:mod:`detector.engine.ema`) the average is updated after every step, evaluated, and saved as the weights. ``time`` (hours) fits the
 number of epochs, and the schedule with it, to a wall-clock budget; ``patience`` stops when the key metric
 has not improved for that many epochs (:class:`Stopping`). Under torchrun
 (``ranks``, see :mod:`detector.engine.distributed`) every rank trains, and rank 0 alone logs and writes files.
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from detector.engine.checkpoint import save_checkpoint
 from detector.engine.distributed import Dist, all_reduce_sum, broadcast_from_main
+from detector.engine.ema import ModelEMA
 from detector.evaluation.plots import plot_training
 
 
@@ -51,6 +53,7 @@ class Task:
     batch_gen: torch.Generator  # the data order and augmentation: saved and restored with the checkpoint
     describe: dict = field(default_factory=dict)  # what the checkpoint carries for eval, predict and the app
     data_hint: str = ""  # for messages: the data set
+    ema: ModelEMA | None = None  # a moving average of the weights: evaluated and saved in place of the model
 
 
 def resolve_device(name: str) -> torch.device:
@@ -238,6 +241,8 @@ def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: 
         if not math.isfinite(value):
             raise _not_finite(value, losses, epoch, step, opt.lr, task.data_hint)
         opt.step(loss)
+        if task.ema is not None:
+            task.ema.update(task.model)
         n = len(batch["images"])
         seen += n
         sums["loss"] += value * n
@@ -267,7 +272,10 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
     key = task.metric_names[0] if task.metric_names else None
     start_epoch, best, metrics = 0, -math.inf, {}
     if resume is not None:
-        model.load_state_dict(resume["model"])
+        if task.ema is not None:
+            task.ema.load(resume, model)
+        else:
+            model.load_state_dict(resume["model"])
         opt.load(resume)
         set_rng_state(resume["rng"], task.batch_gen)
         start_epoch, best, metrics = resume["epoch"] + 1, resume.get("best", -math.inf), resume.get("metrics", {})
@@ -276,7 +284,8 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
             log(f"resuming at epoch {start_epoch + 1}/{epochs}")
 
     def state(epoch: int) -> dict:
-        return {**task.describe, "model": model.state_dict(), "epoch": epoch, "device": device_name(device),
+        weights = task.ema.state(model) if task.ema else {"model": model.state_dict()}
+        return {**task.describe, **weights, "epoch": epoch, "device": device_name(device),
                 "metrics": metrics, "best": best, **opt.state(), "rng": rng_state(task.batch_gen),
                 "config": {**config, "epochs": epochs}, "elapsed_s": stop.spent(), "best_epoch": stop.best_epoch}
 
@@ -291,7 +300,7 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
             epochs = _fitted_epochs(stop, epoch, epochs, opt, task, warmup_epochs, ranks, device)
             evaluated = task.evaluate is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == epochs)
             if evaluated:
-                metrics = task.evaluate(model)
+                metrics = task.evaluate(task.ema.module if task.ema else model)
                 row.update({k: f"{metrics[k]:.4f}" for k in task.metric_names})
                 if metrics[key] > best:
                     best, stop.best_epoch = metrics[key], epoch
