@@ -19,6 +19,16 @@ def _check_positive(values: Sequence[float], name: str) -> None:
         raise ValueError(f"{name} must all be positive, got {list(values)}")
 
 
+def anchor_shapes(height: int, width: int, sizes: Sequence[float], ratios: Sequence[float]) -> Tensor:
+    """The widths and heights ``float64 [K, 2]`` of the anchors of each cell of a ``height x width`` map, in the
+    book's order (see :func:`generate_anchors`), normalized to the input."""
+    size_t = torch.as_tensor(sizes, dtype=torch.float64)
+    ratio_t = torch.as_tensor(ratios, dtype=torch.float64)
+    w = torch.cat((size_t * ratio_t[0].sqrt(), size_t[0] * ratio_t[1:].sqrt())) * height / width  # (K,)
+    h = torch.cat((size_t / ratio_t[0].sqrt(), size_t[0] / ratio_t[1:].sqrt()))  # (K,)
+    return torch.stack((w, h), dim=1)
+
+
 def generate_anchors(
     height: int,
     width: int,
@@ -40,11 +50,8 @@ def generate_anchors(
         raise ValueError(f"height and width must be positive integers, got {height} x {width}")
     _check_positive(sizes, "sizes")
     _check_positive(ratios, "ratios")
-    size_t = torch.as_tensor(sizes, dtype=torch.float64)
-    ratio_t = torch.as_tensor(ratios, dtype=torch.float64)
     # per-cell half widths and heights, in the book's order, computed in float64 then cast
-    w = torch.cat((size_t * ratio_t[0].sqrt(), size_t[0] * ratio_t[1:].sqrt())) * height / width  # (K,)
-    h = torch.cat((size_t / ratio_t[0].sqrt(), size_t[0] / ratio_t[1:].sqrt()))  # (K,)
+    w, h = anchor_shapes(height, width, sizes, ratios).unbind(1)  # (K,) each
     half = torch.stack((-w, -h, w, h), dim=1).to(dtype) / 2  # (K, 4)
 
     cy = (torch.arange(height, dtype=torch.float64) + 0.5) / height  # (H,)

@@ -4,6 +4,7 @@
 before anything is built."""
 
 DETECTORS = ("faster_rcnn", "resnet_ssd", "tiny_ssd", "tiny_ssd_plus")
+ANCHOR_MODELS = ("resnet_ssd", "tiny_ssd", "tiny_ssd_plus")  # the SSD family: anchor ``sizes`` and ``ratios`` keywords
 BACKBONES = ("alexnet", "densenet", "googlenet", "lenet", "nin", "resnet18", "resnet34", "resnet50", "vgg11")
 
 # the smallest square input (px) each detector runs on: TinySSD's 6 halvings end at 1 px from 64; resnet_ssd's

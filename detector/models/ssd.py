@@ -78,6 +78,19 @@ class SSD(nn.Module):
         self.cls_heads = nn.ModuleList(nn.Conv2d(c, k * (num_classes + 1), 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
         self.box_heads = nn.ModuleList(nn.Conv2d(c, k * 4, 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
 
+    @torch.no_grad()
+    def feature_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """The ``(h, w)`` of each level's feature map for a ``height x width`` input (the blocks run once on zeros,
+        in eval mode), e.g. to place anchors without images."""
+        training, device = self.training, next(self.parameters()).device
+        self.eval()
+        x, shapes = torch.zeros(1, 3, height, width, device=device), []
+        for block in self.blocks:
+            x = block(x)
+            shapes.append(tuple(x.shape[-2:]))
+        self.train(training)
+        return shapes
+
     def head_outputs(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(cls_logits [B, A, C + 1], offsets [B, A, 4], anchors [A, 4] normalized)``."""
         x = normalize_images(images).contiguous(memory_format=torch.channels_last)

@@ -165,3 +165,24 @@ def test_model_names_without_torch_equal_the_tables():
 
     assert set(names.DETECTORS) == set(MODELS)
     assert set(names.BACKBONES) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", ["tiny_ssd", "resnet_ssd"])
+def test_feature_shapes_place_the_models_own_anchors(name):
+    """The maps' shapes without images (what --anchors auto measures coverage on): the model's anchors there are
+    the ones its forward pass uses, and the call leaves the model in its mode."""
+    model = build_model(name, 3).train()
+    assert model.feature_shapes(256, 256) == [(32, 32), (16, 16), (8, 8), (4, 4), (1, 1)] and model.training
+    shapes = model.feature_shapes(96, 160)
+    model.eval()
+    _, _, anchors = model.head_outputs(torch.zeros(1, 3, 96, 160, dtype=torch.uint8))
+    assert torch.equal(model.anchor_gen(shapes), anchors)
+
+
+def test_the_anchor_models_are_the_ssd_family():
+    """--anchors auto is offered for the models with the SSD's ``sizes`` and ``ratios`` keywords."""
+    from detector.models.names import ANCHOR_MODELS
+    from detector.models.ssd import SSD
+
+    assert all(isinstance(build_model(name, 2), SSD) for name in ANCHOR_MODELS)
+    assert set(MODELS) - set(ANCHOR_MODELS) == {"faster_rcnn"}
