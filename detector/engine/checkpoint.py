@@ -16,7 +16,8 @@ from detector.engine.config import ClassifyConfig, ConfigError
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
 RESUME_KEEPS = ("model", "data", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "img_size", "seed",
-                "eval_every", "model_kwargs")  # a resumed run keeps these; device, workers, amp may change
+                "eval_every", "model_kwargs", "letterbox", "multi_scale", "mosaic", "mixup", "ema_decay",
+                "anchors")  # a resumed run keeps these; device, workers, amp may change
 
 
 def save_checkpoint(state: dict, path: Path | str) -> None:

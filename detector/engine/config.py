@@ -15,13 +15,15 @@ import re
 from dataclasses import dataclass, field
 
 from detector.data.images import MAX_PIXELS
-from detector.models.names import BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
+from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
            "img_size": 1, "patience": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
-FRACTIONS = ("conf", "iou")  # floats in [0, 1]
+FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
+BELOW_ONE = ("multi_scale",)  # floats in [0, 1)
+OPEN_UNIT = ("ema_decay",)  # floats in (0, 1)
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -45,6 +47,10 @@ def check_flags(**values) -> None:
             problems.append(f"{flag}: must be 0 or more")
         elif name in FRACTIONS and not 0 <= value <= 1:
             problems.append(f"{flag}: must be between 0 and 1")
+        elif name in BELOW_ONE and not 0 <= value < 1:
+            problems.append(f"{flag}: must be at least 0 and below 1")
+        elif name in OPEN_UNIT and not 0 < value < 1:
+            problems.append(f"{flag}: must be between 0 and 1 (both excluded)")
         elif name == "device" and not DEVICE.fullmatch(value):
             problems.append(f"{flag}: not a device; use auto, cpu, cuda, cuda:N (N the GPU's index) or mps")
     if problems:
@@ -55,6 +61,13 @@ def check_img_size(model: str, size: int, table: dict[str, int] = DETECTOR_MIN_I
     """:class:`ConfigError` when ``model`` (a name in ``table``) cannot take ``size`` x ``size`` inputs."""
     if model in table and size < table[model]:
         raise ConfigError(f"--img-size {size}: too small for {model}, which needs at least {table[model]} px")
+
+
+def multi_scale_sizes(size: int, fraction: float, min_size: int = 1, stride: int = 32) -> list[int]:
+    """The input sizes ``--multi-scale fraction`` draws from: the multiples of ``stride`` in
+    ``[size * (1 - fraction), size * (1 + fraction)]`` that are at least ``min_size`` (Ultralytics' rule)."""
+    lo, hi = max(round(size * (1 - fraction), 6), min_size), round(size * (1 + fraction), 6)  # 320 * 0.9 is 288.00...06
+    return list(range(math.ceil(lo / stride) * stride, math.floor(hi / stride) * stride + 1, stride))
 
 
 def opt(default, help: str, cli: bool = True, **argparse_kwargs):
@@ -80,6 +93,16 @@ class TrainConfig:
     weight_decay: float = opt(5e-4, "not applied to biases and norm weights", cli=False)
     warmup_epochs: float = opt(1.0, "linear warm-up from lr / 10, then cosine down to lr / 100", cli=False)
     img_size: int = opt(256, "square input size in pixels")
+    letterbox: bool = opt(False, "keep each image's aspect ratio: its longest side to --img-size, the rest padded with "
+                          "the mean colour, in training (after the crop) and wherever the checkpoint is used")
+    multi_scale: float = opt(0.0, "F: each batch at a size drawn from the multiples of 32 in img-size x [1 - F, "
+                             "1 + F] (sizes the model cannot take left out); 0: off")
+    mosaic: float = opt(0.0, "probability that a training image is a mosaic of 4 (YOLOv4); 0: off")
+    mixup: float = opt(0.0, "probability that a training image is blended with another (its boxes added); 0: off")
+    ema_decay: float | None = opt(None, "evaluate and save an exponential moving average of the weights with this "
+                                  "decay (e.g. 0.9999; ramped up over the first few thousand steps)")
+    anchors: str = opt("model", "SSD models: model: the model's anchor sizes; auto: sizes and ratios fitted to the "
+                       "training boxes (k-means), with a coverage report", choices=("model", "auto"))
     device: str = opt("auto", DEVICE_HELP)
     amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
     compile: bool = opt(False, "torch.compile the model")
@@ -106,6 +129,27 @@ class TrainConfig:
     def check(self) -> None:
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
         _check(self, DETECTOR_MIN_INPUT)
+        check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay)
+        _check_recipe(self)
+
+
+def _check_recipe(cfg: TrainConfig) -> None:
+    """The training-recipe options that cannot go together with the model or the data path."""
+    if cfg.anchors == "auto" and cfg.model not in ANCHOR_MODELS:
+        raise ConfigError(f"--anchors auto: fits the anchor sizes of the SSD models ({', '.join(ANCHOR_MODELS)}); "
+                          f"{cfg.model} has none to fit")
+    if cfg.anchors == "auto" and not cfg.resume and {"sizes", "ratios"} & set(cfg.model_kwargs):
+        raise ConfigError("--anchors auto fits the sizes and ratios: leave them out of --model-kwargs (or use "
+                          "--anchors model)")
+    loader_only = [f for f, on in (("--letterbox", cfg.letterbox), ("--mosaic", cfg.mosaic), ("--mixup", cfg.mixup))
+                   if on]
+    if cfg.multi_scale and len(sizes := multi_scale_sizes(cfg.img_size, cfg.multi_scale,
+                                                          DETECTOR_MIN_INPUT.get(cfg.model, 1))) < 2:
+        raise ConfigError(f"--multi-scale {cfg.multi_scale}: with --img-size {cfg.img_size} and {cfg.model} that "
+                          f"leaves {sizes or 'no size'} (multiples of 32 the model takes); give a larger fraction")
+    if cfg.data_path == "device" and loader_only:
+        raise ConfigError(f"{' and '.join(loader_only)}: done by the DataLoader path only; use --data-path loader "
+                          "(or auto)")
 
 
 def _check(cfg, min_input: dict[str, int]) -> None:

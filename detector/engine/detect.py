@@ -8,6 +8,11 @@
 On the GPU when there is one (bf16/fp16 autocast with ``--amp``, channels_last, optional ``torch.compile``,
 the device-resident data path when the data fits); on the CPU otherwise, the same code. The loop itself
 (schedule, checkpoints, resume, results.csv, Ctrl-C, NaN) is :func:`detector.engine.loop.fit`.
+
+The recipe options (all off by default): ``--letterbox`` (:mod:`detector.data.transforms`, and the inference
+path), ``--multi-scale`` (:mod:`detector.data.multiscale`), ``--mosaic`` and ``--mixup``
+(:mod:`detector.data.mosaic`), ``--ema-decay`` (:mod:`detector.engine.ema`), ``--anchors auto``
+(:mod:`detector.engine.autoanchor`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ import torch
 from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
+from detector.data.multiscale import resize_batch, with_sizes
 from detector.data.records import default_category_ids
-from detector.engine.config import TrainConfig
+from detector.engine.autoanchor import describe_fit, fit_anchors
+from detector.engine.config import TrainConfig, multi_scale_sizes
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
+from detector.engine.ema import ModelEMA
 from detector.engine.loop import (
     Stopping,
     Task,
@@ -37,6 +45,7 @@ from detector.engine.runs import training_run
 from detector.evaluation.coco import STAT_KEYS, coco_evaluate
 from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
+from detector.models.names import DETECTOR_MIN_INPUT
 from detector.models.registry import build_model
 from detector.models.resnet_body import load_backbone
 
@@ -45,9 +54,27 @@ __all__ = ["TrainingError", "train"]
 
 def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist | None = None):
     """``(epoch -> batches, batch generator)``: the device-resident path on a GPU (or when asked), else the
-    DataLoader path; under torchrun always the DataLoader path, each rank loading its part of each batch."""
-    ranks = ranks or Dist()
+    DataLoader path; under torchrun always the DataLoader path, each rank loading its part of each batch. With
+    ``--multi-scale`` each batch names its input size (``input_size``; see :func:`batch_losses`)."""
+    batches, gen = _data_path(records, cfg, device, ranks or Dist())
+    if not cfg.multi_scale:
+        return batches, gen
+    sizes = multi_scale_sizes(cfg.img_size, cfg.multi_scale, DETECTOR_MIN_INPUT.get(cfg.model, 1))
+    return (lambda epoch: with_sizes(batches(epoch), sizes, cfg.seed, epoch)), gen
+
+
+def batch_losses(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+    """The model's losses on ``batch`` (on the device), resized first to the size multi-scale drew for it."""
+    if "input_size" in batch:
+        batch = resize_batch(batch, batch["input_size"])
+    return model(batch["images"], batch)
+
+
+def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist):
     use_device = not ranks.enabled and (cfg.data_path == "device" or (cfg.data_path == "auto" and device.type == "cuda"))
+    if use_device and (cfg.letterbox or cfg.mosaic or cfg.mixup):  # --data-path device with them is refused earlier
+        log("--letterbox, --mosaic and --mixup are done by the DataLoader path: using it")
+        use_device = False
     if use_device:
         try:
             data = DeviceData(records, cfg.img_size, device, max_pixels=cfg.max_pixels)
@@ -58,7 +85,8 @@ def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist |
                 raise TrainingError(str(e)) from None
             log(f"{e}; using the DataLoader path")
     gen = torch.Generator().manual_seed(cfg.seed)
-    dataset = DetectionDataset(records, cfg.img_size, train=True, seed=cfg.seed, max_pixels=cfg.max_pixels)
+    dataset = DetectionDataset(records, cfg.img_size, train=True, seed=cfg.seed, letterbox=cfg.letterbox,
+                               max_pixels=cfg.max_pixels, mosaic=cfg.mosaic, mixup=cfg.mixup)
     loader = make_loader(dataset, cfg.batch_size, shuffle=True, workers=cfg.workers, drop_last=True, generator=gen,
                          rank=ranks.rank, world=ranks.world)
 
@@ -88,13 +116,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         raise TrainingError(f"{cfg.data}: the train split has no usable images")
     category_ids = default_category_ids(data.classes, data.category_ids)
 
-    model = build_model(cfg.model, len(data.classes), **cfg.model_kwargs)
-    if cfg.pretrained and ckpt is None:
-        if not hasattr(model, "backbone"):
-            raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
-        report = load_backbone(model, cfg.pretrained)
-        say(f"pretrained: {report['loaded']} body tensors from {report['file']}; {report['fresh']} start fresh "
-            f"(heads and extra blocks){'; missing in the file: ' + str(report['missing_in_body'][:5]) if report['missing_in_body'] else ''}")
+    model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)
     model = model.to(device).to(memory_format=torch.channels_last)
     if ranks.enabled and cfg.sync_bn:
         if device.type != "cuda":
@@ -113,7 +135,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
         results = predict_records(m, val_records[part], cfg.img_size, category_ids, device,
                                   batch_size=cfg.batch_size, workers=cfg.workers, amp_dtype=amp_dtype,
-                                  ids=all_ids[part], max_pixels=cfg.max_pixels)
+                                  ids=all_ids[part], max_pixels=cfg.max_pixels, letterbox=cfg.letterbox)
         parts = gather_to_main(results, ranks)
         metrics = None
         if ranks.main:
@@ -124,13 +146,35 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         model=model, step_model=torch.compile(step_model) if cfg.compile else step_model,
         param_groups=param_groups(model, cfg.weight_decay), batches=batches,
         steps_per_epoch=max(1, len(train_records) // cfg.batch_size),
-        losses=lambda m, b: m(b["images"], b), loss_names=list(model.loss_names),
+        losses=batch_losses, loss_names=list(model.loss_names),
         evaluate=evaluate if val_records else None, metric_names=list(STAT_KEYS[:6]), batch_gen=gen,
         describe={"model_name": cfg.model, "model_kwargs": cfg.model_kwargs, "classes": data.classes,
-                  "category_ids": category_ids, "img_size": cfg.img_size, "command": cfg.command, "data": str(cfg.data),
-                  "pretrained": cfg.pretrained},
-        data_hint=str(cfg.data))
+                  "category_ids": category_ids, "img_size": cfg.img_size, "letterbox": cfg.letterbox,
+                  "command": cfg.command, "data": str(cfg.data), "pretrained": cfg.pretrained,
+                  **({"anchor_fit": anchor_fit} if anchor_fit else {})},
+        data_hint=str(cfg.data), ema=ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None)
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
                stopping=Stopping(cfg.time, cfg.patience),
                ranks=ranks)
+
+
+def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict | None, say):
+    """``(model, anchor fit report or None)``: the model ``cfg`` names; a new run (not ``--resume``) also gets
+    ``--anchors auto``'s fitted sizes (written into ``cfg.model_kwargs``, so the checkpoint rebuilds them; the
+    model is rebuilt from the same seed, as if they had been given) and the ``--pretrained`` body."""
+    model, report = build_model(cfg.model, num_classes, **cfg.model_kwargs), (ckpt or {}).get("anchor_fit")
+    if cfg.anchors == "auto" and ckpt is None:
+        fitted, report = fit_anchors(model, train_records, cfg.img_size, cfg.letterbox)
+        say(describe_fit(report))
+        if fitted:
+            cfg.model_kwargs = {**cfg.model_kwargs, **fitted}
+            seed_everything(cfg.seed)
+            model = build_model(cfg.model, num_classes, **cfg.model_kwargs)
+    if cfg.pretrained and ckpt is None:
+        if not hasattr(model, "backbone"):
+            raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
+        loaded = load_backbone(model, cfg.pretrained)
+        say(f"pretrained: {loaded['loaded']} body tensors from {loaded['file']}; {loaded['fresh']} start fresh "
+            f"(heads and extra blocks){'; missing in the file: ' + str(loaded['missing_in_body'][:5]) if loaded['missing_in_body'] else ''}")
+    return model, report
