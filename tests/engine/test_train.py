@@ -58,6 +58,8 @@ def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
 
 
 class NaNModel(torch.nn.Module):
+    loss_names = ("loss_cls", "loss_box")
+
     def __init__(self, num_classes):
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
