@@ -2,9 +2,11 @@
 :func:`detector.engine.checkpoint.save_checkpoint`, atomically).
 
 A detector checkpoint carries everything ``eval``, ``predict`` and the app need:
-``model`` (state dict), ``model_name`` and ``model_kwargs`` (to rebuild it), ``classes``, ``category_ids``,
-``img_size``, ``command`` (the training command), ``epoch``, ``metrics``; training adds ``optimizer``,
-``scheduler``, ``scaler``, ``rng`` and ``best`` (the best key metric) for ``--resume``.
+``model`` (state dict), ``model_name`` and ``model_kwargs`` (to rebuild it, with ``--anchors auto``'s fitted
+``sizes`` and ``ratios``), ``classes``, ``category_ids``, ``img_size``, ``letterbox`` (how images are fitted to
+it; absent means squashed), ``command`` (the training command), ``epoch``, ``metrics``; training adds
+``optimizer``, ``scheduler``, ``scaler``, ``rng`` and ``best`` (the best key metric) for ``--resume``, and with
+``--ema-decay`` the raw weights ``model_raw`` and ``ema_updates`` (``model`` is then the moving average).
 """
 
 from __future__ import annotations
