@@ -83,7 +83,8 @@ class OnnxDetector(nn.Module):
         self.size = int(info["img_size"])
         self.post_defaults = dict(info["post_defaults"])
         self.batch_limit = None if info.get("dynamic_batch") else 1  # a graph exported without --dynamic-batch
-        self.optional = {i.name for i in session.get_inputs()} - {"images"}
+        given = session.get_inputs() + session.get_overridable_initializers()  # inputs, and inputs with defaults
+        self.optional = {i.name for i in given} - {"images"}
 
     def train(self, mode: bool = True) -> OnnxDetector:
         if mode:
