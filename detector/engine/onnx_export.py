@@ -166,7 +166,9 @@ def fp16_storage(proto):
         init.CopyFrom(half)
         casts.append(helper.make_node("Cast", [half.name], [half.name[:-5]], to=TensorProto.FLOAT,
                                       name=f"{half.name[:-5]}_to_fp32"))
-    proto.graph.node[:0] = casts  # before every use: nodes are in topological order
+    nodes = casts + list(proto.graph.node)  # the casts before every use: nodes are in topological order
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
     return proto
 
 

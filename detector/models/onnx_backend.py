@@ -17,8 +17,8 @@ category ids, input size, ...) is in the model's metadata (``METADATA_KEYS``).
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +42,9 @@ INSTALL_HINT = "pip install -e '.[onnx]'"
 
 def require(*packages: str, what: str = "ONNX") -> None:
     """:class:`CheckpointError` in one line naming the missing packages and the extra that installs them."""
-    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    missing = [p for p in packages if find_spec(p) is None]
     if missing:
-        raise CheckpointError(f"{what} needs {' and '.join(missing)}, which is not installed: {INSTALL_HINT}")
+        raise CheckpointError(f"{what} needs {' and '.join(missing)} (not installed here): {INSTALL_HINT}")
 
 
 def read_metadata(props: dict[str, str], path: Path | str) -> dict:

@@ -2,12 +2,14 @@
 the same files and the same AP; ``detector export --format onnx`` from the command line, with its model card."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from detector.cli.main import main
 
 pytest.importorskip("onnxruntime")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_eval_of_the_onnx_equals_eval_of_the_checkpoint(shipped_onnx, shapes_yaml, tmp_path, capsys):
@@ -48,14 +50,26 @@ def test_predict_with_the_onnx_writes_the_same_files(shipped_onnx, shapes_yaml, 
     assert "takes 256 px, the size it was exported at" in capsys.readouterr().err
 
 
+def test_a_missing_onnx_package_is_one_line(shapes_yaml, tmp_path, monkeypatch, capsys):
+    from detector.models import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "find_spec", lambda name: None)
+    shipped = str(ROOT / "models" / "tinyssd-shapes.pt")
+    assert main(["export", "--weights", shipped, "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 1
+    assert capsys.readouterr().err == ("error: ONNX export needs onnx and onnxscript (not installed here): "
+                                       "pip install -e '.[onnx]'\n")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    assert main(["eval", "--weights", str(tmp_path / "m.onnx"), "--data", str(shapes_yaml)]) == 1
+    assert capsys.readouterr().err == ("error: running m.onnx needs onnxruntime (not installed here): "
+                                       "pip install -e '.[onnx]'\n")
+
+
 @pytest.mark.slow
 def test_export_command_writes_the_graph_and_its_card(shapes_yaml, tmp_path, capsys):
     pytest.importorskip("onnxscript")
-    from pathlib import Path
-
     from detector.models.registry import load_detector
 
-    shipped = Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt"
+    shipped = ROOT / "models" / "tinyssd-shapes.pt"
     out = tmp_path / "m.onnx"  # the format from the suffix
     assert main(["export", "--weights", str(shipped), "--out", str(out), "--img-size", "192", "--half", "--card",
                  "--test-data", str(shapes_yaml)]) == 0
