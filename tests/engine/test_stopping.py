@@ -5,8 +5,8 @@ import csv
 import pytest
 import torch
 
-import detector.engine.loop as loop
 from detector.cli.main import main
+from detector.engine import loop
 from detector.models.checkpoint import load_checkpoint
 
 
