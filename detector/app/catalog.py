@@ -1,5 +1,5 @@
-"""The models the app offers: checkpoints in ``models/`` and ``runs/*/best.pt`` with what their model cards
-say, and a small cache of loaded models."""
+"""The models the app offers: checkpoints (and exported ``.onnx`` graphs, run with ONNX Runtime) in ``models/``
+and ``runs/*/best.pt`` with what their model cards say, and a small cache of loaded models."""
 
 from __future__ import annotations
 
@@ -38,7 +38,15 @@ def _metric_text(metrics: dict | None) -> str:
 
 
 def describe_checkpoint(path: Path) -> ModelEntry:
-    """A :class:`ModelEntry` from the model card beside ``path`` (``X.json`` for ``X.pt``) or the checkpoint."""
+    """A :class:`ModelEntry` from the model card beside ``path`` (``X.json`` for ``X.pt`` or ``X.onnx``) or the
+    checkpoint (an ``.onnx`` file's metadata); an ``.onnx`` entry says that ONNX Runtime runs it."""
+    entry = _describe(path)
+    if path.suffix.lower() == ".onnx":
+        entry.summary += "; ONNX Runtime"
+    return entry
+
+
+def _describe(path: Path) -> ModelEntry:
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         try:
@@ -54,7 +62,7 @@ def describe_checkpoint(path: Path) -> ModelEntry:
             return ModelEntry(label="", path=path, classes=list(card.get("classes", [])), summary=summary)
         except (json.JSONDecodeError, OSError, AttributeError, TypeError):
             pass  # fall back to the checkpoint itself
-    ckpt = load_checkpoint(path)
+    ckpt = load_detector(path)[1] if path.suffix.lower() == ".onnx" else load_checkpoint(path)
     summary = f"{ckpt.get('model_name', '?')} at {ckpt.get('img_size', '?')} px"
     metrics = _metric_text(ckpt.get("metrics"))
     if metrics:
@@ -64,12 +72,13 @@ def describe_checkpoint(path: Path) -> ModelEntry:
 
 def discover_models(models_dirs: Sequence[Path | str] = (), runs_dir: Path | str | None = "runs",
                     extra: Sequence[Path | str] = ()) -> dict[str, ModelEntry]:
-    """The checkpoints the demo offers: ``extra`` first, then ``*.pt`` in each of ``models_dirs``, then
-    ``runs/*/best.pt``. Keys are labels for a dropdown; unreadable checkpoints are left out."""
+    """The checkpoints the demo offers: ``extra`` first, then ``*.pt`` and ``*.onnx`` in each of ``models_dirs``,
+    then ``runs/*/best.pt``. Keys are labels for a dropdown; unreadable checkpoints (and ``.onnx`` files when
+    onnxruntime is not installed) are left out."""
     paths: list[Path] = [Path(p) for p in extra]
     for d in models_dirs:
         if Path(d).is_dir():
-            paths += sorted(Path(d).glob("*.pt"))
+            paths += sorted(p for p in Path(d).iterdir() if p.suffix in (".pt", ".onnx") and p.is_file())
     if runs_dir is not None and Path(runs_dir).is_dir():
         paths += sorted(Path(runs_dir).glob("*/best.pt"))
     entries: dict[str, ModelEntry] = {}

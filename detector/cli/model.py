@@ -1,10 +1,11 @@
-"""``detector train``, ``detector eval``, ``detector predict`` and ``detector export``.
+"""``detector train``, ``detector eval``, ``detector predict`` and ``detector export`` (a checkpoint or ONNX).
 
     detector train --model tiny_ssd_plus --data data/shapes --epochs 60 --out runs/shapes
     detector eval --weights runs/shapes/best.pt --data data/shapes --out runs/shapes/eval
     detector eval --data data/shapes --predictions preds.json
     detector predict --weights models/tinyssd-shapes.pt photos/ more/*.jpg --out runs/predict
     detector export --weights runs/shapes/best.pt --out models/tinyssd-shapes.pt --half
+    detector export --weights runs/shapes/best.pt --format onnx --out models/tinyssd-shapes.onnx --dynamic-batch
 
 The train flags come from :class:`detector.engine.config.TrainConfig`. Torch is imported inside the commands,
 so ``detector --help`` stays fast.
@@ -121,6 +122,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         model, ckpt = load_detector(args.weights, device)
         if args.img_size is not None:
             check_img_size(ckpt["model_name"], args.img_size)
+            if ckpt.get("format") == "onnx" and args.img_size != ckpt["img_size"]:
+                raise ConfigError(f"--img-size {args.img_size}: {args.weights} takes {ckpt['img_size']} px, the size "
+                                  "it was exported at (export it again with --img-size to change it)")
         class_ids = class_indices(args.classes, ckpt["classes"]) if args.classes else None
     except ConfigError as e:
         return fail(str(e), 2)
@@ -178,14 +182,38 @@ def class_indices(names: list[str], classes: list[str]) -> list[int]:
     return [classes.index(n) for n in names]
 
 
+EXPORT_SUFFIXES = {"pt": (".pt", ".pth"), "onnx": (".onnx",)}  # --format -> what --out may end in
+
+
+def export_format(args: argparse.Namespace) -> str:
+    """``--format``, or the one ``--out``'s suffix names; a :class:`ConfigError` for flags that do not fit it."""
+    suffix = Path(args.out).suffix.lower()
+    fmt = args.format or next((f for f, s in EXPORT_SUFFIXES.items() if suffix in s), None)
+    if fmt is None:
+        raise ConfigError(f"--out {args.out}: end it in .pt or .pth (a PyTorch checkpoint) or .onnx (--format onnx)")
+    if suffix not in EXPORT_SUFFIXES[fmt]:
+        raise ConfigError(f"--out {args.out}: --format {fmt} writes a {' or '.join(EXPORT_SUFFIXES[fmt])} file")
+    if fmt == "pt" and (args.img_size is not None or args.dynamic_batch):
+        raise ConfigError("--img-size and --dynamic-batch apply to --format onnx; a checkpoint keeps its own")
+    if args.img_size is not None:
+        check_flags(img_size=args.img_size)
+    return fmt
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from detector.engine.export import export_checkpoint, model_card
 
-    if Path(args.out).suffix.lower() not in (".pt", ".pth"):
-        return fail(f"--out {args.out}: export writes a PyTorch checkpoint, so --out must end in .pt or .pth; "
-                    "ONNX export is not available yet", 2)
     try:
-        ckpt = export_checkpoint(args.weights, args.out, args.half)
+        fmt = export_format(args)
+    except ConfigError as e:
+        return fail(str(e), 2)
+    try:
+        if fmt == "onnx":
+            ckpt = export_onnx(args)
+        else:
+            ckpt = export_checkpoint(args.weights, args.out, args.half)
+    except ConfigError as e:
+        return fail(str(e), 2)
     except CheckpointError as e:
         return fail(str(e))
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
@@ -199,6 +227,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote the model card {card_path}")
     return 0
+
+
+def export_onnx(args: argparse.Namespace) -> dict:
+    """``--format onnx``: the graph written to ``--out``; returns the source checkpoint (for the card)."""
+    from detector.models.checkpoint import load_checkpoint
+    from detector.models.onnx_backend import require
+
+    require("onnx", "onnxscript", what="ONNX export")  # before torch's exporter is imported
+    from detector.engine.onnx_export import export_onnx as export
+
+    ckpt = load_checkpoint(args.weights)
+    if args.img_size is not None:
+        check_img_size(ckpt.get("model_name", ""), args.img_size)
+    export(args.weights, args.out, args.img_size, args.dynamic_batch, args.half, log=lambda s: print(s, file=sys.stderr))
+    return ckpt
 
 
 def add_model_parsers(sub: argparse._SubParsersAction) -> None:
@@ -241,10 +284,18 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     add_max_pixels_argument(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("export", help="a small checkpoint for shipping: weights and description only")
+    p = sub.add_parser("export", help="a model for shipping: a small checkpoint (weights and description only) or an "
+                       "ONNX graph with its postprocess")
     p.add_argument("--weights", required=True)
-    p.add_argument("--out", required=True, help="a .pt or .pth file (ONNX export is not available yet)")
-    p.add_argument("--half", action="store_true", help="store weights in fp16 (loaded back as fp32)")
+    p.add_argument("--out", required=True, help="a .pt or .pth file, or a .onnx file (--format onnx)")
+    p.add_argument("--format", choices=sorted(EXPORT_SUFFIXES), help="pt: a PyTorch checkpoint; onnx: the network "
+                   "and its postprocess (decode, thresholds, top-k, NMS) in one ONNX graph, run by predict, eval and "
+                   "the app with onnxruntime (default: from --out's suffix)")
+    p.add_argument("--img-size", type=int, help="onnx: the graph's fixed input size (default: the checkpoint's)")
+    p.add_argument("--dynamic-batch", action="store_true", help="onnx: any batch size (without it the graph takes "
+                   "batch 1; predict, eval and the app then run it one image at a time)")
+    p.add_argument("--half", action="store_true", help="store weights in fp16 (computed in fp32: a .pt is loaded back "
+                   "as fp32, an .onnx casts them in the graph)")
     p.add_argument("--card", action="store_true", help="also write the model card (OUT with .json)")
     p.add_argument("--test-data", help="held-out data set whose val split the card reports metrics on")
     p.add_argument("--device", default="cpu", help="where the card's evaluation runs")

@@ -13,6 +13,7 @@ from torch import nn
 
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.faster_rcnn import faster_rcnn
+from detector.models.onnx_backend import load_onnx_detector
 from detector.models.resnet_ssd import resnet_ssd
 from detector.models.tiny_ssd import tiny_ssd, tiny_ssd_plus
 
@@ -37,7 +38,11 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
 
 
 def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode on ``device``."""
+    """Rebuild the model a checkpoint describes, load its weights, put it in eval mode on ``device``. A ``.onnx``
+    file (``detector export --format onnx``) gives an ONNX Runtime session behind the same contract, and its
+    metadata in place of the checkpoint (:func:`detector.models.onnx_backend.load_onnx_detector`)."""
+    if Path(path).suffix.lower() == ".onnx":
+        return load_onnx_detector(path, device)
     ckpt = load_checkpoint(path)
     try:
         model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt.get("model_kwargs", {}))

@@ -251,6 +251,25 @@ def test_discover_models_reads_cards_and_skips_broken(tmp_path):
     assert entries["exp/best.pt"].classes == list(SHAPES)
 
 
+def test_discover_models_lists_onnx_files_and_runs_them_like_the_checkpoint(shipped_onnx, examples, tmp_path):
+    pytest.importorskip("onnxruntime")
+    _, onnx_path = shipped_onnx
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(onnx_path, models / "tinyssd-shapes.onnx")
+    shutil.copy(WEIGHTS, models / "tinyssd-shapes.pt")
+    (models / "broken.onnx").write_bytes(b"not a graph")
+    entries = discover_models([models], None)
+    assert list(entries) == ["tinyssd-shapes.onnx", "tinyssd-shapes.pt"]  # broken.onnx left out
+    onnx_entry = entries["tinyssd-shapes.onnx"]
+    assert onnx_entry.classes == list(SHAPES) and onnx_entry.summary.endswith("; ONNX Runtime")
+    cache, image = ModelCache("cpu"), np.asarray(Image.open(examples[0]).convert("RGB"))
+    got, want = (detect_image(*cache.get(e.path), image, 0.2, 0.45, 50) for e in entries.values())
+    assert len(got.scores) == len(want.scores) > 0 and got.labels.tolist() == want.labels.tolist()
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)
+
+
 # ------------------------------------------------------------------------------------ served, through HTTP
 def free_port() -> int:
     with socket.socket() as s:

@@ -5,6 +5,7 @@ Add a row here with every new command or option. Rows run in-process through ``d
 exception escaping it would be a traceback on the command line); a few run the real ``detector`` binary too.
 """
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -108,7 +109,27 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["nested_out"] = p["shapes_dir"] / "converted"
     p["fake_video"] = t / "clip.mp4"
     p["fake_video"].write_text("not a video")
+    p["random_onnx"] = t / "random.onnx"
+    p["random_onnx"].write_bytes(bytes(range(256)) * 40)
+    p["foreign_onnx"] = _foreign_onnx(t / "foreign.onnx")
+    p["frcnn_pt"] = t / "frcnn.pt"
+    import torch
+
+    torch.save({"model": {}, "model_name": "faster_rcnn", "classes": ["a"], "img_size": 64}, p["frcnn_pt"])
     return {k: str(v) for k, v in p.items()}
+
+
+def _foreign_onnx(path: Path) -> Path:
+    """A valid ONNX model that `detector export` did not write (no metadata): Identity from images to boxes."""
+    try:
+        from onnx import TensorProto, helper, save
+    except ImportError:  # the onnx rows are skipped then
+        return path
+    info = helper.make_tensor_value_info
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["boxes"])], "other",
+                              [info("images", TensorProto.FLOAT, [1, 3, 8, 8])], [info("boxes", TensorProto.FLOAT, None)])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+    return path
 
 
 # id, command line ({name} is a prepared input), exit status, a fragment the message must hold
@@ -205,6 +226,8 @@ ROWS = [
     ("eval-batch-0", "eval --data {shapes} --weights " + SHIPPED + " --batch-size 0", 2, "--batch-size 0"),
     ("eval-no-split", "eval --data {shapes} --predictions {preds_no_bbox} --split test", 1, "test"),
     ("eval-out-under-file", "eval --data {coco_ok} --predictions {preds_no_bbox} --out {a_file}/e", 1, "a-file.txt"),
+    ("eval-corrupt-onnx", "eval --data {shapes} --weights {random_onnx}", 1, "random.onnx: not an ONNX model"),
+    ("eval-foreign-onnx", "eval --data {shapes} --weights {foreign_onnx}", 1, "not one written by `detector export"),
     # predict
     ("predict-missing-input", "predict {tmp}/none.jpg --weights " + SHIPPED + " --out {tmp}/p", 1, "none.jpg"),
     ("predict-random-weights", "predict {image} --weights {random_pt} --out {tmp}/p", 1, "not a checkpoint"),
@@ -219,8 +242,26 @@ ROWS = [
      "not a readable video"),
     ("predict-missing-video", "predict {tmp}/none.mp4 --weights " + SHIPPED + " --out {tmp}/p5", 1, "none.mp4"),
     ("predict-out-under-file", "predict {image} --weights " + SHIPPED + " --out {a_file}/p", 1, "a-file.txt"),
+    ("predict-corrupt-onnx", "predict {image} --weights {random_onnx} --out {tmp}/p6", 1,
+     "random.onnx: not an ONNX model, or a damaged one"),
+    ("predict-foreign-onnx", "predict {image} --weights {foreign_onnx} --out {tmp}/p7", 1,
+     "foreign.onnx: an ONNX model, but not one written by `detector export --format onnx`"),
+    ("predict-missing-onnx", "predict {image} --weights {tmp}/none.onnx --out {tmp}/p8", 1, "none.onnx: no such model"),
     # export
-    ("export-onnx", "export --weights " + SHIPPED + " --out {tmp}/m.onnx", 2, "ONNX"),
+    ("export-format-xyz", "export --weights " + SHIPPED + " --format xyz --out {tmp}/m.onnx", 2, "invalid choice"),
+    ("export-onnx-to-pt", "export --weights " + SHIPPED + " --format onnx --out {tmp}/m.pt", 2,
+     "--format onnx writes a .onnx file"),
+    ("export-no-suffix", "export --weights " + SHIPPED + " --out {tmp}/m", 2, "end it in .pt or .pth"),
+    ("export-pt-img-size", "export --weights " + SHIPPED + " --out {tmp}/m.pt --img-size 128", 2,
+     "apply to --format onnx"),
+    ("export-onnx-img-size-7", "export --weights " + SHIPPED + " --format onnx --out {tmp}/m.onnx --img-size 7", 2,
+     "--img-size 7: too small for tiny_ssd_plus"),
+    ("export-onnx-img-size-0", "export --weights " + SHIPPED + " --out {tmp}/m.onnx --img-size 0", 2,
+     "--img-size 0: must be at least 1"),
+    ("export-onnx-faster-rcnn", "export --weights {frcnn_pt} --format onnx --out {tmp}/f.onnx", 1,
+     "faster_rcnn cannot be exported to ONNX"),
+    ("export-onnx-random", "export --weights {random_pt} --out {tmp}/r.onnx", 1, "not a checkpoint"),
+    ("export-onnx-from-onnx", "export --weights {random_onnx} --out {tmp}/r2.onnx", 1, "not a checkpoint"),
     ("export-random", "export --weights {random_pt} --out {tmp}/m.pt", 1, "not a checkpoint"),
     ("export-missing", "export --weights {tmp}/none.pt --out {tmp}/m.pt", 1, "no such checkpoint"),
     ("export-card-bad-data", "export --weights " + SHIPPED + " --out {tmp}/m2.pt --card --test-data {tmp}/nothing",
@@ -249,6 +290,7 @@ ROWS = [
     # demo (fails before serving)
     ("demo-missing-weights", "demo --weights {tmp}/none.pt --port 1", 1, "no such file"),
     ("demo-random-weights", "demo --weights {random_pt} --port 1", 1, "not a checkpoint"),
+    ("demo-corrupt-onnx", "demo --weights {random_onnx} --port 1", 1, "random.onnx: not an ONNX model"),
     # the command itself
     ("unknown-command", "frobnicate", 2, "invalid choice"),
     ("no-command", "", 2, "required"),
@@ -270,6 +312,8 @@ def run(argv: list[str], capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("row_id", "line", "status", "fragment"), ROWS, ids=[r[0] for r in ROWS])
 def test_bad_input_gives_one_clear_line(bad, capsys, row_id, line, status, fragment):
+    if "onnx" in row_id and not all(importlib.util.find_spec(p) for p in ("onnx", "onnxruntime")):
+        pytest.skip("the onnx extra is not installed")
     argv = [part.format(**bad) for part in line.split()]
     code, text = run(argv, capsys)
     assert "Traceback" not in text, text

@@ -202,17 +202,19 @@ def test_predict_usage_errors(shipped, tmp_path, flags, message, capsys):
     assert not (tmp_path / "p").exists()
 
 
-def test_predict_out_under_a_file_and_export_to_onnx(shipped, tmp_path, capsys):
+def test_predict_out_under_a_file_and_export_suffixes(shipped, tmp_path, capsys):
     weights, images = shipped
     (tmp_path / "somefile.txt").write_text("x")
     out = tmp_path / "somefile.txt" / "run"
     assert main(["predict", str(images), "--weights", str(weights), "--device", "cpu", "--out", str(out)]) == 1
     assert capsys.readouterr().err == (f"error: --out {out}: cannot write there (Not a directory); choose a folder "
                                        "you can write to\n")
-    for name in ("model.onnx", "model"):
-        assert main(["export", "--weights", str(weights), "--out", str(tmp_path / name)]) == 2
-        assert capsys.readouterr().err == (f"error: --out {tmp_path / name}: export writes a PyTorch checkpoint, so "
-                                           "--out must end in .pt or .pth; ONNX export is not available yet\n")
+    for name, flags, message in (
+            ("small", [], "end it in .pt or .pth (a PyTorch checkpoint) or .onnx (--format onnx)"),
+            ("small.onnx", ["--format", "pt"], "--format pt writes a .pt or .pth file"),
+            ("small.pt", ["--format", "onnx"], "--format onnx writes a .onnx file")):
+        assert main(["export", "--weights", str(weights), "--out", str(tmp_path / name), *flags]) == 2
+        assert capsys.readouterr().err == f"error: --out {tmp_path / name}: {message}\n"
         assert not (tmp_path / name).exists()
     assert main(["export", "--weights", str(weights), "--out", str(tmp_path / "small.pth")]) == 0
 
