@@ -21,7 +21,7 @@ import gradio as gr
 import numpy as np
 
 from detector.app.catalog import (
-    DEFAULT_MODEL,
+    DEFAULT_MODELS,
     ModelCache,
     ModelEntry,
     default_models_dirs,
@@ -312,7 +312,7 @@ def resolve_models(weights: str | None) -> tuple[dict[str, ModelEntry], str]:
     if weights:
         default = next(k for k, e in entries.items() if e.path.resolve() == Path(weights).resolve())
     else:
-        default = DEFAULT_MODEL if DEFAULT_MODEL in entries else next(iter(entries))
+        default = next((m for m in DEFAULT_MODELS if m in entries), next(iter(entries)))
     return entries, default
 
 

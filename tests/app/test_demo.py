@@ -345,3 +345,14 @@ def test_video_is_drawn_frame_by_frame_with_limits(tmp_path, examples, entry, ca
             run_video(str(clip), entry, cache, downloads=tmp_path)
     finally:
         app_detect.MAX_VIDEO_FRAMES = original
+
+
+def test_the_app_starts_on_the_shipped_model_run_by_onnx_runtime(monkeypatch, tmp_path):
+    from detector.app.ui import resolve_models
+
+    monkeypatch.chdir(tmp_path)  # no runs/ here: the shipped models alone
+    entries, default = resolve_models(None)
+    assert default == "tinyssd-shapes.onnx" and entries[default].summary.endswith("; ONNX Runtime")
+    assert {"tinyssd-shapes.pt", "tinyssd-bananas.onnx", "tinyssd-bananas.pt"} <= set(entries)
+    entries, default = resolve_models(str(ROOT / "models" / "tinyssd-bananas.pt"))
+    assert default == "tinyssd-bananas.pt"  # --weights still chooses

@@ -7,6 +7,8 @@ Random weights give near-uniform scores that test nothing, so the class heads ar
 BatchNorm gets varied statistics: many detections pass the thresholds, with distinct scores.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -162,3 +164,17 @@ def test_faster_rcnn_is_refused_in_one_line(tmp_path):
     with pytest.raises(ExportError, match="faster_rcnn cannot be exported to ONNX: torch's exporter cannot trace"):
         export_onnx(path, tmp_path / "frcnn.onnx")
     assert not (tmp_path / "frcnn.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["tinyssd-shapes", "tinyssd-bananas"])
+def test_the_shipped_onnx_files_are_their_checkpoints(name, shapes_yaml):
+    """models/X.onnx (the app's default backend) must stay the export of models/X.pt: re-export after retraining."""
+    models = Path(__file__).resolve().parents[2] / "models"
+    torch_model, ckpt = load_detector(models / f"{name}.pt")
+    onnx_model, info = load_detector(models / f"{name}.onnx")
+    assert info["source"] == f"{name}.pt" and info["dynamic_batch"]
+    assert {k: info[k] for k in ("classes", "category_ids", "img_size")} == {k: ckpt[k] for k in
+                                                                          ("classes", "category_ids", "img_size")}
+    x = images(shapes_yaml, ckpt["img_size"])
+    with torch.no_grad():
+        assert_same_detections(onnx_model(x), torch_model(x), ckpt["img_size"], at_least=1)
