@@ -101,6 +101,7 @@ def start_server(weights: str, queue_size: int, cwd: Path) -> tuple[subprocess.P
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    weights = str(Path(weights).resolve())  # the server runs in cwd, so a path relative to ours is resolved first
     log = open(cwd / "server.log", "w")  # noqa: SIM115 - the server's lifetime
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", weights,
                                "--queue-size", str(queue_size)], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
@@ -126,7 +127,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--images", type=int, default=50, help="calls per client")
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
-    parser.add_argument("--weights", default=str(ROOT / "models" / "tinyssd-shapes.pt"))
+    parser.add_argument("--weights", default=str(ROOT / "models" / "tinyssd-shapes.onnx"),
+                        help="a checkpoint or .onnx (default: the app's default model)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--client", choices=("raw", "gradio"), default="raw")
     parser.add_argument("--queue-size", type=int, help="the app's --queue-size (default: room for every client)")
