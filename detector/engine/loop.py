@@ -1,7 +1,7 @@
 """The training engine shared by detection (``detector train``) and classification (``detector classify train``).
 
-:func:`fit` runs the epochs of a :class:`Task`: AdamW with warm-up then cosine LR, optional autocast
-(bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
+:func:`fit` runs the epochs of a :class:`Task`: AdamW (or SGD) with warm-up then cosine (or constant) LR,
+optional autocast (bf16, or fp16 with loss scaling), a progress bar with loss and images/s, evaluation every ``eval_every``
 epochs, ``results.csv`` and ``results.png``, ``last.pt`` and ``best.pt`` (by the task's key metric) written
 atomically, an exact ``--resume`` (model, optimizer, scheduler, scaler, epoch, RNG states), Ctrl-C that
 keeps ``last.pt`` at the last complete epoch, and a clear stop on a NaN or inf loss. With a task's ``ema``
@@ -96,11 +96,13 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
             for (no_decay, scale), ps in groups.items()]
 
 
-def lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    """Linear warm-up from 1/10 of the peak, then cosine down to 1/100 of it."""
+def lr_lambda(total_steps: int, warmup_steps: int, schedule: str = "cosine") -> Callable[[int], float]:
+    """Linear warm-up from 1/10 of the peak, then cosine down to 1/100 of it (or the peak throughout: ``constant``)."""
     def f(step: int) -> float:
         if step < warmup_steps:
             return 0.1 + 0.9 * step / max(1, warmup_steps)
+        if schedule == "constant":
+            return 1.0
         t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     return f
@@ -149,6 +151,23 @@ def start_results_csv(path: Path, fields: list[str], start_epoch: int) -> None:
         writer.writerows(kept)
 
 
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Which optimizer and schedule :func:`fit` builds: AdamW (the default) or SGD with ``momentum``; after the
+    warm-up a ``cosine`` down to lr / 100 or a ``constant`` lr."""
+
+    name: str = "adamw"
+    momentum: float = 0.0
+    schedule: str = "cosine"
+
+    def make(self, groups: list[dict], lr: float) -> torch.optim.Optimizer:
+        if self.name == "sgd":
+            return torch.optim.SGD(groups, lr=lr, momentum=self.momentum)
+        if self.name == "adamw":
+            return torch.optim.AdamW(groups, lr=lr)
+        raise ValueError(f"unknown optimizer {self.name!r}; use sgd or adamw")
+
+
 @dataclass
 class Optimization:
     """The optimizer, its schedule and the loss scaler of one run, saved and restored together."""
@@ -158,16 +177,19 @@ class Optimization:
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
     lr: float
+    spec: OptimizerSpec = field(default_factory=OptimizerSpec)
 
     @classmethod
-    def build(cls, task: Task, lr: float, epochs: int, warmup_epochs: float, device: torch.device, amp: bool):
+    def build(cls, task: Task, lr: float, epochs: int, warmup_epochs: float, device: torch.device, amp: bool,
+              spec: OptimizerSpec | None = None):
+        spec = spec or OptimizerSpec()
         groups = [{**g, "lr": lr * g.pop("lr_scale", 1.0)} for g in task.param_groups]
-        optimizer = torch.optim.AdamW(groups, lr=lr)
+        optimizer = spec.make(groups, lr)
         total, warmup = epochs * task.steps_per_epoch, int(warmup_epochs * task.steps_per_epoch)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total, warmup, spec.schedule))
         amp_dtype = amp_dtype_for(device, amp)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-        return cls(optimizer, scheduler, scaler, amp_dtype, lr)
+        return cls(optimizer, scheduler, scaler, amp_dtype, lr, spec)
 
     def state(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
@@ -181,7 +203,7 @@ class Optimization:
     def retarget(self, task: Task, epochs: int, warmup_epochs: float) -> None:
         """Stretch or shrink the schedule to ``epochs`` from the step it is at (``--time``)."""
         total, warmup = epochs * task.steps_per_epoch, int(warmup_epochs * task.steps_per_epoch)
-        self.scheduler.lr_lambdas = [lr_lambda(total, warmup) for _ in self.optimizer.param_groups]
+        self.scheduler.lr_lambdas = [lr_lambda(total, warmup, self.spec.schedule) for _ in self.optimizer.param_groups]
 
     def step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -260,15 +282,16 @@ def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: 
 
 def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, amp: bool = False,
         warmup_epochs: float = 1.0, eval_every: int = 5, config: dict | None = None, resume: dict | None = None,
-        ranks: Dist | None = None, stopping: Stopping | None = None) -> dict:
+        ranks: Dist | None = None, stopping: Stopping | None = None, optimizer: OptimizerSpec | None = None) -> dict:
     """Train ``task`` for ``epochs`` (or until ``stopping`` says); return the last evaluation's metrics.
     ``resume`` is a loaded last.pt. With ``ranks.enabled``, ``task.step_model`` is the DDP-wrapped model and
-    ``task.evaluate`` gathers over the ranks (its metrics are the same on every rank)."""
+    ``task.evaluate`` gathers over the ranks (its metrics are the same on every rank). ``optimizer``: AdamW with
+    warm-up and cosine unless it says otherwise."""
     ranks, stop = ranks or Dist(), stopping or Stopping()
     main, model, config = ranks.main, task.model, dict(config or {})
     if main:
         out.mkdir(parents=True, exist_ok=True)
-    opt = Optimization.build(task, lr, epochs, warmup_epochs, device, amp)
+    opt = Optimization.build(task, lr, epochs, warmup_epochs, device, amp, optimizer)
     key = task.metric_names[0] if task.metric_names else None
     start_epoch, best, metrics = 0, -math.inf, {}
     if resume is not None:
