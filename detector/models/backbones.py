@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.models.names import BACKBONE_MIN_INPUT
+from detector.models.recipes import RECIPES as NETWORK_RECIPES
 
 
 class Classifier(nn.Module):
@@ -45,7 +46,7 @@ class Classifier(nn.Module):
         return outs
 
 
-# --- LeNet (D2L 6.6) and its BatchNorm variant (D2L 8.5) ------------------------------------------------------------
+# --- LeNet (D2L 7.6; 6.6 in the 0.x editions) and its BatchNorm variant (D2L 8.5) ------------------------------------------------------------
 
 def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False) -> Classifier:
     def act(n: int, two_d: bool) -> list[nn.Module]:
@@ -106,10 +107,16 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
                          nn.Conv2d(out_channels, out_channels, kernel_size=1), nn.ReLU())
 
 
-def nin(num_classes: int = 10, in_channels: int = 3) -> Classifier:
+def nin(num_classes: int = 10, in_channels: int = 3, book_relu: bool = False) -> Classifier:
+    """The book's NiN, except that its class scores (the last block's last 1x1 conv) are not put through a ReLU:
+    scores that cannot be negative leave a class whose units all died no way to recover. ``book_relu=True``
+    keeps the book's ReLU (the same weights: ReLUs have none)."""
     features = nn.Sequential(nin_block(in_channels, 96, 11, 4, 0), nn.MaxPool2d(3, 2), nin_block(96, 256, 5, 1, 2),
                              nn.MaxPool2d(3, 2), nin_block(256, 384, 3, 1, 1), nn.MaxPool2d(3, 2), nn.Dropout(0.5))
-    head = nn.Sequential(nin_block(384, num_classes, 3, 1, 1), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
+    scores = nin_block(384, num_classes, 3, 1, 1)
+    if not book_relu:
+        scores = scores[:-1]
+    head = nn.Sequential(scores, nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten())
     return Classifier(features, head)
 
 
@@ -265,3 +272,12 @@ BACKBONES = {
     "densenet": densenet,
 }
 MIN_INPUT = BACKBONE_MIN_INPUT  # the smallest square input each architecture allows (in names.py, without torch)
+RECIPES = NETWORK_RECIPES  # how each trains from scratch by default (in recipes.py, without torch)
+
+
+def xavier_init(net: nn.Module) -> nn.Module:
+    """The book's ``init_cnn``: Xavier-uniform weights in every ``Linear`` and ``Conv2d`` (biases as they are)."""
+    for m in net.modules():
+        if type(m) in (nn.Linear, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+    return net
