@@ -17,7 +17,10 @@ from detector.models.checkpoint import CheckpointError, load_checkpoint
 
 RESUME_KEEPS = ("model", "data", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "img_size", "seed",
                 "eval_every", "model_kwargs", "letterbox", "multi_scale", "mosaic", "mixup", "ema_decay",
-                "anchors")  # a resumed run keeps these; device, workers, amp may change
+                "anchors", "optimizer", "momentum", "schedule", "init")
+# a resumed run keeps RESUME_KEEPS (device, workers, amp may change); a classifier run saved before the
+# per-network recipes (detector.models.recipes) lacks the last four keys and trained with these:
+BEFORE_RECIPES = {"optimizer": "adamw", "momentum": 0.0, "schedule": "cosine", "init": "default"}
 
 
 def save_checkpoint(state: dict, path: Path | str) -> None:
@@ -65,6 +68,8 @@ def resumed_config(cfg, cls, say: Callable[[str], None] = print):
     _check_resumable(ckpt, cfg.resume, cls)
     saved, done, run = ckpt.get("config", {}), ckpt["epoch"] + 1, Path(cfg.resume).parent
     kept = {k: saved[k] for k in RESUME_KEEPS if k in saved}
+    if cls is ClassifyConfig:
+        kept = {**{k: v for k, v in BEFORE_RECIPES.items() if k not in saved}, **kept}
     if "epochs" in cfg.given:
         if cfg.epochs <= done:
             raise ConfigError(f"--epochs {cfg.epochs} with --resume {cfg.resume}: the run has done {done} of its "

@@ -5,8 +5,10 @@
     detector classify train --model resnet18 --data my_images/ --pretrained runs/cls-resnet18/best.pt
     detector classify eval --weights runs/cls-resnet18/best.pt --data data/shapes
 
-The data sets are :mod:`detector.data.classify`'s. With ``--pretrained`` the new head learns at 10x the
-learning rate of the pretrained body (the book's fine-tuning recipe).
+The data sets are :mod:`detector.data.classify`'s. From scratch each network trains with its recipe
+(:mod:`detector.models.recipes`: the book's SGD rates and Xavier init); the flags given override it, and the
+log says which it used. With ``--pretrained`` the new head learns at 10x the learning rate of the pretrained
+body (the book's fine-tuning recipe), with AdamW.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from detector.data.loader import GlobalBatchSampler
 from detector.engine.config import ClassifyConfig
 from detector.engine.distributed import all_reduce_sum, wrap_ddp
 from detector.engine.loop import (
+    OptimizerSpec,
     Stopping,
     Task,
     TrainingError,
@@ -33,7 +36,7 @@ from detector.engine.loop import (
     seed_everything,
 )
 from detector.engine.runs import training_run
-from detector.models.backbones import BACKBONES
+from detector.models.backbones import BACKBONES, xavier_init
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
 HEAD_LR_SCALE = 10.0  # the book: a new head learns 10x faster than a pretrained body
@@ -89,7 +92,9 @@ def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name
     device = resolve_device(device_name)
     seed_everything(cfg.seed)
     classes, train_set, val_set = load_classification(cfg.data, cfg.img_size, cfg.download, log)
-    model = BACKBONES[cfg.model](len(classes), 3, **cfg.model_kwargs).to(device)
+    model = build_classifier(cfg, len(classes), fresh=ckpt is None).to(device)
+    if ranks.main:
+        log(cfg.recipe_line() + (" (resumed: the run's own settings)" if ckpt is not None else ""))
     lr_scale = None
     if cfg.pretrained and ckpt is None:
         report = load_pretrained(model, cfg.pretrained)
@@ -120,8 +125,15 @@ def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name
                   "img_size": cfg.img_size, "command": cfg.command, "data": cfg.data, "pretrained": cfg.pretrained})
     return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
-               stopping=Stopping(cfg.time, cfg.patience),
-               ranks=ranks)
+               stopping=Stopping(cfg.time, cfg.patience), ranks=ranks,
+               optimizer=OptimizerSpec(cfg.optimizer, cfg.momentum, cfg.schedule))
+
+
+def build_classifier(cfg: ClassifyConfig, num_classes: int, fresh: bool = True) -> torch.nn.Module:
+    """``cfg.model`` for ``num_classes`` RGB classes; with the book's Xavier init (``cfg.init``) when it starts
+    from scratch (``fresh``: not resumed)."""
+    model = BACKBONES[cfg.model](num_classes, 3, **cfg.model_kwargs)
+    return xavier_init(model) if fresh and cfg.init == "xavier" else model
 
 
 def load_classifier(path: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:

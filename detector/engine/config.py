@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from detector.data.images import MAX_PIXELS
 from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
+from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
            "img_size": 1, "patience": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
-BELOW_ONE = ("multi_scale",)  # floats in [0, 1)
+BELOW_ONE = ("multi_scale", "momentum")  # floats in [0, 1)
 OPEN_UNIT = ("ema_decay",)  # floats in (0, 1)
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS}  # text flags with a fixed set of values
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,8 @@ def check_flags(**values) -> None:
             problems.append(f"{flag}: must be at least 0 and below 1")
         elif name in OPEN_UNIT and not 0 < value < 1:
             problems.append(f"{flag}: must be between 0 and 1 (both excluded)")
+        elif name in CHOICES and value not in CHOICES[name]:
+            problems.append(f"{flag}: choose one of {', '.join(CHOICES[name])}")
         elif name == "device" and not DEVICE.fullmatch(value):
             problems.append(f"{flag}: not a device; use auto, cpu, cuda, cuda:N (N the GPU's index) or mps")
     if problems:
@@ -166,12 +170,18 @@ class ClassifyConfig:
     model: str = opt("resnet18", "the network", choices=BACKBONES)
     data: str = opt("data/shapes", "a detection data set (its box crops), an ImageFolder, fashion-mnist:ROOT or "
                     "cifar10:ROOT")
-    epochs: int = opt(10, "training epochs")
+    epochs: int | None = opt(None, "training epochs (default: the network's recipe, see --model)")
     batch_size: int = opt(64, "the global batch (split over --devices)")
-    lr: float = opt(1e-3, "AdamW peak learning rate (of the body, with --pretrained)")
-    weight_decay: float = opt(5e-4, "not applied to biases and norm weights", cli=False)
-    warmup_epochs: float = opt(1.0, "linear warm-up, then cosine", cli=False)
-    img_size: int = opt(64, "square input size in pixels")
+    optimizer: str | None = opt(None, "sgd or adamw (default: the network's recipe)", choices=OPTIMIZERS)
+    lr: float | None = opt(None, "peak learning rate (of the body, with --pretrained; default: the network's recipe)")
+    momentum: float | None = opt(None, "SGD momentum (default: the network's recipe)")
+    schedule: str | None = opt(None, "after the warm-up: constant, or cosine down to lr / 100 (default: the "
+                               "network's recipe)", choices=SCHEDULES)
+    weight_decay: float | None = opt(None, "not applied to biases and norm weights", cli=False)
+    warmup_epochs: float | None = opt(None, "linear warm-up from lr / 10", cli=False)
+    init: str | None = opt(None, "xavier: the book's xavier_uniform_ weights (from scratch); default: PyTorch's",
+                           cli=False)
+    img_size: int | None = opt(None, "square input size in pixels (default: the network's recipe)")
     device: str = opt("auto", DEVICE_HELP)
     amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
     workers: int = opt(2, "DataLoader worker processes")
@@ -189,7 +199,30 @@ class ClassifyConfig:
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
     given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
                                  cli=False)
+    overrides: tuple[str, ...] | None = opt(None, "the recipe's fields given a value (None: those not None)",
+                                            cli=False)
+
+    def __post_init__(self) -> None:
+        """The fields left at None take the network's recipe (:func:`detector.models.recipes.recipe_for`)."""
+        _, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+        if self.overrides is None:
+            self.overrides = tuple(f for f in RECIPE_FIELDS if getattr(self, f) is not None)
+        for f in RECIPE_FIELDS:
+            if getattr(self, f) is None:
+                setattr(self, f, getattr(recipe, f))
+
+    def recipe_line(self) -> str:
+        """``recipe: alexnet (D2L ...): SGD lr 0.01 ...; flags override: --lr``: what this run trains with."""
+        name, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+        used = replace(recipe, **{f: getattr(self, f) for f in RECIPE_FIELDS})
+        over = [f"--{f.replace('_', '-')} (recipe: {getattr(recipe, f)})" for f in self.overrides
+                if getattr(self, f) != getattr(recipe, f)]
+        return (f"recipe: {name} ({recipe.source}): {used.describe()}"
+                + (f"; flags override: {', '.join(over)}" if over else ""))
 
     def check(self) -> None:
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
         _check(self, BACKBONE_MIN_INPUT)
+        check_flags(optimizer=self.optimizer, momentum=self.momentum, schedule=self.schedule, init=self.init)
+        if self.optimizer != "sgd" and self.momentum and "momentum" in self.overrides:
+            raise ConfigError(f"--momentum {self.momentum}: for --optimizer sgd only (this run uses {self.optimizer})")
