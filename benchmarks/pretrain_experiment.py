@@ -1,11 +1,16 @@
 """Evidence for the classification chapters as pretrained backbones.
 
-    python benchmarks/pretrain_experiment.py table --data data/shapes --epochs 5          # one row per network
+    python benchmarks/pretrain_experiment.py table --data data/shapes                     # each network's recipe
+    python benchmarks/pretrain_experiment.py table --data data/shapes --epochs 6 --img-size 64 --lr 1e-3 \
+        --optimizer adamw                                                                  # the same for all
     python benchmarks/pretrain_experiment.py detect --data data/shapes --epochs 12         # pretrained vs scratch
 
 ``table``: for every network in ``detector.models.backbones.BACKBONES``: parameters, FLOPs of one forward pass at its
 default input (the size the book trains it at), top-1 on the default classification set (the object crops
-of ``--data``, at ``--img-size``) after ``--epochs``, and training images/s over those epochs.
+of ``--data``) and training images/s. Each network trains with its default recipe
+(``detector.models.recipes``: optimizer, lr, schedule, epochs, input size); ``--epochs``, ``--img-size``,
+``--lr``, ``--optimizer``, ``--momentum`` and ``--schedule`` override it for every network when given (an input
+size below a network's minimum is raised to it).
 
 ``detect``: ``resnet_ssd`` with a ResNet-18 body, trained on ``--data`` twice with the same schedule and seed:
 once from scratch, once from the ResNet-18 classifier trained on the same set's crops (``--pretrained``).
@@ -43,23 +48,28 @@ def flops(name: str) -> int:
 def table(args) -> list[dict]:
     rows = []
     for name in args.models or sorted(BACKBONES):
-        size = max(args.img_size, MIN_INPUT.get(name, 0))  # AlexNet and NiN need a little more
+        given = {k: getattr(args, k) for k in ("epochs", "lr", "optimizer", "momentum", "schedule")
+                 if getattr(args, k) is not None}
+        if args.img_size is not None:
+            given["img_size"] = max(args.img_size, MIN_INPUT.get(name, 0))  # AlexNet and NiN need a little more
         out = Path(args.out) / f"cls-{name}"
         t = time.perf_counter()
-        metrics = train_classifier(ClassifyConfig(model=name, data=args.data, epochs=args.epochs, img_size=size,
-                                                  batch_size=args.batch_size, out=str(out), device=args.device,
-                                                  workers=args.workers, amp=args.amp))
+        cfg = ClassifyConfig(model=name, data=args.data, batch_size=args.batch_size, out=str(out), device=args.device,
+                             workers=args.workers, amp=args.amp, **given)
+        size = cfg.img_size
+        metrics = train_classifier(cfg)
         with open(out / "results.csv") as f:
             speed = [float(r["images_per_s"]) for r in csv.DictReader(f)]
         rows.append({"network": name, "params_M": sum(p.numel() for p in BACKBONES[name](10, 3).parameters()) / 1e6,
                      "gflops_at_default_input": flops(name) / 1e9, "default_input": DEFAULT_INPUT[name],
                      "top1": metrics.get("top1"), "img_size": size, "train_images_per_s": sum(speed) / len(speed),
-                     "wall_s": time.perf_counter() - t})
+                     "wall_s": time.perf_counter() - t, "recipe": cfg.recipe_line()})
         print(json.dumps(rows[-1]))
-    print("| network | params (M) | GFLOPs at its default input | top-1 | training images/s |\n| --- | --- | --- | --- | --- |")
+    print("| network | params (M) | GFLOPs at its default input | top-1 | training images/s | recipe |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['network']} | {r['params_M']:.2f} | {r['gflops_at_default_input']:.3f} at {r['default_input']} px "
-              f"| {r['top1']:.3f} | {r['train_images_per_s']:.0f} at {r['img_size']} px |")
+              f"| {r['top1']:.3f} | {r['train_images_per_s']:.0f} at {r['img_size']} px | {r['recipe']} |")
     return rows
 
 
@@ -82,9 +92,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("table", "detect"))
     parser.add_argument("--data", default="data/shapes")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="table: default each network's recipe; detect: 5")
     parser.add_argument("--cls-epochs", type=int, default=10)
-    parser.add_argument("--img-size", type=int, default=64)
+    parser.add_argument("--img-size", type=int, help="table: default each network's recipe; detect: 64")
+    parser.add_argument("--lr", type=float, help="table: default each network's recipe")
+    parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="table: default each network's recipe")
+    parser.add_argument("--momentum", type=float, help="table: default each network's recipe")
+    parser.add_argument("--schedule", choices=("constant", "cosine"), help="table: default each network's recipe")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
@@ -93,6 +107,8 @@ def main() -> None:
     parser.add_argument("--out", default="runs/pretrain")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.what == "detect":
+        args.epochs, args.img_size = args.epochs or 5, args.img_size or 64
     result = table(args) if args.what == "table" else detect(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
