@@ -14,7 +14,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 mkdir -p "$OUT"
 [ -f data/shapes/dataset.yaml ] || detector data synth --out data/shapes --preset shapes
 [ -f "$OUT/cls-r18/best.pt" ] || OMP_NUM_THREADS=2 detector classify train --model resnet18 --data data/shapes \
-  --epochs 8 --workers 1 --device cpu --out "$OUT/cls-r18" > "$OUT/cls-r18.log" 2>&1
+  --optimizer adamw --lr 1e-3 --schedule cosine --img-size 64 --epochs 8 --workers 1 --device cpu --out "$OUT/cls-r18" > "$OUT/cls-r18.log" 2>&1
 # a light Faster R-CNN for the CPU: 128-channel FPN, 512-wide box head, 128 RoIs per image, 600/300 proposals
 LIGHT='{"fpn_channels": 128, "representation": 512, "box_batch_size_per_image": 128, "rpn_pre_nms_top_n": [600, 300], "rpn_post_nms_top_n": [600, 300]}'
 COMMON=(--data "$DATA" --img-size 256 --time "$HOURS" --epochs 100 --eval-every 2 --workers 1 --device cpu)

@@ -1,4 +1,5 @@
-"""The app's examples: a few generated ``shapes`` val images with their ground truth, made on first start."""
+"""The app's examples: a few generated ``shapes`` val images with their ground truth, made on first start, and the
+real photographs shipped in ``models/examples`` (raccoon val photos, each with its ground truth)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def make_examples(folder: Path | str, count: int = 4, seed: int = 7) -> list[Pat
         p.with_suffix(".json").write_text(json.dumps(truth))
         paths.append(p)
     return paths
+
+
+def photo_examples(folders) -> list[Path]:
+    """The shipped example photographs: ``*.jpg`` with their ground truth (``.json``) in the first of ``folders``
+    that holds any, sorted by name."""
+    for folder in folders:
+        found = sorted(p for p in Path(folder).glob("*.jpg") if p.with_suffix(".json").is_file())
+        if found:
+            return found
+    return []
 
 
 def example_boxes_text(path: Path | str) -> str:

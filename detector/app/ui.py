@@ -42,7 +42,7 @@ from detector.app.components import (
     whole_number,
 )
 from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
-from detector.app.examples import example_boxes_text, make_examples
+from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
 from detector.app.uploads import BadInput, load_upload, unit
 from detector.engine.loop import resolve_device
@@ -74,7 +74,8 @@ def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
 
 
 def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdown, card: gr.Markdown,
-               examples: list[Path], first: ModelEntry | None, downloads: Path | None = None) -> None:
+               examples: list[Path], first: ModelEntry | None, downloads: Path | None = None,
+               photos: list[Path] = ()) -> None:
     """Uploads (or examples), thresholds and a class filter in; drawings, a table and a JSON download out."""
 
     @guarded(lambda message: ([], "", f"- {message}", [], None))
@@ -94,7 +95,9 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
         with gr.Column(scale=1):
             files = gr.File(file_count="multiple", label="Images (one or several)", height=140)
             if examples:  # a row per example; the input's value is a list of files
-                gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="Examples (generated val)")
+                gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="Examples (generated shapes, val)")
+            if photos:
+                gr.Examples([[[str(p)]] for p in photos], inputs=[files], label="Examples (real photographs, raccoon val)")
             conf = Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
             iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
             max_det = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections per image")
@@ -269,7 +272,7 @@ def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url
 
 
 def build_app(entries: dict[str, ModelEntry], default: str, cache: ModelCache, examples: list[Path],
-              url: str = "http://127.0.0.1:7860/", downloads: Path | None = None):
+              url: str = "http://127.0.0.1:7860/", downloads: Path | None = None, photos: list[Path] = ()):
     """The Gradio Blocks of the demo (not launched). ``url``: where it will be served (for the API tab);
     ``downloads``: this server's private folder for the JSON downloads."""
     from skimage import data as skdata
@@ -287,7 +290,7 @@ def build_app(entries: dict[str, ModelEntry], default: str, cache: ModelCache, e
             model = Dropdown(list(entries), value=default, label="Model", scale=2)
             card = gr.Markdown(model_card_text(first))
         with gr.Tab("Detect"):
-            detect_tab(entries, cache, model, card, examples, first, downloads)
+            detect_tab(entries, cache, model, card, examples, first, downloads, photos)
         with gr.Tab("Anchors"):
             anchors_tab(cat)
         with gr.Tab("Matching"):
@@ -341,7 +344,9 @@ def serve(args: argparse.Namespace, block: bool = True):
     cache = ModelCache(resolve_device(args.device))
     cache.get(entries[default].path)  # load now: a broken default fails at start, not on the first click
     downloads = Path(tempfile.mkdtemp(prefix="detector-demo-"))  # this server's own, mode 0700
-    demo = build_app(entries, default, cache, make_examples(EXAMPLES_DIR), server_url(args.host, args.port), downloads)
+    photos = photo_examples([d / "examples" for d in default_models_dirs()])
+    demo = build_app(entries, default, cache, make_examples(EXAMPLES_DIR), server_url(args.host, args.port), downloads,
+                     photos)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
