@@ -61,7 +61,7 @@ CASES = [
     ("lenet", {"batch_norm": True}, 28, 30),
     ("alexnet", {}, 65, 25),
     ("vgg11", {"width_divisor": 4}, 32, 40),
-    ("nin", {}, 67, 60),
+    ("nin", {}, 67, 120),  # 60 steps ended at 1.03 with one thread and 1.25 with two: too near the bar
     ("googlenet", {}, 32, 40),
     ("resnet18", {}, 32, 20),
     ("densenet", {}, 32, 20),
