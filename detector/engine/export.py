@@ -44,6 +44,12 @@ def _split_sizes(path: str) -> dict:
     return {f"{name}_images": len(records) for name, records in data.splits.items()}
 
 
+def _generator(info: dict) -> dict:
+    """``{"generator": ...}`` for a generated set (its yaml names preset, seed and size), else nothing."""
+    generator = {k: info.get(k) for k in ("preset", "seed", "size")}
+    return {"generator": generator} if any(v is not None for v in generator.values()) else {}
+
+
 def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, device: str = "cpu",
                trained_on: str | None = None) -> dict:
     """What a user needs to trust a shipped model: how it was trained (command, data and its generator seeds,
@@ -59,8 +65,7 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         "classes": ckpt["classes"], "img_size": ckpt["img_size"], "letterbox": ckpt.get("letterbox", False),
         "command": ckpt.get("command", ""),
         "train_config": {k: v for k, v in ckpt.get("config", {}).items() if k not in ("resume", "command")},
-        "data": {"path": str(ckpt.get("data", "")), "generator": {k: data_info.get(k) for k in ("preset", "seed", "size")},
-                 **_split_sizes(ckpt.get("data", ""))},
+        "data": {"path": str(ckpt.get("data", "")), **_generator(data_info), **_split_sizes(ckpt.get("data", ""))},
         "epochs": ckpt.get("epoch", -1) + 1,
         "wall_time_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
         "train_images_per_s": round(sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1), 1),
@@ -76,7 +81,7 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
                                   ids=[im["id"] for im in gt["images"]], letterbox=shipped.get("letterbox", False))
         metrics, _ = coco_evaluate(gt, data.classes, cat_ids, results)
         test_yaml = Path(test_data) / "dataset.yaml" if Path(test_data).is_dir() else Path(test_data)
-        test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" else {}
-        card["test"] = {"data": str(test_data), "images": len(records),
-                        "generator": {k: test_info.get(k) for k in ("preset", "seed", "size")}, "metrics": metrics}
+        # a generated set's yaml names its generator; a folder in a plain layout (VOC, COCO, YOLO) has none
+        test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" and test_yaml.is_file() else {}
+        card["test"] = {"data": str(test_data), "images": len(records), **_generator(test_info), "metrics": metrics}
     return card
