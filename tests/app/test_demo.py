@@ -13,7 +13,7 @@ from PIL import Image
 
 from detector.app.catalog import ModelCache, describe_checkpoint, discover_models
 from detector.app.detect import api_detect, detect_image, run_detect
-from detector.app.examples import example_boxes_text, make_examples
+from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import anchors_figure, matching_figure, nms_figure, parse_boxes
 from detector.app.uploads import BadInput, load_upload
 from detector.core.boxes import box_iou, decode
@@ -353,6 +353,31 @@ def test_the_app_starts_on_the_shipped_model_run_by_onnx_runtime(monkeypatch, tm
     monkeypatch.chdir(tmp_path)  # no runs/ here: the shipped models alone
     entries, default = resolve_models(None)
     assert default == "tinyssd-shapes.onnx" and entries[default].summary.endswith("; ONNX Runtime")
-    assert {"tinyssd-shapes.pt", "tinyssd-bananas.onnx", "tinyssd-bananas.pt"} <= set(entries)
+    assert {"tinyssd-shapes.pt", "tinyssd-bananas.onnx", "tinyssd-bananas.pt", "tinyssd-raccoon.onnx",
+            "tinyssd-raccoon.pt"} <= set(entries)
     entries, default = resolve_models(str(ROOT / "models" / "tinyssd-bananas.pt"))
     assert default == "tinyssd-bananas.pt"  # --weights still chooses
+
+
+def test_the_shipped_photos_carry_their_truth_and_the_raccoon_model_finds_the_raccoons(cache):
+    """models/examples: raccoon val photos (never trained on) with their boxes; the shipped raccoon model, as the
+    app runs it (ONNX Runtime), finds most of them at IoU 0.5 and the shapes model's classes are not its own."""
+    pytest.importorskip("onnxruntime")
+    photos = photo_examples([ROOT / "nowhere", ROOT / "models" / "examples"])
+    assert [p.name for p in photos] == ["raccoon-145.jpg", "raccoon-186.jpg", "raccoon-41.jpg"]
+    raccoon = describe_checkpoint(ROOT / "models" / "tinyssd-raccoon.onnx")
+    raccoon.label = "tinyssd-raccoon.onnx"
+    assert raccoon.classes == ["raccoon"]
+    r = run_detect([str(p) for p in photos], raccoon, cache, conf=0.3)
+    assert not r.messages and len(r.detections) == len(photos)
+    found = total = 0
+    for path, det in zip(photos, r.detections):
+        boxes, names = truth(path)
+        h, w = load_upload(path)[0].shape[:2]
+        assert set(names) == {"raccoon"} and (boxes >= 0).all() and (boxes[:, [0, 2]] <= w).all() \
+            and (boxes[:, [1, 3]] <= h).all()
+        total += len(boxes)
+        if len(det.boxes):
+            found += int((box_iou(torch.from_numpy(boxes), torch.from_numpy(det.boxes)).max(1).values >= 0.5).sum())
+    assert found >= total - 1, f"found {found} of {total} raccoons"
+    assert example_boxes_text(photos[0]).count("\n") == 1  # two raccoons in raccoon-145

@@ -166,7 +166,7 @@ def test_faster_rcnn_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "frcnn.onnx").exists()
 
 
-@pytest.mark.parametrize("name", ["tinyssd-shapes", "tinyssd-bananas"])
+@pytest.mark.parametrize("name", ["tinyssd-shapes", "tinyssd-bananas", "tinyssd-raccoon"])
 def test_the_shipped_onnx_files_are_their_checkpoints(name, shapes_yaml):
     """models/X.onnx (the app's default backend) must stay the export of models/X.pt: re-export after retraining."""
     models = Path(__file__).resolve().parents[2] / "models"
