@@ -72,7 +72,8 @@ CASES = [
     f"{n}{'-bn' if k.get('batch_norm') else ''}" for n, k, _, _ in CASES])
 def test_each_network_learns_with_its_default_recipe(name, kwargs, size, steps):
     cfg = ClassifyConfig(model=name, model_kwargs=kwargs)
-    assert cfg.optimizer == "sgd" and cfg.init == "xavier" and cfg.overrides == ()
+    recipe = RECIPES[name] if not kwargs.get("batch_norm") else LENET_BN
+    assert (cfg.optimizer, cfg.lr, cfg.init) == (recipe.optimizer, recipe.lr, recipe.init) and cfg.overrides == ()
     losses = train_steps(cfg, size, steps)
     assert all(math.isfinite(v) for v in losses)
     tail = sum(losses[-5:]) / 5
