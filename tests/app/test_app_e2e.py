@@ -168,6 +168,9 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
 
         page.get_by_role("tab", name="API").click()
         port = app_url.rsplit(":", 1)[1].strip("/")
+        # the tab's text is rendered after the click returns (read at once, it was empty in one run of 3)
+        page.wait_for_function(f"document.querySelector('#api-usage')?.innerText.includes(':{port}/')",
+                               timeout=30_000)
         assert f":{port}/" in page.locator("#api-usage").inner_text()
         page.screenshot(path=str(shots / "api.png"), full_page=True)
         assert "Traceback" not in page.content()
