@@ -44,8 +44,11 @@ def _split_sizes(path: str) -> dict:
     return {f"{name}_images": len(records) for name, records in data.splits.items()}
 
 
-def _generator(info: dict) -> dict:
-    """``{"generator": ...}`` for a generated set (its yaml names preset, seed and size), else nothing."""
+def _generator(data: str | Path) -> dict:
+    """``{"generator": ...}`` for a generated set (its ``dataset.yaml`` names preset, seed and size), else nothing
+    (a folder in a plain layout, VOC, COCO or YOLO, has no yaml)."""
+    path = Path(data) / "dataset.yaml" if Path(data).is_dir() else Path(data)
+    info = yaml.safe_load(path.read_text()) if path.suffix == ".yaml" and path.is_file() else {}
     generator = {k: info.get(k) for k in ("preset", "seed", "size")}
     return {"generator": generator} if any(v is not None for v in generator.values()) else {}
 
@@ -57,15 +60,12 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
     run = Path(weights).parent
     csv_path = run / "results.csv"
     rows = list(csv.DictReader(csv_path.read_text().splitlines())) if csv_path.exists() else []
-    data_yaml = Path(ckpt.get("data", ""))
-    data_yaml = data_yaml / "dataset.yaml" if data_yaml.is_dir() else data_yaml
-    data_info = yaml.safe_load(data_yaml.read_text()) if data_yaml.suffix == ".yaml" and data_yaml.exists() else {}
     card = {
         "model": Path(exported).name, "model_name": ckpt["model_name"], "model_kwargs": ckpt.get("model_kwargs", {}),
         "classes": ckpt["classes"], "img_size": ckpt["img_size"], "letterbox": ckpt.get("letterbox", False),
         "command": ckpt.get("command", ""),
         "train_config": {k: v for k, v in ckpt.get("config", {}).items() if k not in ("resume", "command")},
-        "data": {"path": str(ckpt.get("data", "")), **_generator(data_info), **_split_sizes(ckpt.get("data", ""))},
+        "data": {"path": str(ckpt.get("data", "")), **_generator(ckpt.get("data", "")), **_split_sizes(ckpt.get("data", ""))},
         "epochs": ckpt.get("epoch", -1) + 1,
         "wall_time_s": round(sum(float(r["epoch_s"]) for r in rows), 1),
         "train_images_per_s": round(sum(float(r["images_per_s"]) for r in rows) / max(len(rows), 1), 1),
@@ -80,8 +80,5 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         results = predict_records(model, records, shipped["img_size"], cat_ids, device,
                                   ids=[im["id"] for im in gt["images"]], letterbox=shipped.get("letterbox", False))
         metrics, _ = coco_evaluate(gt, data.classes, cat_ids, results)
-        test_yaml = Path(test_data) / "dataset.yaml" if Path(test_data).is_dir() else Path(test_data)
-        # a generated set's yaml names its generator; a folder in a plain layout (VOC, COCO, YOLO) has none
-        test_info = yaml.safe_load(test_yaml.read_text()) if test_yaml.suffix == ".yaml" and test_yaml.is_file() else {}
-        card["test"] = {"data": str(test_data), "images": len(records), **_generator(test_info), "metrics": metrics}
+        card["test"] = {"data": str(test_data), "images": len(records), **_generator(test_data), "metrics": metrics}
     return card

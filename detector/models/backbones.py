@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.models.names import BACKBONE_MIN_INPUT
-from detector.models.recipes import RECIPES as NETWORK_RECIPES
+from detector.models.recipes import RECIPES  # noqa: F401 - re-exported: each network's default recipe
 
 
 class Classifier(nn.Module):
@@ -46,7 +46,7 @@ class Classifier(nn.Module):
         return outs
 
 
-# --- LeNet (D2L 7.6; 6.6 in the 0.x editions) and its BatchNorm variant (D2L 8.5) ------------------------------------------------------------
+# --- LeNet (D2L 7.6; 6.6 in the 0.x editions) and its BatchNorm variant (D2L 8.5) --------------------------
 
 def lenet(num_classes: int = 10, in_channels: int = 1, batch_norm: bool = False) -> Classifier:
     def act(n: int, two_d: bool) -> list[nn.Module]:
@@ -272,7 +272,6 @@ BACKBONES = {
     "densenet": densenet,
 }
 MIN_INPUT = BACKBONE_MIN_INPUT  # the smallest square input each architecture allows (in names.py, without torch)
-RECIPES = NETWORK_RECIPES  # how each trains from scratch by default (in recipes.py, without torch)
 
 
 def xavier_init(net: nn.Module) -> nn.Module:
