@@ -37,8 +37,8 @@ DEFAULT_INPUT = {"lenet": 28, "alexnet": 224, "vgg11": 224, "nin": 224, "googlen
                  "resnet34": 96, "resnet50": 96, "densenet": 96}  # the sizes the book trains them at
 
 
-def flops(name: str) -> int:
-    net = BACKBONES[name](10, 3).eval()
+def flops(name: str, kwargs: dict) -> int:
+    net = BACKBONES[name](10, 3, **kwargs).eval()
     size = DEFAULT_INPUT[name]
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net(torch.rand(1, 3, size, size))
@@ -54,22 +54,28 @@ def table(args) -> list[dict]:
             given["img_size"] = max(args.img_size, MIN_INPUT.get(name, 0))  # AlexNet and NiN need a little more
         out = Path(args.out) / f"cls-{name}"
         t = time.perf_counter()
-        cfg = ClassifyConfig(model=name, data=args.data, batch_size=args.batch_size, out=str(out), device=args.device,
-                             workers=args.workers, amp=args.amp, **given)
+        if args.batch_size is not None:
+            given["batch_size"] = args.batch_size
+        cfg = ClassifyConfig(model=name, data=args.data, out=str(out), device=args.device, workers=args.workers,
+                             amp=args.amp, **given)
         size = cfg.img_size
         metrics = train_classifier(cfg)
         with open(out / "results.csv") as f:
-            speed = [float(r["images_per_s"]) for r in csv.DictReader(f)]
-        rows.append({"network": name, "params_M": sum(p.numel() for p in BACKBONES[name](10, 3).parameters()) / 1e6,
-                     "gflops_at_default_input": flops(name) / 1e9, "default_input": DEFAULT_INPUT[name],
-                     "top1": metrics.get("top1"), "img_size": size, "train_images_per_s": sum(speed) / len(speed),
+            speed = [float(r["images_per_s"]) for r in csv.DictReader(f)]  # one row an epoch
+        net = BACKBONES[name](10, 3, **cfg.model_kwargs)  # the recipe's (VGG: the book's narrow one)
+        rows.append({"network": name, "model_kwargs": cfg.model_kwargs,
+                     "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
+                     "gflops_at_default_input": flops(name, cfg.model_kwargs) / 1e9, "default_input": DEFAULT_INPUT[name],
+                     "top1": metrics.get("top1"), "img_size": size, "epochs": len(speed),
+                     "train_images_per_s": sum(speed) / len(speed),
                      "wall_s": time.perf_counter() - t, "recipe": cfg.recipe_line()})
         print(json.dumps(rows[-1]))
-    print("| network | params (M) | GFLOPs at its default input | top-1 | training images/s | recipe |\n"
-          "| --- | --- | --- | --- | --- | --- |")
+    print("| network | params (M) | GFLOPs at its default input | top-1 | epochs | training images/s | wall time | "
+          "recipe |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['network']} | {r['params_M']:.2f} | {r['gflops_at_default_input']:.3f} at {r['default_input']} px "
-              f"| {r['top1']:.3f} | {r['train_images_per_s']:.0f} at {r['img_size']} px | {r['recipe']} |")
+              f"| {r['top1']:.3f} | {r['epochs']} | {r['train_images_per_s']:.0f} at {r['img_size']} px | "
+              f"{r['wall_s'] / 60:.1f} min | {r['recipe']} |")
     return rows
 
 
@@ -99,7 +105,7 @@ def main() -> None:
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), help="table: default each network's recipe")
     parser.add_argument("--momentum", type=float, help="table: default each network's recipe")
     parser.add_argument("--schedule", choices=("constant", "cosine"), help="table: default each network's recipe")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="table: default the CLI's (64); detect: 32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--amp", action="store_true")
@@ -108,7 +114,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     if args.what == "detect":
-        args.epochs, args.img_size = args.epochs or 5, args.img_size or 64
+        args.epochs, args.img_size, args.batch_size = args.epochs or 5, args.img_size or 64, args.batch_size or 32
     result = table(args) if args.what == "table" else detect(args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

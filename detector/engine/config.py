@@ -10,6 +10,7 @@ call it): a value that cannot work is a :class:`ConfigError`, which the CLI repo
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -205,6 +206,8 @@ class ClassifyConfig:
     def __post_init__(self) -> None:
         """The fields left at None take the network's recipe (:func:`detector.models.recipes.recipe_for`)."""
         _, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+        if not self.model_kwargs and not self.resume:
+            self.model_kwargs = dict(recipe.model_kwargs)
         if self.overrides is None:
             self.overrides = tuple(f for f in RECIPE_FIELDS if getattr(self, f) is not None)
         for f in RECIPE_FIELDS:
@@ -214,9 +217,11 @@ class ClassifyConfig:
     def recipe_line(self) -> str:
         """``recipe: alexnet (D2L ...): SGD lr 0.01 ...; flags override: --lr``: what this run trains with."""
         name, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
-        used = replace(recipe, **{f: getattr(self, f) for f in RECIPE_FIELDS})
+        used = replace(recipe, model_kwargs=self.model_kwargs, **{f: getattr(self, f) for f in RECIPE_FIELDS})
         over = [f"--{f.replace('_', '-')} (recipe: {getattr(recipe, f)})" for f in self.overrides
                 if getattr(self, f) != getattr(recipe, f)]
+        if recipe.model_kwargs and self.model_kwargs != recipe.model_kwargs:
+            over.append(f"--model-kwargs (recipe: {json.dumps(recipe.model_kwargs)})")
         return (f"recipe: {name} ({recipe.source}): {used.describe()}"
                 + (f"; flags override: {', '.join(over)}" if over else ""))
 

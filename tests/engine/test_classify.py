@@ -70,3 +70,30 @@ def test_classify_cli_errors(tmp_path, capsys):
     assert "--img-size 32: too small for alexnet, which needs at least 65 px" in capsys.readouterr().err
     assert main(["classify", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 1
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_recipe_min_steps_raise_the_epochs_of_a_small_set_unless_epochs_are_given(shapes_yaml, tmp_path, monkeypatch,
+                                                                                   capsys):
+    import csv
+    from dataclasses import replace
+
+    from detector.models import recipes
+
+    monkeypatch.setitem(recipes.RECIPES, "lenet", replace(recipes.RECIPES["lenet"], epochs=1, min_steps=5))
+    crops = len(load_classification(str(shapes_yaml), 28)[1])
+    steps = crops // 16  # batches an epoch (drop_last)
+    assert steps >= 1
+    want = -(-5 // steps)
+    assert recipes.RECIPES["lenet"].epochs_for(1, steps) == want and recipes.RECIPES["lenet"].epochs_for(9, steps) == 9
+
+    def epochs_run(out, **given) -> int:
+        train_classifier(ClassifyConfig(model="lenet", data=str(shapes_yaml), batch_size=16, workers=0, device="cpu",
+                                        out=str(tmp_path / out), **given))
+        with open(tmp_path / out / "results.csv") as f:
+            return len(list(csv.DictReader(f)))
+
+    assert epochs_run("raised") == want > 1
+    err = capsys.readouterr().err
+    assert f"epochs: {want} instead of 1: the recipe asks for at least 5 steps" in err
+    assert epochs_run("given", epochs=1) == 1  # --epochs given: the user's count
+    assert load_checkpoint(tmp_path / "raised" / "last.pt")["config"]["epochs"] == want  # --resume keeps it

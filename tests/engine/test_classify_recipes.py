@@ -84,12 +84,23 @@ def test_recipes_cover_every_network_and_flags_override_them():
     assert set(RECIPES) == set(BACKBONES)
     alexnet = ClassifyConfig(model="alexnet")
     assert (alexnet.optimizer, alexnet.lr, alexnet.momentum, alexnet.weight_decay, alexnet.schedule) == (
-        "sgd", 0.01, 0.0, 0.0, "constant")
-    assert alexnet.recipe_line().startswith("recipe: alexnet (D2L 0.17 sec. 7.1): SGD lr 0.01 momentum 0 wd 0")
+        "sgd", 0.01, 0.9, 0.0, "cosine")
+    assert alexnet.recipe_line().startswith("recipe: alexnet (D2L 0.17 sec. 7.1's rate, with momentum and cosine): "
+                                            "SGD lr 0.01 momentum 0.9 wd 0, cosine lr, Xavier init, 10 epochs (at "
+                                            "least 2,350 steps), 96 px")
+    # VGG's recipe builds the book's narrow VGG unless --model-kwargs says otherwise (or a resumed run saved one)
+    assert ClassifyConfig(model="vgg11").model_kwargs == {"width_divisor": 4}
+    wide = ClassifyConfig(model="vgg11", model_kwargs={"width_divisor": 1})
+    assert wide.model_kwargs == {"width_divisor": 1}
+    assert wide.recipe_line().endswith('64 px, width_divisor 1; flags override: --model-kwargs (recipe: '
+                                       '{"width_divisor": 4})')
     assert ClassifyConfig(model="lenet", model_kwargs={"batch_norm": True}).lr == LENET_BN.lr == 1.0
     mine = ClassifyConfig(model="alexnet", lr=0.003, img_size=128)
     assert (mine.lr, mine.img_size, mine.epochs, mine.overrides) == (0.003, 128, 10, ("lr", "img_size"))
     assert mine.recipe_line().endswith("flags override: --lr (recipe: 0.01), --img-size (recipe: 96)")
+    # the networks without BatchNorm train for at least the book's step count (its 10 epochs of Fashion-MNIST)
+    assert all(RECIPES[n].min_steps >= 2350 for n in ("lenet", "alexnet", "vgg11", "nin", "googlenet"))
+    assert LENET_BN.min_steps == 2350 and RECIPES["resnet18"].min_steps == 0
     tuned = ClassifyConfig(model="resnet18", pretrained="body.pt")  # fine-tuning keeps its own recipe
     assert (tuned.optimizer, tuned.lr, tuned.schedule, tuned.init) == ("adamw", FINETUNE.lr, "cosine", "default")
     with pytest.raises(ConfigError, match="--momentum 0.9: for --optimizer sgd only"):
