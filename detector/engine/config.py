@@ -171,7 +171,8 @@ class ClassifyConfig:
     model: str = opt("resnet18", "the network", choices=BACKBONES)
     data: str = opt("data/shapes", "a detection data set (its box crops), an ImageFolder, fashion-mnist:ROOT or "
                     "cifar10:ROOT")
-    epochs: int | None = opt(None, "training epochs (default: the network's recipe, see --model)")
+    epochs: int | None = opt(None, "training epochs (default: the network's recipe; on a small set, enough for "
+                             "its minimum steps)")
     batch_size: int = opt(64, "the global batch (split over --devices)")
     optimizer: str | None = opt(None, "sgd or adamw (default: the network's recipe)", choices=OPTIMIZERS)
     lr: float | None = opt(None, "peak learning rate (of the body, with --pretrained; default: the network's recipe)")
