@@ -201,7 +201,9 @@ def check_against_the_book(anchors, gt, thr) -> bool:
     return compared and len(iou.argmax(0).unique()) < len(gt)
 
 
-@SETTINGS
+# tied IoUs are filtered out (assume below), and Hypothesis' simplest values (interval ends) tie often, so some
+# seeds filter more than its health check allows; the seeded test below checks that contested scenes are met
+@settings(SETTINGS, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(clustered_scene(), st.floats(0.1, 0.9))
 def test_matching_is_the_books_when_boxes_contest_anchors(scene, thr):
     anchors, gt = scene
