@@ -37,9 +37,8 @@ DEFAULT_INPUT = {"lenet": 28, "alexnet": 224, "vgg11": 224, "nin": 224, "googlen
                  "resnet34": 96, "resnet50": 96, "densenet": 96}  # the sizes the book trains them at
 
 
-def flops(name: str, kwargs: dict) -> int:
-    net = BACKBONES[name](10, 3, **kwargs).eval()
-    size = DEFAULT_INPUT[name]
+def flops(net: torch.nn.Module, size: int) -> int:
+    net.eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         net(torch.rand(1, 3, size, size))
     return counter.get_total_flops()
@@ -65,7 +64,7 @@ def table(args) -> list[dict]:
         net = BACKBONES[name](10, 3, **cfg.model_kwargs)  # the recipe's (VGG: the book's narrow one)
         rows.append({"network": name, "model_kwargs": cfg.model_kwargs,
                      "params_M": sum(p.numel() for p in net.parameters()) / 1e6,
-                     "gflops_at_default_input": flops(name, cfg.model_kwargs) / 1e9, "default_input": DEFAULT_INPUT[name],
+                     "gflops_at_default_input": flops(net, DEFAULT_INPUT[name]) / 1e9, "default_input": DEFAULT_INPUT[name],
                      "top1": metrics.get("top1"), "img_size": size, "epochs": len(speed),
                      "train_images_per_s": sum(speed) / len(speed),
                      "wall_s": time.perf_counter() - t, "recipe": cfg.recipe_line()})

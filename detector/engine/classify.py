@@ -38,7 +38,6 @@ from detector.engine.loop import (
 from detector.engine.runs import training_run
 from detector.models.backbones import BACKBONES, xavier_init
 from detector.models.checkpoint import CheckpointError, load_checkpoint
-from detector.models.recipes import recipe_for
 
 HEAD_LR_SCALE = 10.0  # the book: a new head learns 10x faster than a pretrained body
 
@@ -110,10 +109,10 @@ def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name
     step_model = wrap_ddp(model, device, ranks)
     if len(loader) == 0:
         raise TrainingError(f"{cfg.data}: {len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
-    _, recipe = recipe_for(cfg.model, cfg.model_kwargs, bool(cfg.pretrained))
-    if ckpt is None and cfg.time is None and "epochs" not in cfg.overrides:
-        epochs = recipe.epochs_for(cfg.epochs, len(loader))
-        if epochs > cfg.epochs and ranks.main:
+    _, recipe = cfg.recipe()
+    epochs = recipe.epochs_for(cfg.epochs, len(loader))
+    if ckpt is None and cfg.time is None and "epochs" not in cfg.overrides and epochs > cfg.epochs:
+        if ranks.main:
             log(f"epochs: {epochs} instead of {cfg.epochs}: the recipe asks for at least {recipe.min_steps:,} steps, "
                 f"and an epoch of {len(train_set):,} images is {len(loader)} (--epochs sets them)")
         cfg.epochs = epochs

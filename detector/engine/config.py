@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from detector.data.images import MAX_PIXELS
 from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
-from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, recipe_for
+from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
            "img_size": 1, "patience": 1}  # the smallest value of each integer flag
@@ -205,8 +205,8 @@ class ClassifyConfig:
                                             cli=False)
 
     def __post_init__(self) -> None:
-        """The fields left at None take the network's recipe (:func:`detector.models.recipes.recipe_for`)."""
-        _, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+        """The fields left at None take the network's recipe (:meth:`recipe`)."""
+        _, recipe = self.recipe()
         if not self.model_kwargs and not self.resume:
             self.model_kwargs = dict(recipe.model_kwargs)
         if self.overrides is None:
@@ -215,9 +215,13 @@ class ClassifyConfig:
             if getattr(self, f) is None:
                 setattr(self, f, getattr(recipe, f))
 
+    def recipe(self) -> tuple[str, Recipe]:
+        """``(name, recipe)``: the network's default recipe (:func:`detector.models.recipes.recipe_for`)."""
+        return recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+
     def recipe_line(self) -> str:
         """``recipe: alexnet (D2L ...): SGD lr 0.01 ...; flags override: --lr``: what this run trains with."""
-        name, recipe = recipe_for(self.model, self.model_kwargs, bool(self.pretrained))
+        name, recipe = self.recipe()
         used = replace(recipe, model_kwargs=self.model_kwargs, **{f: getattr(self, f) for f in RECIPE_FIELDS})
         over = [f"--{f.replace('_', '-')} (recipe: {getattr(recipe, f)})" for f in self.overrides
                 if getattr(self, f) != getattr(recipe, f)]

@@ -1,3 +1,6 @@
+import csv
+from dataclasses import replace
+
 import pytest
 import torch
 from PIL import Image
@@ -9,6 +12,7 @@ from detector.engine.checkpoint import save_checkpoint
 from detector.engine.classify import load_pretrained, train_classifier
 from detector.engine.config import ClassifyConfig
 from detector.engine.loop import param_groups
+from detector.models import recipes
 from detector.models.backbones import BACKBONES
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
@@ -74,11 +78,6 @@ def test_classify_cli_errors(tmp_path, capsys):
 
 def test_recipe_min_steps_raise_the_epochs_of_a_small_set_unless_epochs_are_given(shapes_yaml, tmp_path, monkeypatch,
                                                                                    capsys):
-    import csv
-    from dataclasses import replace
-
-    from detector.models import recipes
-
     monkeypatch.setitem(recipes.RECIPES, "lenet", replace(recipes.RECIPES["lenet"], epochs=1, min_steps=5))
     crops = len(load_classification(str(shapes_yaml), 28)[1])
     steps = crops // 16  # batches an epoch (drop_last)
