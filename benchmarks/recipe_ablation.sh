@@ -3,7 +3,7 @@
 # wall-clock budget (--time, hours). Runs go three at a time, one thread each, so they share the machine alike.
 #
 #   bash benchmarks/recipe_ablation.sh ../shared/datasets/raccoon runs/ablation-raccoon 0.3
-#   bash benchmarks/recipe_ablation.sh data/shapes runs/ablation-shapes 0.3 default ema mosaic
+#   bash benchmarks/recipe_ablation.sh data/shapes-500s5 runs/ablation-shapes-45m 0.75 default mosaic mixup multiscale bs8 img320
 #
 # The raccoon model's candidates (bs8, bs8-aug) ran for 1.25 h, two at a time:
 #   bash benchmarks/recipe_ablation.sh ../shared/datasets/raccoon runs/raccoon-final 1.25 bs8 bs8-aug
