@@ -28,7 +28,7 @@ from detector.data.loader import DetectionDataset, make_loader
 from detector.data.multiscale import resize_batch, with_sizes
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
-from detector.engine.config import TrainConfig, multi_scale_sizes
+from detector.engine.config import TrainConfig, default_batch_size, multi_scale_sizes
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
 from detector.engine.ema import ModelEMA
 from detector.engine.loop import (
@@ -107,6 +107,10 @@ def train(cfg: TrainConfig) -> dict:
 
 def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, say) -> dict:
     device = resolve_device(device_name)
+    if cfg.batch_size is None:
+        cfg.batch_size = default_batch_size(device.type, ranks.world)
+        say(f"batch size {cfg.batch_size}: the default on {'a CPU' if device.type == 'cpu' else device.type} "
+            f"(8 on a CPU, 32 on a GPU; set it with --batch-size)")
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)

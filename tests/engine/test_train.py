@@ -8,7 +8,7 @@ import torch
 import detector.engine.loop as engine_module
 from detector.cli.main import main
 from detector.engine.checkpoint import save_checkpoint
-from detector.engine.config import TrainConfig
+from detector.engine.config import TrainConfig, default_batch_size
 from detector.engine.detect import TrainingError, train
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.names import DETECTOR_MIN_INPUT
@@ -32,6 +32,18 @@ def test_train_writes_checkpoints_results_and_plot(shapes_yaml, tmp_path):
     assert float(rows[-1]["AP"]) == pytest.approx(metrics["AP"], abs=5e-5) == ckpt["metrics"]["AP"]
     assert ckpt["classes"] == ["circle", "triangle", "square", "star", "cross"] and ckpt["img_size"] == 64
     assert ckpt["model_name"] == "tiny_ssd_plus" and ckpt["epoch"] == 1
+
+
+def test_default_batch_size_is_8_on_a_cpu_and_32_on_a_gpu():
+    assert default_batch_size("cpu") == 8 and default_batch_size("cuda") == 32
+    assert default_batch_size("cpu", world=3) == 9 and default_batch_size("cuda", world=8) == 32  # divides evenly
+
+
+def test_train_without_batch_size_uses_the_devices_default_and_keeps_it(shapes_yaml, tmp_path, capsys):
+    train(config(shapes_yaml, tmp_path / "run", batch_size=None, epochs=1))
+    assert "batch size 8: the default on a CPU" in capsys.readouterr().err
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["config"]["batch_size"] == 8  # a resumed run keeps it, wherever it resumes
 
 
 def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
