@@ -121,6 +121,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     category_ids = default_category_ids(data.classes, data.category_ids)
 
     model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)
+    if len(train_records) < cfg.batch_size:  # drop_last would leave no batch at all: an epoch that learns nothing
+        raise TrainingError(f"{cfg.data}: its {len(train_records)} training images are fewer than one batch of "
+                            f"{cfg.batch_size}; give --batch-size {len(train_records)} or less")
     model = model.to(device).to(memory_format=torch.channels_last)
     if ranks.enabled and cfg.sync_bn:
         if device.type != "cuda":

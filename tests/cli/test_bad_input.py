@@ -168,6 +168,8 @@ ROWS = [
     ("show-missing", "data show {tmp}/nothing --out {tmp}/show", 2, "nothing"),
     # train
     ("train-batch-0", "train --data {shapes} --batch-size 0", 2, "--batch-size 0"),
+    ("train-fewer-images-than-the-default-batch", "train --data {shapes} --out {tmp}/fb --device cpu --workers 0", 1,
+     "its 4 training images are fewer than one batch of 8; give --batch-size 4 or less"),
     ("train-eval-every-0", "train --data {shapes} --eval-every 0", 2, "--eval-every 0"),
     ("train-epochs-negative", "train --data {shapes} --epochs -1", 2, "--epochs -1"),
     ("train-img-size-7", "train --data {shapes} --img-size 7", 2, "--img-size 7"),
