@@ -28,10 +28,10 @@ from detector.engine.loop import (
     OptimizerSpec,
     Stopping,
     Task,
-    TrainingError,
     fit,
     log,
     param_groups,
+    require_one_batch,
     resolve_device,
     seed_everything,
 )
@@ -107,8 +107,7 @@ def _train_classifier(cfg: ClassifyConfig, ckpt: dict | None, ranks, device_name
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.workers, generator=gen,
                         pin_memory=device.type == "cuda")
     step_model = wrap_ddp(model, device, ranks)
-    if len(loader) == 0:
-        raise TrainingError(f"{cfg.data}: {len(train_set)} training images are fewer than one batch of {cfg.batch_size}")
+    require_one_batch(cfg.data, len(train_set), cfg.batch_size)
     _, recipe = cfg.recipe()
     epochs = recipe.epochs_for(cfg.epochs, len(loader))
     if ckpt is None and cfg.time is None and "epochs" not in cfg.overrides and epochs > cfg.epochs:

@@ -62,15 +62,14 @@ def check_flags(**values) -> None:
         raise ConfigError("; ".join(problems))
 
 
-DEFAULT_BATCH = {"cpu": 8}  # `detector train` without --batch-size; other devices: DEFAULT_BATCH_ELSEWHERE
-DEFAULT_BATCH_ELSEWHERE = 32
+CPU_BATCH, GPU_BATCH = 8, 32  # `detector train` without --batch-size
 
 
 def default_batch_size(device_type: str, world: int = 1) -> int:
     """``detector train``'s global batch when ``--batch-size`` is not given: 8 on a CPU (four times the optimizer
     steps of 32 per epoch; it doubled val AP at equal wall time on this project's CPU measurements, see the README's
     recipe table), 32 on a GPU (a batch of 8 leaves it mostly idle); rounded up to a multiple of ``world``."""
-    batch = DEFAULT_BATCH.get(device_type, DEFAULT_BATCH_ELSEWHERE)
+    batch = CPU_BATCH if device_type == "cpu" else GPU_BATCH
     return -(-batch // world) * world
 
 
@@ -105,7 +104,8 @@ class TrainConfig:
     model: str = opt("tiny_ssd_plus", "the detector", choices=DETECTORS)
     data: str = opt("data/shapes", "a data set (see `detector data check`)")
     epochs: int = opt(60, "training epochs")
-    batch_size: int | None = opt(None, "the global batch (split over --devices); default: 8 on a CPU, 32 on a GPU")
+    batch_size: int | None = opt(None, f"the global batch (split over --devices); default: {CPU_BATCH} on a CPU, "
+                                 f"{GPU_BATCH} on a GPU")
     lr: float = opt(3e-3, "AdamW peak learning rate")
     weight_decay: float = opt(5e-4, "not applied to biases and norm weights", cli=False)
     warmup_epochs: float = opt(1.0, "linear warm-up from lr / 10, then cosine down to lr / 100", cli=False)

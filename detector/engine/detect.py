@@ -28,7 +28,7 @@ from detector.data.loader import DetectionDataset, make_loader
 from detector.data.multiscale import resize_batch, with_sizes
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
-from detector.engine.config import TrainConfig, default_batch_size, multi_scale_sizes
+from detector.engine.config import CPU_BATCH, GPU_BATCH, TrainConfig, default_batch_size, multi_scale_sizes
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
 from detector.engine.ema import ModelEMA
 from detector.engine.loop import (
@@ -38,6 +38,7 @@ from detector.engine.loop import (
     fit,
     log,
     param_groups,
+    require_one_batch,
     resolve_device,
     seed_everything,
 )
@@ -110,7 +111,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     if cfg.batch_size is None:
         cfg.batch_size = default_batch_size(device.type, ranks.world)
         say(f"batch size {cfg.batch_size}: the default on {'a CPU' if device.type == 'cpu' else device.type} "
-            f"(8 on a CPU, 32 on a GPU; set it with --batch-size)")
+            f"({CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU; set it with --batch-size)")
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
@@ -121,9 +122,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     category_ids = default_category_ids(data.classes, data.category_ids)
 
     model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)
-    if len(train_records) < cfg.batch_size:  # drop_last would leave no batch at all: an epoch that learns nothing
-        raise TrainingError(f"{cfg.data}: its {len(train_records)} training images are fewer than one batch of "
-                            f"{cfg.batch_size}; give --batch-size {len(train_records)} or less")
+    require_one_batch(cfg.data, len(train_records), cfg.batch_size)
     model = model.to(device).to(memory_format=torch.channels_last)
     if ranks.enabled and cfg.sync_bn:
         if device.type != "cuda":

@@ -37,6 +37,14 @@ class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to try."""
 
 
+def require_one_batch(data: str, images: int, batch_size: int) -> None:
+    """:class:`TrainingError` when ``images`` training images fill no batch: with ``drop_last`` every epoch would
+    be empty and learn nothing."""
+    if images < batch_size:
+        raise TrainingError(f"{data}: its {images} training images are fewer than one batch of {batch_size}; give "
+                            f"--batch-size {images} or less")
+
+
 @dataclass
 class Task:
     """What :func:`fit` needs to know about a training job; everything else is in its config."""
