@@ -1,11 +1,14 @@
 """Detection losses shared by the detectors: classification over anchors and box regression.
 
-All take per-anchor tensors of a batch and return a scalar normalized the way the docstring says.
+All take per-anchor tensors of a batch and return a scalar normalized the way the docstring says. Under
+DDP, the losses normalized by a count of positives take ``num_pos`` from :func:`positives_over_processes`, so
+that the gradient DDP averages over the ranks is the whole global batch's, as in one process.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -13,7 +16,22 @@ CLS_LOSSES = ("ce", "hnm", "focal")  # the book's mean cross-entropy, SSD's hard
 BOX_LOSSES = ("l1", "smooth_l1")
 
 
-def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: float = 3.0, gamma: float = 2.0) -> Tensor:
+def positives_over_processes(mask: Tensor) -> Tensor:
+    """The normalizer of a loss summed over the positives of ``mask`` (bool [B, A]): their number (at least 1)
+    in one process; under DDP (a process group of ``W`` ranks), the number over the whole global batch divided
+    by ``W`` (at least ``1 / W``). Each rank's ``sum / normalizer``, averaged over the ranks as DDP averages
+    gradients, is then ``global sum / global positives``: the loss one process would compute on the global batch,
+    whatever the split of positives between the ranks. Every rank must call it at the same step (a collective)."""
+    count = mask.sum().float()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return count.clamp(min=1)
+    count = count.clone()
+    dist.all_reduce(count)  # the global batch's positives
+    return count.clamp(min=1) / dist.get_world_size()
+
+
+def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: float = 3.0, gamma: float = 2.0,
+             num_pos: Tensor | None = None) -> Tensor:
     """Classification loss over anchors.
 
     Args:
@@ -23,12 +41,14 @@ def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: 
             of the positives and of the ``neg_pos_ratio`` x as many hardest negatives per image, summed and
             divided by the number of positives), ``"focal"`` (softmax focal loss, summed over every anchor and
             divided by the number of positives).
+        num_pos: what ``"hnm"`` and ``"focal"`` divide by; the batch's positives (at least 1) when None (see
+            :func:`positives_over_processes` under DDP).
     """
     ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view(targets.shape)  # (B, A)
     if kind == "ce":
         return ce.mean()
     pos = targets > 0  # (B, A)
-    num_pos = pos.sum().clamp(min=1)
+    num_pos = pos.sum().clamp(min=1) if num_pos is None else num_pos
     if kind == "hnm":
         neg_loss = ce.detach().masked_fill(pos, -1.0)  # (B, A): positives never count as negatives
         num_neg = (pos.sum(1, keepdim=True) * neg_pos_ratio).clamp(min=neg_pos_ratio)  # (B, 1): at least a few
@@ -41,18 +61,19 @@ def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: 
     raise ValueError(f"cls loss must be one of {CLS_LOSSES}, got {kind!r}")
 
 
-def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1", beta: float = 1.0) -> Tensor:
+def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1", beta: float = 1.0,
+             num_pos: Tensor | None = None) -> Tensor:
     """Box regression loss over matched anchors.
 
     Args:
         pred, target (Tensor[B, A, 4]): offsets. mask (Tensor[B, A] bool): matched anchors.
         kind: ``"l1"`` (the book: masked L1 averaged over every anchor and coordinate) or ``"smooth_l1"``
-            (summed over the matched anchors, divided by their number).
+            (summed over the matched anchors, divided by their number, or by ``num_pos`` when given).
     """
     m = mask[..., None].to(pred.dtype)  # (B, A, 1)
     if kind == "l1":
         return F.l1_loss(pred.float() * m, target * m)
     if kind == "smooth_l1":
         loss = F.smooth_l1_loss(pred.float(), target, reduction="none", beta=beta) * m
-        return loss.sum() / mask.sum().clamp(min=1)
+        return loss.sum() / (mask.sum().clamp(min=1) if num_pos is None else num_pos)
     raise ValueError(f"box loss must be one of {BOX_LOSSES}, got {kind!r}")

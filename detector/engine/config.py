@@ -138,7 +138,7 @@ class TrainConfig:
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
     pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
-    sync_bn: bool = opt(False, "with DDP on GPUs: BatchNorm over the global batch")
+    sync_bn: bool = opt(False, "with DDP: BatchNorm over the global batch (torch's SyncBatchNorm on GPUs, its CPU equivalent on CPUs)")
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
     given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
                                  cli=False)

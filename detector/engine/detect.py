@@ -29,7 +29,7 @@ from detector.data.multiscale import resize_batch, with_sizes
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
 from detector.engine.config import CPU_BATCH, GPU_BATCH, TrainConfig, default_batch_size, multi_scale_sizes
-from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, wrap_ddp
+from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, sync_batchnorm, wrap_ddp
 from detector.engine.ema import ModelEMA
 from detector.engine.loop import (
     Stopping,
@@ -125,9 +125,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     require_one_batch(cfg.data, len(train_records), cfg.batch_size)
     model = model.to(device).to(memory_format=torch.channels_last)
     if ranks.enabled and cfg.sync_bn:
-        if device.type != "cuda":
-            raise TrainingError("--sync-bn needs GPUs (SyncBatchNorm has no CPU implementation)")
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = sync_batchnorm(model, device)
     step_model = wrap_ddp(model, device, ranks)
     if ranks.enabled:
         say(f"DDP: {ranks.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // max(ranks.world, 1)} "

@@ -8,7 +8,8 @@
 ``--batch-size`` is the global batch: every step, the ranks split one global batch between them, taken from
 one permutation that every rank draws from the same seeded generator
 (:class:`detector.data.loader.GlobalBatchSampler`); the gradients DDP averages are then
-those of the whole batch (up to BatchNorm, which sees each rank's part unless ``--sync-bn``). Logging,
+those of the whole batch (up to BatchNorm, which sees each rank's part unless ``--sync-bn``: torch's
+SyncBatchNorm on GPUs, :class:`GlobalBatchNorm` on CPUs). Logging,
 ``results.csv`` and checkpoints happen on rank 0; evaluation is split over the ranks and gathered on rank 0.
 On GPUs the backend is NCCL, on CPUs gloo.
 """
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,54 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device, ranks: Dist) -> torch
     if not ranks.enabled:
         return model
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the global batch, over every rank of the process group:
+    SyncBatchNorm for the CPU (gloo), where torch's has no implementation. The sums go through autograd's
+    all-reduce, so the backward pass is the global batch's too. Outside training, or without a process group,
+    it is plain BatchNorm; its state dict is BatchNorm's."""
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected an input of at least 2 dimensions (N, C, ...), got {x.dim()}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not (dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        dims, shape = [0, *range(2, x.dim())], (1, -1, *[1] * (x.dim() - 2))  # all but channels; (1, C, 1, ...)
+        xf = x.float()
+        local = torch.cat([xf.sum(dims), xf.new_tensor([x.numel() / x.shape[1]])])  # (C + 1): sums, count
+        total = dist_fn.all_reduce(local)
+        n, mean = total[-1], total[:-1] / total[-1]  # (C,)
+        centred = xf - mean.view(shape)
+        var = dist_fn.all_reduce((centred * centred).sum(dims)) / n  # (C,): biased, as BatchNorm normalizes
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), m)
+                self.running_var.lerp_((var * n / (n - 1).clamp(min=1)).to(self.running_var.dtype), m)
+        return y.to(x.dtype)
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with every BatchNorm computing the global batch's statistics: torch's SyncBatchNorm on GPUs,
+    :class:`GlobalBatchNorm` elsewhere (the same weights and buffers)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, child in model.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, GlobalBatchNorm):
+            new = GlobalBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats)
+            new._parameters, new._buffers = child._parameters, child._buffers  # the same tensors (requires_grad too)
+            new.train(child.training)
+            setattr(model, name, new)
+        else:
+            sync_batchnorm(child, device)
+    return model
 
 
 def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:

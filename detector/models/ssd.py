@@ -20,7 +20,7 @@ from detector.core.contract import (
     padded_targets,
     post_settings,
 )
-from detector.core.losses import box_loss, cls_loss
+from detector.core.losses import box_loss, cls_loss, positives_over_processes
 from detector.core.ssd_ops import assign_targets, postprocess
 
 BOOK_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))  # D2L 14.7
@@ -115,8 +115,9 @@ class SSD(nn.Module):
                 raise ValueError("in training mode the model needs targets")
             boxes, labels, valid = padded_targets(targets, B, images.device)
             target_offsets, box_mask, cls_targets = assign_targets(anchors, boxes / scale, labels, valid, self.iou_threshold)
-            return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss),
-                    "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss)}
+            num_pos = positives_over_processes(box_mask)  # under DDP: the global batch's, per rank
+            return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss, num_pos=num_pos),
+                    "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss, num_pos=num_pos)}
         detections = postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post))
         for d, (h, w) in zip(detections, sizes):
             d["boxes"] = clip_boxes(d["boxes"] * scale, h, w)  # in the image's own pixels
