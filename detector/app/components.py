@@ -15,6 +15,7 @@ import gradio as gr
 
 from detector.app.catalog import ModelEntry
 from detector.app.uploads import BadInput
+from detector.core.errors import DetectorError
 
 
 class Tolerant:
@@ -84,15 +85,15 @@ def release_memory() -> None:
 
 
 def guarded(on_error: Callable[[str], tuple | dict]):
-    """Wrap a handler so that no exception reaches Gradio: ``BadInput`` becomes its message in the page; anything
-    else is logged with its traceback on the server and named in the page as an internal error."""
+    """Wrap a handler so that no exception reaches Gradio: the library's errors (``DetectorError``, ``BadInput``
+    among them) become their message in the page; anything else is logged with its traceback on the server and named in the page as an internal error."""
 
     def wrap(handler):
         @functools.wraps(handler)
         def run(*args, **kwargs):
             try:
                 return handler(*args, **kwargs)
-            except BadInput as e:
+            except DetectorError as e:
                 return on_error(str(e))
             except Exception as e:
                 logging.getLogger("detector.app").exception("handler %s failed", handler.__name__)

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from detector.core.errors import InputError
+
 MAX_PIXELS = 100_000_000  # uploads above this are refused (a 10,000 x 10,000 photo still passes)
 DISPLAY_SIDE = 1600  # images are shown at most this large; boxes and tables stay in original pixels
 MIN_DISPLAY_SIDE = 640  # and small ones drawn at least this large, so boxes and labels stay sharp
 
 
-class BadInput(ValueError):
+class BadInput(InputError, ValueError):
     """An input the demo cannot use; the message names it and says why, for the page."""
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from detector.cli.common import add_config_arguments, add_devices_argument, fail, run_training
+from detector.cli.common import add_config_arguments, add_devices_argument, run_training
 from detector.data.records import DataError
-from detector.engine.config import ClassifyConfig, ConfigError, check_flags
-from detector.models.checkpoint import CheckpointError
+from detector.engine.config import ClassifyConfig, check_flags
 
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
@@ -23,22 +22,16 @@ def cmd_classify_train(args: argparse.Namespace) -> int:
 def cmd_classify_eval(args: argparse.Namespace) -> int:
     from detector.data.classify import load_classification
     from detector.engine.classify import accuracy, load_classifier
-    from detector.engine.loop import TrainingError, resolve_device
+    from detector.engine.loop import resolve_device
 
-    try:
-        check_flags(device=args.device, workers=args.workers)
-    except ConfigError as e:
-        return fail(str(e), 2)
-    try:
-        device = resolve_device(args.device)
-        model, ckpt = load_classifier(args.weights, device)
-        classes, _, val = load_classification(args.data, ckpt["img_size"])
-    except (DataError, CheckpointError, TrainingError, OSError) as e:
-        return fail(str(e))
+    check_flags(device=args.device, workers=args.workers)
+    device = resolve_device(args.device)
+    model, ckpt = load_classifier(args.weights, device)
+    classes, _, val = load_classification(args.data, ckpt["img_size"])
     if val is None:
-        return fail(f"{args.data}: no val split to evaluate on")
+        raise DataError(f"{args.data}: no val split to evaluate on")
     if classes != ckpt["classes"]:
-        return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
+        raise DataError(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
     m = accuracy(model, val, device, workers=args.workers)
     print(f"top-1 {m['top1']:.4f} on {m['images']} images ({ckpt['model_name']}, {ckpt['img_size']} px)")
     return 0

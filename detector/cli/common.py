@@ -9,14 +9,12 @@ import dataclasses
 import json
 import os
 import shlex
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from detector.core.errors import UsageError
 from detector.data.images import MAX_PIXELS
-from detector.data.records import DataError
-from detector.engine.config import ConfigError, check_flags
-from detector.models.checkpoint import CheckpointError
+from detector.engine.config import check_flags
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float | None": float, "int | None": int,
               "dict": str}  # dict: JSON text
@@ -25,12 +23,6 @@ FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float 
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``1 image``, ``2 images``; ``words`` for an irregular plural (``box``, ``boxes``)."""
     return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
-
-
-def fail(message: str, code: int = 1) -> int:
-    """Print ``error: message`` to stderr and return the exit status ``code``."""
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
@@ -103,9 +95,9 @@ def parse_json_object(text: str | None, flag: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{flag} is not JSON: {e}") from None
+        raise UsageError(f"{flag} is not JSON: {e}") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")  # noqa: TRY004
+        raise UsageError(f"{flag} must be a JSON object such as '{{\"key\": 1}}', got {text!r}")
     return value
 
 
@@ -148,30 +140,18 @@ def relaunch(args: argparse.Namespace) -> int | None:
 
 def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[object], dict],
                  describe: Callable[[dict], str], adjust: Callable[[object], None] | None = None) -> int:
-    """A training command: build the config from the flags (``adjust`` may refine it) and check its values (a
-    ``ValueError`` there is a usage error, exit 2), relaunch under torchrun for ``--devices N``, train, and close
-    with one line. Errors during the run are one line too: exit 2 for a :class:`ConfigError`, else 1."""
-    from detector.engine.loop import TrainingError
-
-    try:
-        cfg = config_from_args(config_cls, args, command="detector " + shlex.join(args.argv))
-        if adjust is not None:
-            adjust(cfg)
-        cfg.check()
-        check_flags(devices=getattr(args, "devices", 1))
-    except ValueError as e:
-        return fail(str(e), 2)
+    """A training command: build the config from the flags (``adjust`` may refine it) and check its values,
+    relaunch under torchrun for ``--devices N``, train, and close with one line. Errors are the library's
+    (:class:`~detector.core.errors.DetectorError`), said by ``main``."""
+    cfg = config_from_args(config_cls, args, command="detector " + shlex.join(args.argv))
+    if adjust is not None:
+        adjust(cfg)
+    cfg.check()
+    check_flags(devices=getattr(args, "devices", 1))
     status = relaunch(args)
     if status is not None:
         return status
-    try:
-        metrics = train(cfg)
-    except KeyboardInterrupt:
-        return 130
-    except ConfigError as e:
-        return fail(str(e), 2)
-    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
-        return fail(str(e))
+    metrics = train(cfg)
     if metrics:
         report_done(args, describe(metrics))
     return 0

@@ -12,29 +12,23 @@ import argparse
 import os
 from pathlib import Path
 
-from detector.cli.common import add_max_pixels_argument, count, fail, plural, positive_int
-from detector.data.records import DataError
+from detector.cli.common import add_max_pixels_argument, count, make_out_folder, plural, positive_int
+from detector.core.errors import InputError, UsageError
 
 
 def _load(path: str):
-    """``(data set, 0)``, or ``(None, exit status)`` once the reason is said: a missing path is a usage error
-    (exit 2), bad data an error (exit 1)."""
+    """The data set at ``path``: a missing path is a usage error (exit 2), bad data a :class:`DataError` (exit 1)."""
     from detector.data.dataset import load_dataset
 
     if not Path(path).exists():
-        return None, fail(f"{path}: no such file or folder", 2)
-    try:
-        return load_dataset(path), 0
-    except DataError as e:
-        return None, fail(str(e))
+        raise UsageError(f"{path}: no such file or folder")
+    return load_dataset(path)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from detector.data.check import check_dataset, summarize
 
-    data, status = _load(args.path)
-    if data is None:
-        return status
+    data = _load(args.path)
     reports = check_dataset(data, max_pixels=args.max_pixels, decode=not args.headers_only,
                             workers=args.workers, progress=True)
     print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
@@ -63,20 +57,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from detector.data.check import prepare_split
     from detector.data.convert import check_no_overlap, convert_dataset, source_folders
 
-    data, status = _load(args.src)
-    if data is None:
-        return status
-    try:  # before anything is written, and over every image (also those the check would drop)
-        check_no_overlap(args.out, source_folders([r for rs in data.splits.values() for r in rs], args.src))
-    except DataError as e:
-        return fail(str(e), 2)
-    try:
-        policy = "skip" if args.skip_invalid else "refuse"
-        splits = {s: prepare_split(args.src, s, policy, data=data, max_pixels=args.max_pixels)[1] for s in data.splits}
-        target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link,
-                                 source=args.src)
-    except (DataError, OSError) as e:
-        return fail(str(e))
+    data = _load(args.src)
+    # before anything is written, and over every image (also those the check would drop)
+    check_no_overlap(args.out, source_folders([r for rs in data.splits.values() for r in rs], args.src))
+    policy = "skip" if args.skip_invalid else "refuse"
+    splits = {s: prepare_split(args.src, s, policy, data=data, max_pixels=args.max_pixels)[1] for s in data.splits}
+    target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link,
+                             source=args.src)
     counts = ", ".join(f"{s} {len(r)} images" for s, r in splits.items())
     print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {target}")
     return 0
@@ -87,13 +74,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     train = 1000 if args.train is None else args.train
     val = (100 if args.preset == "bananas" else 200) if args.val is None else args.val
-    try:
-        path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers,
-                             progress=True)
-    except ValueError as e:
-        return fail(str(e), 2)
-    except OSError as e:
-        return fail(f"--out {args.out}: cannot write there ({e.strerror or e}: {e.filename or args.out})")
+    path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers, progress=True)
     print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
     return 0
 
@@ -105,19 +86,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     from detector.data.loader import DetectionDataset
     from detector.evaluation.draw import class_colors, draw_boxes
 
-    try:
-        data, records = prepare_split(args.path, args.split, "skip")
-        dataset = DetectionDataset(records, args.size, train=not args.no_augment, seed=args.seed)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for i in range(min(args.num, len(dataset))):
-            image, target = dataset[i]
-            labels = target["labels"].tolist()
-            drawn = draw_boxes(Image.fromarray(image.permute(1, 2, 0).numpy()), target["boxes"].numpy(),
-                               [data.classes[k] for k in labels], class_colors(labels))
-            drawn.save(out / f"{i:03d}_{Path(records[i].path).stem}.png")
-    except (DataError, OSError) as e:
-        return fail(str(e), 2)
+    data, records = prepare_split(args.path, args.split, "skip", data=_load(args.path))
+    dataset = DetectionDataset(records, args.size, train=not args.no_augment, seed=args.seed)
+    out = Path(args.out)
+    if (error := make_out_folder(out)) is not None:
+        raise InputError(error)
+    for i in range(min(args.num, len(dataset))):
+        image, target = dataset[i]
+        labels = target["labels"].tolist()
+        drawn = draw_boxes(Image.fromarray(image.permute(1, 2, 0).numpy()), target["boxes"].numpy(),
+                           [data.classes[k] for k in labels], class_colors(labels))
+        drawn.save(out / f"{i:03d}_{Path(records[i].path).stem}.png")
     print(f"wrote {min(args.num, len(dataset))} images to {out}" + ("" if args.no_augment else " (train augmentation)"))
     return 0
 

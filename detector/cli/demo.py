@@ -29,11 +29,6 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from detector.app.ui import serve  # imports gradio and torch: only for this command
-    from detector.cli.common import fail
-    from detector.models.checkpoint import CheckpointError
 
-    try:
-        serve(args)
-    except CheckpointError as e:
-        return fail(str(e))
+    serve(args)
     return 0

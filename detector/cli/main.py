@@ -6,7 +6,9 @@
     detector data check data/shapes                         # see detector/cli/data.py for the data commands
     python -m detector train ...                            # the same (what torchrun runs for --devices N)
 
-Only :func:`main` sees parsed arguments; every subcommand calls library functions with explicit values.
+Only :func:`main` sees parsed arguments; every subcommand calls library functions with explicit values. The
+library's errors (:class:`detector.core.errors.DetectorError`) become one line and their exit status here, in
+one place; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from detector.cli.data import add_data_parser
 from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
 from detector.cli.zoo import add_zoo_parser
+from detector.core.errors import DetectorError, InputError
 
 
 def _load_image(path: str | None, max_pixels: int):
@@ -35,11 +38,8 @@ def _load_image(path: str | None, max_pixels: int):
 
         return Image.fromarray(data.chelsea())
     if not Path(path).is_file():
-        raise SystemExit(f"error: {path}: no such file")
-    try:
-        return Image.fromarray(read_image(path, max_pixels))
-    except OSError as e:
-        raise SystemExit(f"error: {e}") from None
+        raise InputError(f"{path}: no such file")
+    return Image.fromarray(read_image(path, max_pixels))
 
 
 def cmd_anchors(args: argparse.Namespace) -> int:
@@ -48,10 +48,7 @@ def cmd_anchors(args: argparse.Namespace) -> int:
 
     image = _load_image(args.image, args.max_pixels)
     fh, fw = args.fmap
-    try:
-        drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
     k = len(args.sizes) + len(args.ratios) - 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for --devices, which relaunches the same command under torchrun
-    return args.func(args)
+    try:
+        return args.func(args)
+    except DetectorError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -22,14 +22,14 @@ from detector.cli.common import (
     add_config_arguments,
     add_devices_argument,
     add_max_pixels_argument,
-    fail,
     make_out_folder,
     new_run_folder,
     run_training,
 )
+from detector.core.errors import InputError, UsageError
+from detector.data.images import ImageError
 from detector.data.records import DataError
 from detector.engine.config import ConfigError, TrainConfig, check_flags, check_img_size
-from detector.models.checkpoint import CheckpointError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -38,7 +38,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     def backbone(cfg: TrainConfig) -> None:
         if args.backbone or args.freeze_stages:
             if cfg.model not in ("resnet_ssd", "faster_rcnn"):
-                raise ValueError(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {cfg.model}")
+                raise UsageError(f"--backbone and --freeze-stages need --model resnet_ssd or faster_rcnn, not {cfg.model}")
             cfg.model_kwargs.update({"backbone": args.backbone or "resnet18", "freeze_stages": args.freeze_stages})
 
     return run_training(args, TrainConfig, train, lambda m: f"val AP {m['AP']:.4f}, AP50 {m['AP50']:.4f}", backbone)
@@ -63,7 +63,7 @@ def _eval_split(args: argparse.Namespace) -> tuple[str, object, list]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from detector.data.records import default_category_ids
-    from detector.engine.loop import TrainingError, resolve_device
+    from detector.engine.loop import resolve_device
     from detector.evaluation.coco import coco_evaluate, confusion_matrix, format_table
     from detector.evaluation.ground_truth import ground_truth
     from detector.evaluation.plots import plot_confusion, plot_pr_curves
@@ -72,30 +72,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from detector.models.registry import load_detector
 
     if not args.weights and not args.predictions:
-        return fail("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)", 2)
-    try:
-        check_flags(device=args.device, batch_size=args.batch_size, workers=args.workers)
-    except ConfigError as e:
-        return fail(str(e), 2)
+        raise UsageError("give --weights (a checkpoint to run) or --predictions (a COCO results JSON)")
+    check_flags(device=args.device, batch_size=args.batch_size, workers=args.workers)
     if args.out and (error := make_out_folder(Path(args.out))) is not None:
-        return fail(error)
-    try:
-        split, data, records = _eval_split(args)
-        gt = ground_truth(data, split, records)
-        category_ids = default_category_ids(data.classes, data.category_ids)
-        if args.predictions:
-            results = read_results(args.predictions)
-        else:
-            device = resolve_device(args.device)
-            model, ckpt = load_detector(args.weights, device)
-            if ckpt["classes"] != data.classes:
-                return fail(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
-            results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
-                                      args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels,
-                                      letterbox=ckpt.get("letterbox", False))
-        metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
-    except (DataError, CheckpointError, TrainingError, ValueError, OSError) as e:
-        return fail(str(e))
+        raise InputError(error)
+    split, data, records = _eval_split(args)
+    gt = ground_truth(data, split, records)
+    category_ids = default_category_ids(data.classes, data.category_ids)
+    if args.predictions:
+        results = read_results(args.predictions)
+    else:
+        device = resolve_device(args.device)
+        model, ckpt = load_detector(args.weights, device)
+        if ckpt["classes"] != data.classes:
+            raise DataError(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
+        results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
+                                  args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels,
+                                  letterbox=ckpt.get("letterbox", False))
+    metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
     print(format_table(metrics))
     if args.out:
         out = Path(args.out)
@@ -109,30 +103,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from detector.engine.loop import TrainingError, resolve_device
+    from detector.engine.loop import resolve_device
     from detector.evaluation.predict import expand_inputs, output_stems, predict_paths
     from detector.evaluation.video import is_video
     from detector.models.registry import load_detector
 
-    try:
-        check_flags(device=args.device, conf=args.conf, iou=args.iou,
-                    **{k: v for k, v in (("max_det", args.max_det), ("img_size", args.img_size)) if v is not None})
-        paths = expand_inputs(args.inputs)
-        device = resolve_device(args.device)
-        model, ckpt = load_detector(args.weights, device)
-        if args.img_size is not None:
-            check_img_size(ckpt["model_name"], args.img_size)
-            if ckpt.get("format") == "onnx" and args.img_size != ckpt["img_size"]:
-                raise ConfigError(f"--img-size {args.img_size}: {args.weights} takes {ckpt['img_size']} px, the size "
-                                  "it was exported at (export it again with --img-size to change it)")
-        class_ids = class_indices(args.classes, ckpt["classes"]) if args.classes else None
-    except ConfigError as e:
-        return fail(str(e), 2)
-    except (FileNotFoundError, CheckpointError, TrainingError) as e:
-        return fail(str(e))
+    check_flags(device=args.device, conf=args.conf, iou=args.iou,
+                **{k: v for k, v in (("max_det", args.max_det), ("img_size", args.img_size)) if v is not None})
+    paths = expand_inputs(args.inputs)
+    device = resolve_device(args.device)
+    model, ckpt = load_detector(args.weights, device)
+    if args.img_size is not None:
+        check_img_size(ckpt["model_name"], args.img_size)
+        if ckpt.get("format") == "onnx" and args.img_size != ckpt["img_size"]:
+            raise ConfigError(f"--img-size {args.img_size}: {args.weights} takes {ckpt['img_size']} px, the size "
+                              "it was exported at (export it again with --img-size to change it)")
+    class_ids = class_indices(args.classes, ckpt["classes"]) if args.classes else None
     out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
     if (error := make_out_folder(out)) is not None:
-        return fail(error)
+        raise InputError(error)
     post = {"nms_threshold": args.iou, "max_detections": args.max_det}
     videos, paths = [p for p in paths if is_video(p)], [p for p in paths if not is_video(p)]
     errors = predict_videos(model, {**ckpt, "img_size": args.img_size or ckpt["img_size"]}, videos, out, args, post,
@@ -166,7 +155,7 @@ def predict_videos(model, ckpt: dict, videos: list[Path], out: Path, args: argpa
         try:
             r = detect_video(model, ckpt, video, out / stem, args.conf, post, device, max_pixels=args.max_pixels,
                              only=class_ids)
-        except (VideoError, OSError) as e:
+        except (VideoError, ImageError) as e:
             errors.append(str(e))
             continue
         print(f"{video}: {r['objects']} detections in {r['frames']} frames ({r['width']}x{r['height']}, "
@@ -203,26 +192,15 @@ def export_format(args: argparse.Namespace) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from detector.engine.export import export_checkpoint, model_card
 
-    try:
-        fmt = export_format(args)
-    except ConfigError as e:
-        return fail(str(e), 2)
-    try:
-        if fmt == "onnx":
-            ckpt = export_onnx(args)
-        else:
-            ckpt = export_checkpoint(args.weights, args.out, args.half)
-    except ConfigError as e:
-        return fail(str(e), 2)
-    except CheckpointError as e:
-        return fail(str(e))
+    fmt = export_format(args)
+    if fmt == "onnx":
+        ckpt = export_onnx(args)
+    else:
+        ckpt = export_checkpoint(args.weights, args.out, args.half)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.2f} MiB)")
     if args.card:
-        try:
-            card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
-            card["notes"] = args.note or []
-        except (DataError, CheckpointError, ValueError, OSError) as e:
-            return fail(str(e))
+        card = model_card(args.weights, args.out, ckpt, args.test_data, args.device, args.trained_on)
+        card["notes"] = args.note or []
         card_path = Path(args.out).with_suffix(".json")
         card_path.write_text(json.dumps(card, indent=2) + "\n")
         print(f"wrote the model card {card_path}")

@@ -9,21 +9,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from detector.cli.common import fail
-from detector.models.checkpoint import CheckpointError
+from detector.core.errors import UsageError
 
 ZOO_NAMES = ("torchvision:fasterrcnn_resnet50_fpn", "torchvision:fasterrcnn_resnet50_fpn_v2")  # detector.engine.zoo.ZOO
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     if Path(args.out).suffix.lower() not in (".pt", ".pth"):
-        return fail(f"--out {args.out}: a checkpoint, so --out must end in .pt or .pth", 2)
+        raise UsageError(f"--out {args.out}: a checkpoint, so --out must end in .pt or .pth")
     from detector.engine.zoo import import_torchvision
 
-    try:
-        ckpt = import_torchvision(args.name, args.out, args.weights_file)
-    except CheckpointError as e:
-        return fail(str(e))
+    ckpt = import_torchvision(args.name, args.out, args.weights_file)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): {ckpt['command']}, "
           f"{len(ckpt['classes'])} COCO classes")
     return 0

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from detector.core.errors import UsageError
+
 
 def _check_positive(values: Sequence[float], name: str) -> None:
     if len(values) == 0:
-        raise ValueError(f"{name} must name at least one value")
+        raise UsageError(f"{name} must name at least one value")
     if any(not (float(v) > 0) for v in values):  # also rejects NaN
-        raise ValueError(f"{name} must all be positive, got {list(values)}")
+        raise UsageError(f"{name} must all be positive, got {list(values)}")
 
 
 def anchor_shapes(height: int, width: int, sizes: Sequence[float], ratios: Sequence[float]) -> Tensor:
@@ -47,7 +49,7 @@ def generate_anchors(
         Tensor[height * width * (len(sizes) + len(ratios) - 1), 4]: xyxy, normalized to [0, 1].
     """
     if int(height) != height or int(width) != width or height <= 0 or width <= 0:
-        raise ValueError(f"height and width must be positive integers, got {height} x {width}")
+        raise UsageError(f"height and width must be positive integers, got {height} x {width}")
     _check_positive(sizes, "sizes")
     _check_positive(ratios, "ratios")
     # per-cell half widths and heights, in the book's order, computed in float64 then cast

@@ -18,6 +18,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from detector.core.errors import UsageError
 from detector.data.coco import write_coco
 from detector.data.records import DataError, ImageRecord
 from detector.data.voc import write_voc
@@ -39,11 +40,11 @@ def source_folders(records: list[ImageRecord], source: Path | str | None = None)
 
 
 def check_no_overlap(out: Path | str, folders: set[Path]) -> None:
-    """Raise :class:`DataError` when ``out`` is one of ``folders``, inside one, or holds one."""
+    """Raise :class:`UsageError` when ``out`` is one of ``folders``, inside one, or holds one."""
     target = Path(out).resolve()
     for folder in sorted(folders):
         if target == folder or folder in target.parents or target in folder.parents:
-            raise DataError(f"--out {out} overlaps the source folder {folder}: writing there could overwrite or "
+            raise UsageError(f"--out {out} overlaps the source folder {folder}: writing there could overwrite or "
                             f"delete source images; choose an --out folder outside {folder}")
 
 

@@ -15,13 +15,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from detector.core.errors import InputError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 100_000_000  # images with more pixels (width x height) are refused; --max-pixels changes it
 
 _PIL_LIMIT = threading.Lock()  # guards the global Image.MAX_IMAGE_PIXELS while one header is read
 
 
-class ImageTooLarge(OSError):
+class ImageError(InputError, OSError):
+    """An image that cannot be read; the message names the file and why."""
+
+
+class ImageTooLarge(ImageError):
     """An image over the pixel cap; the message names the file, its size and the flag that raises the cap."""
 
 
@@ -50,9 +56,9 @@ def image_size(path: Path | str, max_pixels: int | None = None) -> tuple[int, in
         with _open(path) as im:
             size = im.size
     except FileNotFoundError:
-        raise OSError(f"{path}: no such image") from None
+        raise ImageError(f"{path}: no such image") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-        raise OSError(f"{path}: not a readable image ({e})") from None
+        raise ImageError(f"{path}: not a readable image ({e})") from None
     check_pixels(path, size, max_pixels)
     return size
 
@@ -69,14 +75,14 @@ def read_image(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> np.ndar
     """Decode ``path`` to ``uint8 [H, W, 3]`` RGB, after checking its header against ``max_pixels`` (None: no
     cap). Raises ``OSError`` naming the file (:class:`ImageTooLarge` over the cap)."""
     if not Path(path).is_file():
-        raise OSError(f"{path}: no such image")
+        raise ImageError(f"{path}: no such image")
     if max_pixels is not None:
         image_size(path, max_pixels)
     cv2 = _cv2()
     data = np.fromfile(str(path), dtype=np.uint8)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
     if image is None:
-        raise OSError(f"{path}: not a readable image (empty, truncated or not an image format OpenCV reads)")
+        raise ImageError(f"{path}: not a readable image (empty, truncated or not an image format OpenCV reads)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -89,7 +95,7 @@ def decode_fully(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple
         with _open(path) as im:
             im.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
-        raise OSError(f"{path}: not a readable image: decoding failed ({e})") from None
+        raise ImageError(f"{path}: not a readable image: decoding failed ({e})") from None
     read_image(path, None)
     return size
 

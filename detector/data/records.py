@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.core.errors import InputError
 
-class DataError(ValueError):
+
+class DataError(InputError, ValueError):
     """A data set that cannot be used as it is; the message names the file(s) and the problem(s)."""
 
 

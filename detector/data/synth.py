@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 import yaml
 
+from detector.core.errors import InputError, UsageError
 from detector.data.banana import write_banana
 from detector.data.coco import write_coco
 from detector.data.records import ImageRecord
@@ -197,10 +198,16 @@ def synth_dataset(out: Path | str, preset: str = "shapes", train: int = 1000, va
     names its split folders ``bananas_train``/``bananas_val`` and also writes the book's ``label.csv`` there.
     """
     if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+        raise UsageError(f"preset must be one of {PRESETS}, got {preset!r}")
     if size < 32:
-        raise ValueError(f"size must be at least 32 pixels, got {size}")
-    out = Path(out)
+        raise UsageError(f"--size {size}: must be at least 32 pixels")
+    try:
+        return _synth(Path(out), preset, train, val, seed, size, workers, progress)
+    except OSError as e:  # a folder or file that cannot be written (read-only, full disk, a file in the way)
+        raise InputError(f"--out {out}: cannot write there ({e.strerror or e}: {e.filename or out})") from None
+
+
+def _synth(out: Path, preset: str, train: int, val: int, seed: int, size: int, workers: int, progress: bool) -> Path:
     classes = ["banana"] if preset == "bananas" else list(SHAPES)
     ext = ".png" if preset == "bananas" else ".jpg"
     doc = {"format": "detector", "root": ".", "names": classes, "preset": preset, "seed": seed, "size": size}

@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 
+from detector.core.errors import UsageError
 from detector.data.images import MAX_PIXELS
 from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
@@ -30,7 +31,7 @@ DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS}  # text flags with a fixed set of values
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A flag value that cannot work (a usage error: exit 2); the message names the flag and what it takes."""
 
 

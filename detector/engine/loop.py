@@ -27,13 +27,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from detector.core.errors import InputError
 from detector.engine.checkpoint import save_checkpoint
 from detector.engine.distributed import Dist, all_reduce_sum, broadcast_from_main
 from detector.engine.ema import ModelEMA
 from detector.evaluation.plots import plot_training
 
 
-class TrainingError(RuntimeError):
+class TrainingError(InputError, RuntimeError):
     """Training cannot go on; the message says why and what to try."""
 
 

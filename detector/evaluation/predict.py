@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from detector.core.errors import InputError
 from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, list_images, read_image
 from detector.data.records import ImageRecord
 from detector.data.transforms import MEAN_RGB, letterbox_geometry
@@ -166,7 +167,7 @@ def coco_results(det: dict[str, np.ndarray], category_ids: list[int], image_id: 
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and globs -> image paths. Raises ``FileNotFoundError`` naming
+    """Files, folders (their images, sorted) and globs -> image paths. Raises :class:`InputError` naming
     an input that matches nothing."""
     paths: list[Path] = []
     for item in inputs:
@@ -179,7 +180,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             matches = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
             if not matches:
-                raise FileNotFoundError(f"{item}: no such image, folder or matching files")
+                raise InputError(f"{item}: no such image, folder or matching files")
             paths += matches
     return paths
 

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from detector.core.errors import InputError
 from detector.data.images import MAX_PIXELS
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.predict import detect_images
@@ -29,7 +30,7 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpe
 BATCH = 8  # frames per model call
 
 
-class VideoError(ValueError):
+class VideoError(InputError, ValueError):
     """A video that cannot be read or is over a limit; the message names the file."""
 
 

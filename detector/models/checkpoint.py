@@ -15,10 +15,12 @@ import pickle
 import pickletools
 from pathlib import Path
 
+from detector.core.errors import InputError
+
 CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ"}  # pickle opcodes that name a function or class to call
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint that cannot be written or read; the message names the file."""
 
 

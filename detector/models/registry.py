@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from detector.core.errors import UsageError
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.faster_rcnn import faster_rcnn
 from detector.models.onnx_backend import load_onnx_detector
@@ -27,14 +28,14 @@ MODELS = {
 
 def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise UsageError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     try:
         return MODELS[name](num_classes, **kwargs)
     except TypeError as e:
         if "unexpected keyword argument" not in str(e):
             raise  # a bug, not the user's keywords
         bad = str(e).split("unexpected keyword argument")[-1].strip()
-        raise ValueError(f"--model-kwargs: {name} takes no keyword {bad}") from None
+        raise UsageError(f"--model-kwargs: {name} takes no keyword {bad}") from None
 
 
 def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

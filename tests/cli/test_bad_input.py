@@ -137,8 +137,8 @@ ROWS = [
     # anchors
     ("anchors-missing", "anchors {tmp}/nope.png", 1, "no such file"),
     ("anchors-not-image", "anchors {text_png}", 1, "not a readable image"),
-    ("anchors-bad-size", "anchors {image} --sizes -0.1", 1, "sizes must all be positive"),
-    ("anchors-bad-ratio", "anchors {image} --ratios 0", 1, "ratio"),
+    ("anchors-bad-size", "anchors {image} --sizes -0.1", 2, "sizes must all be positive"),
+    ("anchors-bad-ratio", "anchors {image} --ratios 0", 2, "ratio"),
     ("anchors-fmap-text", "anchors {image} --fmap a b", 2, "invalid int value"),
     ("anchors-over-cap", "anchors {big}", 1, "over the cap"),
     ("anchors-cap-zero", "anchors {image} --max-pixels 0", 2, "must be a positive integer"),
@@ -182,7 +182,7 @@ ROWS = [
     ("train-workers-negative", "train --data {shapes} --workers -1", 2, "--workers -1"),
     ("train-kwargs-list", "train --data {shapes} --model-kwargs [1]", 2, "must be a JSON object"),
     ("train-kwargs-broken", "train --data {shapes} --model-kwargs {{x", 2, "is not JSON"),
-    ("train-kwargs-unknown", "train --data {shapes} --model-kwargs {{\"nope\":1}} --out {tmp}/k --device cpu", 1,
+    ("train-kwargs-unknown", "train --data {shapes} --model-kwargs {{\"nope\":1}} --out {tmp}/k --device cpu", 2,
      "takes no keyword 'nope'"),
     ("train-unknown-model", "train --data {shapes} --model yolo", 2, "invalid choice"),
     ("train-out-under-file", "train --data {shapes} --out {a_file}/run --device cpu", 1, "a-file.txt"),
@@ -351,3 +351,19 @@ def test_the_real_binary_says_one_line(bad, line):
                           check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len([ln for ln in done.stderr.splitlines() if ln.startswith("error:")]) == 1, done.stderr
+
+
+def test_a_bug_keeps_its_traceback(bad, monkeypatch):
+    """Only the library's own errors (``DetectorError``) become one line: a bug raising ``ValueError`` or
+    ``OSError`` inside a command escapes ``main`` with its traceback instead of posing as bad input."""
+    import detector.data.dataset
+
+    for kind in (ValueError, OSError, RuntimeError):
+        def broken(*a, kind=kind, **k):
+            raise kind("a bug")
+
+        monkeypatch.setattr(detector.data.dataset, "load_dataset", broken)
+        with pytest.raises(kind, match="a bug"):
+            main(["data", "check", bad["shapes"]])
+        with pytest.raises(kind, match="a bug"):
+            main(["eval", "--data", bad["shapes"], "--predictions", bad["a_file"]])
