@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detector.core.geometry import fit_image
 from detector.data.synth import render
 from detector.engine.onnx_export import export_onnx
-from detector.evaluation.predict import resize_for_model
 from detector.models.registry import load_detector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def batch_of(size: int, n: int) -> torch.Tensor:
 
     images = [f() for f in (data.astronaut, data.coffee, data.chelsea)]
     images += [render(0, "val", i, size=320)[0] for i in range(5)]
-    resized = [torch.from_numpy(np.ascontiguousarray(resize_for_model(im, size))).permute(2, 0, 1) for im in images]
+    resized = [fit_image(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1), size)[0] for im in images]
     return torch.stack([resized[i % len(resized)] for i in range(n)])
 
 

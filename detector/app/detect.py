@@ -47,8 +47,7 @@ def detect_image(model: nn.Module, ckpt: dict, image: np.ndarray, conf: float = 
         raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
     post = {"nms_threshold": float(iou), "score_threshold": max(float(conf), 1e-4),
             "max_detections": max(int(max_det), 300)}
-    (det,) = detect_images(model, [image], int(ckpt["img_size"]), device, post, conf,
-                           letterbox=ckpt.get("letterbox", False))
+    (det,) = detect_images(model, [image], device, post, conf)
     keep = np.ones(len(det["labels"]), dtype=bool)
     if classes:
         wanted = [i for i, c in enumerate(ckpt["classes"]) if c in set(classes)]

@@ -86,9 +86,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         model, ckpt = load_detector(args.weights, device)
         if ckpt["classes"] != data.classes:
             raise DataError(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {data.classes}")
-        results = predict_records(model, records, ckpt["img_size"], category_ids, device, args.batch_size,
-                                  args.workers, ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels,
-                                  letterbox=ckpt.get("letterbox", False))
+        results = predict_records(model, records, category_ids, device, args.batch_size, args.workers,
+                                  ids=[im["id"] for im in gt["images"]], max_pixels=args.max_pixels)
     metrics, ev = coco_evaluate(gt, data.classes, category_ids, results, source=args.predictions or args.weights)
     print(format_table(metrics))
     if args.out:
@@ -124,7 +123,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InputError(error)
     post = {"nms_threshold": args.iou, "max_detections": args.max_det}
     videos, paths = [p for p in paths if is_video(p)], [p for p in paths if not is_video(p)]
-    errors = predict_videos(model, {**ckpt, "img_size": args.img_size or ckpt["img_size"]}, videos, out, args, post,
+    errors = predict_videos(model, {**ckpt, "size": args.img_size}, videos, out, args, post,
                             class_ids, device)
     for path, stem in zip(paths, output_stems(paths)):
         if stem != path.stem:

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from detector.data.transforms import MEAN_RGB, MIN_VISIBILITY, letterbox_geometry
+from detector.core.geometry import MEAN_RGB, letterbox_geometry
+from detector.data.transforms import MIN_VISIBILITY
 
 MOSAIC_CENTRE = (0.25, 0.75)  # the centre point's range on each side, as a fraction of the canvas side
 MIXUP_BETA = 32.0  # mixup ratio ~ Beta(32, 32): about 0.5 +- 0.06 (Ultralytics)

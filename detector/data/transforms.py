@@ -6,9 +6,9 @@ SSD's IoU-constrained random crop, horizontal flip, colour jitter, resize to the
 comes from the zoom-out and the crop together. Boxes are clipped to the image and dropped when less than
 ``MIN_VISIBILITY`` of them remains, with labels kept aligned.
 
-Eval: resize (the book's choice) or letterbox to the model's input. :func:`letterbox_geometry` is the one
-letterbox rule (albumentations' ``LongestMaxSize`` + centred ``PadIfNeeded``, which the presets use; the
-inference path in :mod:`detector.evaluation.predict` uses the function and undoes it).
+Eval: resize (the book's choice) or letterbox to the model's input. :func:`letterbox_geometry`
+(:mod:`detector.core.geometry`) is the one letterbox rule: albumentations' ``LongestMaxSize`` + centred
+``PadIfNeeded``, which the presets use, and the fit the models themselves make at inference.
 
 Deterministic under a seed: :func:`apply` reseeds the pipeline per image (see ``DetectionDataset``).
 """
@@ -21,7 +21,8 @@ import albumentations as A
 import numpy as np
 from albumentations.augmentations.crops.transforms import BaseCrop
 
-MEAN_RGB = (124, 116, 104)  # ImageNet mean in 0..255: the fill of zoom-out and letterbox borders
+from detector.core.geometry import MEAN_RGB  # the one letterbox rule, the model's own
+
 MIN_VISIBILITY = 0.35  # a box keeps at least this fraction of its area after a crop, or is dropped
 MIN_IOUS = (None, 0.0, 0.1, 0.3, 0.5, 0.7, 0.9)  # SSD's crop constraints; None keeps the whole image
 
@@ -60,16 +61,6 @@ class SSDRandomCrop(BaseCrop):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("min_ious", "min_scale", "max_tries")
-
-
-def letterbox_geometry(height: int, width: int, size: int) -> tuple[int, int, int, int]:
-    """Where an image of ``height x width`` lands in a ``size x size`` letterbox: ``(new_h, new_w, top, left)``.
-    One scale ``size / max(height, width)``, each side rounded (at least 1 px), the image centred (an odd
-    leftover pixel goes to the bottom or right): exactly albumentations' ``LongestMaxSize`` then
-    ``PadIfNeeded(position="center")``."""
-    scale = size / max(height, width)
-    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    return new_h, new_w, (size - new_h) // 2, (size - new_w) // 2
 
 
 def _fit(size: int, letterbox: bool) -> list:

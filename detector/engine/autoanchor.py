@@ -26,8 +26,8 @@ from detector.core.anchor_fit import (
     kmeans_wh,
     ssd_layout,
 )
+from detector.core.geometry import letterbox_geometry
 from detector.data.records import ImageRecord
-from detector.data.transforms import letterbox_geometry
 
 
 def input_boxes(records: list[ImageRecord], size: int, letterbox: bool = False) -> torch.Tensor:

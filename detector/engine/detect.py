@@ -137,9 +137,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
 
     def evaluate(m) -> dict:
         part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
-        results = predict_records(m, val_records[part], cfg.img_size, category_ids, device,
-                                  batch_size=cfg.batch_size, workers=cfg.workers, amp_dtype=amp_dtype,
-                                  ids=all_ids[part], max_pixels=cfg.max_pixels, letterbox=cfg.letterbox)
+        results = predict_records(m, val_records[part], category_ids, device, batch_size=cfg.batch_size,
+                                  workers=cfg.workers, amp_dtype=amp_dtype, ids=all_ids[part], max_pixels=cfg.max_pixels)
         parts = gather_to_main(results, ranks)
         metrics = None
         if ranks.main:
@@ -167,14 +166,15 @@ def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict |
     """``(model, anchor fit report or None)``: the model ``cfg`` names; a new run (not ``--resume``) also gets
     ``--anchors auto``'s fitted sizes (written into ``cfg.model_kwargs``, so the checkpoint rebuilds them; the
     model is rebuilt from the same seed, as if they had been given) and the ``--pretrained`` body."""
-    model, report = build_model(cfg.model, num_classes, **cfg.model_kwargs), (ckpt or {}).get("anchor_fit")
+    geometry = {"img_size": cfg.img_size, "letterbox": cfg.letterbox}  # the model's own (kept in the checkpoint)
+    model, report = build_model(cfg.model, num_classes, **geometry, **cfg.model_kwargs), (ckpt or {}).get("anchor_fit")
     if cfg.anchors == "auto" and ckpt is None:
         fitted, report = fit_anchors(model, train_records, cfg.img_size, cfg.letterbox)
         say(describe_fit(report))
         if fitted:
             cfg.model_kwargs = {**cfg.model_kwargs, **fitted}
             seed_everything(cfg.seed)
-            model = build_model(cfg.model, num_classes, **cfg.model_kwargs)
+            model = build_model(cfg.model, num_classes, **geometry, **cfg.model_kwargs)
     if cfg.pretrained and ckpt is None:
         if not hasattr(model, "backbone"):
             raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")

@@ -73,12 +73,11 @@ def model_card(weights: str, exported: str, ckpt: dict, test_data: str | None, d
         "torch": torch.__version__, "val_metrics_during_training": ckpt.get("metrics", {}),
     }
     if test_data:
-        model, shipped = load_detector(exported, device)
+        model, _ = load_detector(exported, device)
         data, records = prepare_split(test_data, "val", log=lambda s: None)
         cat_ids = default_category_ids(data.classes, data.category_ids)
         gt = ground_truth(data, "val", records)
-        results = predict_records(model, records, shipped["img_size"], cat_ids, device,
-                                  ids=[im["id"] for im in gt["images"]], letterbox=shipped.get("letterbox", False))
+        results = predict_records(model, records, cat_ids, device, ids=[im["id"] for im in gt["images"]])
         metrics, _ = coco_evaluate(gt, data.classes, cat_ids, results)
         card["test"] = {"data": str(test_data), "images": len(records), **_generator(test_data), "metrics": metrics}
     return card

@@ -123,7 +123,8 @@ def _metadata(ckpt: dict, model: SSD, size: int, dynamic_batch: bool, half: bool
             "model_kwargs": json.dumps(ckpt.get("model_kwargs", {})), "metrics": json.dumps(ckpt.get("metrics", {})),
             "post_defaults": json.dumps(post), "img_size": str(size), "epoch": str(int(ckpt.get("epoch", -1))),
             "pre_nms_top_k": str(int(model.post_defaults["pre_nms_top_k"] or -1)), "command": ckpt.get("command", ""),
-            "source": source, "dynamic_batch": str(dynamic_batch).lower(), "half": str(half).lower()}
+            "source": source, "dynamic_batch": str(dynamic_batch).lower(), "half": str(half).lower(),
+            "letterbox": str(bool(ckpt.get("letterbox", False))).lower()}
 
 
 def trace(graph: SSDGraph, dynamic_batch: bool):

@@ -95,12 +95,12 @@ def detect_video(model: nn.Module, ckpt: dict, src: Path | str, out: Path | str,
     with _quiet_stderr():  # OpenCV's FFmpeg layer prints a harmless note about the VP8 tag
         writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"vp80"), info["fps"],
                                  (info["width"], info["height"]))
-    classes, category_ids, size = ckpt["classes"], ckpt["category_ids"], int(ckpt["img_size"])
+    classes, category_ids, size = ckpt["classes"], ckpt["category_ids"], ckpt.get("size")
     records, batch, start = [], [], time.perf_counter()
     bar = tqdm(total=info["frames"] or None, desc=f"video {Path(src).name}", unit="frame", disable=not progress)
 
     def flush():
-        found = detect_images(model, batch, size, device, post, conf, letterbox=ckpt.get("letterbox", False))
+        found = detect_images(model, batch, device, post, conf, size=size)
         for frame, det in zip(batch, found):
             if only is not None:
                 keep = np.isin(det["labels"], only)

@@ -23,8 +23,9 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.ops.misc import Conv2dNormActivation
 
 from detector.core.boxes import box_iou, decode, encode
-from detector.core.contract import padded_targets, post_settings
+from detector.core.contract import check_images, padded_targets, post_settings
 from detector.core.detections import per_image
+from detector.core.geometry import fit_images, to_original
 from detector.core.matching import BETWEEN, match_thresholds, sample_pos_neg
 from detector.models.rcnn_transform import resize_boxes, transform_images
 from detector.models.resnet_ssd import FrozenParts, resnet_body
@@ -101,7 +102,7 @@ class FasterRCNN(FrozenParts, nn.Module):
         nms_threshold: float = 0.5,
         max_detections: int = 100,
         # the input transform (torchvision's GeneralizedRCNNTransform; its weights: 800, 1333, 32)
-        min_size: int | None = None,  # resize the shorter side to this; None: images as given (the project's)
+        min_size: int | None = None,  # resize the shorter side to this; None: img_size's square fit (the project's)
         max_size: int | None = None,  # ... unless the longer side would pass this
         size_divisible: int = 1,  # pad the batch to a multiple of this
         # torchvision's layout, set by from_torchvision (the defaults are this project's)
@@ -115,12 +116,15 @@ class FasterRCNN(FrozenParts, nn.Module):
         box_head_convs: int = 0,  # 3x3 conv + BN layers before the FCs (torchvision's v2: 4)
         box_head_fcs: int = 2,  # fully connected layers (torchvision's v2: 1)
         class_slots: tuple | None = None,  # the head's slot of each class (COCO's 90 ids, 80 used); None: i for i
+        img_size: int | None = None,  # without min_size, eval fits images to img_size x img_size (as the SSDs)
+        letterbox: bool = False,  # ... keeping each image's aspect
     ):
         super().__init__()
         if roi_op not in ("align", "pool"):
             raise ValueError(f"roi_op must be 'align' or 'pool', got {roi_op!r}")
         self.num_classes, self.backbone, self.fpn_enabled, self.roi_op = num_classes, backbone, fpn, roi_op
         self.min_size, self.max_size, self.size_divisible = min_size, max_size, size_divisible
+        self.img_size, self.letterbox = img_size, letterbox
         self.fpn_from_stage, self.roi_aligned = fpn_from_stage, roi_aligned
         self.class_slots = list(class_slots) if class_slots is not None else list(range(num_classes))
         if len(self.class_slots) != num_classes:
@@ -168,7 +172,21 @@ class FasterRCNN(FrozenParts, nn.Module):
             return [maps[-1]]
         return list(self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps))).values())
 
-    def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None, post: dict | None = None):
+    def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None,
+                post: dict | None = None, size: int | None = None):
+        """The model contract (:mod:`detector.core.contract`). In eval mode without ``min_size``, images are
+        fitted to ``size`` (default: ``img_size``) as the SSDs fit them (:mod:`detector.core.geometry`)."""
+        size = size or self.img_size
+        if self.training or self.min_size is not None or size is None:
+            return self._forward(images, targets, post)
+        check_images(images)
+        x, frames = fit_images(images, size, self.letterbox)  # (B, 3, S, S), (B, 6)
+        detections = self._forward(x, None, post)
+        for d, frame in zip(detections, frames):
+            d["boxes"] = to_original(d["boxes"], frame)  # in the image's own pixels
+        return detections
+
+    def _forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None, post: dict | None):
         x, sizes, originals = transform_images(images, self.min_size, self.max_size, self.size_divisible)
         B, _, H, W = x.shape
         feats = self.features(x)

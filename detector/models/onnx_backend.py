@@ -26,13 +26,16 @@ import torch
 from torch import Tensor, nn
 
 from detector.core.contract import check_images, post_settings
+from detector.core.errors import UsageError
+from detector.core.geometry import fit_images, to_original
 from detector.models.checkpoint import CheckpointError
 
 FORMAT_KEY, FORMAT_VERSION = "detector_onnx", "1"  # marks a graph written by `detector export --format onnx`
 JSON_KEYS = ("classes", "category_ids", "model_kwargs", "metrics", "post_defaults")  # stored as JSON text
 TEXT_KEYS = ("model_name", "command", "source")
 INT_KEYS = ("img_size", "epoch", "pre_nms_top_k")
-METADATA_KEYS = (FORMAT_KEY, *JSON_KEYS, *TEXT_KEYS, *INT_KEYS, "dynamic_batch", "half")
+FLAG_KEYS = ("dynamic_batch", "half", "letterbox")  # "true" or "false"
+METADATA_KEYS = (FORMAT_KEY, *JSON_KEYS, *TEXT_KEYS, *INT_KEYS, *FLAG_KEYS)
 POST_INPUTS = {"score_threshold": np.float32, "nms_threshold": np.float32, "max_detections": np.int64}  # post key -> dtype
 INPUT_NAMES = {"score_threshold": "score_threshold", "nms_threshold": "iou_threshold",
                "max_detections": "max_detections"}  # post key -> the graph's input
@@ -57,7 +60,7 @@ def read_metadata(props: dict[str, str], path: Path | str) -> dict:
         info = {k: json.loads(props[k]) for k in JSON_KEYS if k in props}
         info.update({k: props[k] for k in TEXT_KEYS if k in props})
         info.update({k: int(props[k]) for k in INT_KEYS if k in props})
-        info.update({k: props.get(k) == "true" for k in ("dynamic_batch", "half")})
+        info.update({k: props.get(k) == "true" for k in FLAG_KEYS})
         if not isinstance(info["classes"], list) or not isinstance(info["img_size"], int):
             raise TypeError("classes and img_size")
     except (KeyError, ValueError, TypeError) as e:
@@ -80,7 +83,8 @@ class OnnxDetector(nn.Module):
     def __init__(self, session, info: dict):
         super().__init__()
         self.session, self.info = session, info
-        self.size = int(info["img_size"])
+        self.size = self.img_size = int(info["img_size"])
+        self.letterbox = bool(info.get("letterbox"))
         self.post_defaults = dict(info["post_defaults"])
         self.batch_limit = None if info.get("dynamic_batch") else 1  # a graph exported without --dynamic-batch
         given = session.get_inputs() + session.get_overridable_initializers()  # inputs, and inputs with defaults
@@ -91,15 +95,18 @@ class OnnxDetector(nn.Module):
             raise RuntimeError("an ONNX detector runs inference only; train the PyTorch checkpoint instead")
         return super().train(False)
 
-    def forward(self, images: Tensor | list[Tensor], targets=None, post: dict | None = None) -> list[dict[str, Tensor]]:
+    def forward(self, images: Tensor | list[Tensor], targets=None, post: dict | None = None,
+                size: int | None = None) -> list[dict[str, Tensor]]:
+        """The model contract: images of any size are fitted to the graph's input (its export size, squashed or
+        letterboxed as the checkpoint was trained, :mod:`detector.core.geometry`); boxes come back in each
+        image's own pixels. ``size`` other than the export size is a :class:`UsageError`."""
         if targets is not None:
             raise ValueError("an ONNX detector computes no losses")
+        if size is not None and size != self.size:
+            raise UsageError(f"--img-size {size}: {self.info.get('source', 'this ONNX model')} takes {self.size} px, "
+                             "the size it was exported at (export it again with --img-size to change it)")
         check_images(images)
-        if isinstance(images, (list, tuple)):
-            images = torch.stack(list(images)) if all(i.shape == images[0].shape for i in images) else None
-        if images is None or tuple(images.shape[-2:]) != (self.size, self.size):
-            raise ValueError(f"this ONNX model takes {self.size} x {self.size} images (its export size); got "
-                             f"{'images of several sizes' if images is None else tuple(images.shape[-2:])}")
+        images, frames = fit_images(images, self.size, self.letterbox)  # (B, 3, S, S), (B, 6)
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()  # (B, 3, S, S) as in the contract
         x = x.detach().cpu().contiguous().numpy()
         settings = post_settings(self.post_defaults, post)
@@ -111,7 +118,10 @@ class OnnxDetector(nn.Module):
             out = dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), {"images": x[start:start + step], **feed_post})))
             out["batch_index"] = out["batch_index"] + start
             parts.append(out)
-        return split_by_image({k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}, len(x))
+        detections = split_by_image({k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}, len(x))
+        for d, frame in zip(detections, frames):
+            d["boxes"] = to_original(d["boxes"], frame)
+        return detections
 
 
 def split_by_image(out: dict[str, np.ndarray], batch_size: int) -> list[dict[str, Tensor]]:

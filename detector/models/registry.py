@@ -1,6 +1,7 @@
 """The detector table: a plain dict from name to builder, and rebuilding a model from a checkpoint.
 
-Every builder takes ``num_classes`` and keyword hyper-parameters, and returns a module that honours
+Every builder takes ``num_classes`` and keyword hyper-parameters, among them the model's input geometry
+(``img_size``, ``letterbox``: see :mod:`detector.core.geometry`), and returns a module that honours
 ``detector.core.contract``.
 """
 
@@ -38,6 +39,13 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         raise UsageError(f"--model-kwargs: {name} takes no keyword {bad}") from None
 
 
+def model_settings(ckpt: dict) -> dict:
+    """The keywords that rebuild a checkpoint's model: its ``model_kwargs`` and its input geometry (``img_size``,
+    ``letterbox``: kept beside them in the checkpoint, where older files also have them)."""
+    geometry = {k: ckpt[k] for k in ("img_size", "letterbox") if k in ckpt}
+    return {**geometry, **ckpt.get("model_kwargs", {})}
+
+
 def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model a checkpoint describes, load its weights, put it in eval mode on ``device``. A ``.onnx``
     file (``detector export --format onnx``) gives an ONNX Runtime session behind the same contract, and its
@@ -46,7 +54,7 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple
         return load_onnx_detector(path, device)
     ckpt = load_checkpoint(path)
     try:
-        model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt.get("model_kwargs", {}))
+        model = build_model(ckpt["model_name"], len(ckpt["classes"]), **model_settings(ckpt))
         state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}  # fp16 files too
         model.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, TypeError) as e:

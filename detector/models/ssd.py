@@ -1,6 +1,10 @@
 """The SSD family's common part: class and box heads (3x3 convs) over five feature blocks, anchors per level,
 and the core's target assignment, losses and postprocess. TinySSD (:mod:`detector.models.tiny_ssd`) and
 ResNet-SSD (:mod:`detector.models.resnet_ssd`) differ only in their blocks.
+
+The model owns its input geometry: in eval mode it fits images of any size to its square input (``img_size``,
+squashed or ``letterbox``-ed, :mod:`detector.core.geometry`) and returns boxes in each image's own pixels. In
+training the data pipeline has sized the batch (augmentation, multi-scale), and the model takes it as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from detector.core.contract import (
     padded_targets,
     post_settings,
 )
+from detector.core.geometry import fit_images, to_original
 from detector.core.losses import box_loss, cls_loss, positives_over_processes
 from detector.core.ssd_ops import assign_targets, postprocess
 
@@ -61,6 +66,8 @@ class SSD(nn.Module):
         nms_threshold: float = 0.45,
         pre_nms_top_k: int = 400,
         max_detections: int = 100,
+        img_size: int | None = None,  # eval: images are fitted to img_size x img_size; None: taken as they are
+        letterbox: bool = False,  # eval: keep each image's aspect (the longest side to img_size, the rest padded)
     ):
         super().__init__()
         if num_classes < 1:
@@ -68,7 +75,7 @@ class SSD(nn.Module):
         if len(sizes) != len(blocks) or len(out_channels) != len(blocks):
             raise ValueError(f"{len(blocks)} feature blocks need as many levels of sizes and channels, "
                              f"got {len(sizes)} and {len(out_channels)}")
-        self.num_classes = num_classes
+        self.num_classes, self.img_size, self.letterbox = num_classes, img_size, letterbox
         self.anchor_gen = MultiLevelAnchors(sizes, ratios)
         self.num_anchors = self.anchor_gen.num_anchors_per_cell
         self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
@@ -104,9 +111,25 @@ class SSD(nn.Module):
         anchors = self.anchor_gen(shapes, images.device)  # (A, 4)
         return torch.cat(cls, 1), torch.cat(box, 1), anchors
 
-    def forward(self, images: Tensor, targets: list[dict] | dict | None = None, post: dict | None = None):
+    def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None,
+                post: dict | None = None, size: int | None = None):
+        """The model contract (:mod:`detector.core.contract`); ``size``: this call's input size in eval mode
+        (default: ``img_size``)."""
         check_images(images)
-        sizes, images = image_sizes(images), pad_images(images)  # a list: padded at the bottom and right
+        size = size or self.img_size
+        if self.training or size is None:
+            return self._forward_as_given(images, targets, post)
+        x, frames = fit_images(images, size, self.letterbox)  # (B, 3, S, S), (B, 6)
+        cls_logits, offsets, anchors = self.head_outputs(x)
+        detections = postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post))
+        for d, frame in zip(detections, frames):
+            d["boxes"] = to_original(d["boxes"] * size, frame)  # in the image's own pixels
+        return detections
+
+    def _forward_as_given(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None, post: dict | None):
+        """Training (the batch as the data pipeline sized it), or eval without a fitted input size: a list is
+        padded at the bottom and right, and each image's boxes are clipped to its own part of the batch."""
+        sizes, images = image_sizes(images), pad_images(images)
         B, _, H, W = images.shape
         cls_logits, offsets, anchors = self.head_outputs(images)
         scale = torch.tensor([W, H, W, H], dtype=torch.float32, device=images.device)

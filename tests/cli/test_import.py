@@ -25,7 +25,7 @@ def test_import_from_a_state_dict_file(tmp_path, capsys):
                          (model.body[4][2].conv3.weight, tv.backbone.body.layer4[2].conv3.weight)):
         torch.testing.assert_close(ours, theirs)
     image = torch.randint(0, 256, (1, 3, 96, 128), dtype=torch.uint8)
-    det = run_model(model, image, [(96, 128)], post={"score_threshold": 0.0})[0]
+    det = run_model(model, image, post={"score_threshold": 0.0})[0]
     assert det["boxes"].shape[1] == 4 and (det["labels"] < 80).all() and np.isfinite(det["boxes"]).all()
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import torch
 
+from detector.core.geometry import letterbox_geometry
 from detector.data.device import augment_batch
-from detector.data.transforms import MEAN_RGB, apply, eval_transforms, letterbox_geometry, train_transforms
+from detector.data.transforms import MEAN_RGB, apply, eval_transforms, train_transforms
 
 
 def scene(rng, size=128):

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from detector.core.geometry import fit_image
 from detector.data.dataset import load_dataset
 from detector.data.images import read_image
 from detector.engine.checkpoint import save_checkpoint
-from detector.evaluation.predict import resize_for_model
 from detector.models.registry import build_model, load_detector
 
 ort = pytest.importorskip("onnxruntime")
@@ -59,7 +59,7 @@ def images(shapes_yaml, size: int) -> torch.Tensor:
     ``uint8 [8, 3, size, size]``."""
     photos = [f() for f in (skimage_data.astronaut, skimage_data.coffee, skimage_data.chelsea)]
     generated = [read_image(r.path) for r in load_dataset(shapes_yaml).splits["val"][:5]]
-    return torch.stack([torch.from_numpy(np.ascontiguousarray(resize_for_model(im, size))).permute(2, 0, 1)
+    return torch.stack([fit_image(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1), size)[0]
                         for im in photos + generated])
 
 

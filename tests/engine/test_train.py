@@ -72,7 +72,7 @@ def test_resume_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
 class NaNModel(torch.nn.Module):
     loss_names = ("loss_cls", "loss_box")
 
-    def __init__(self, num_classes):
+    def __init__(self, num_classes, img_size=None, letterbox=False):  # every builder takes the input geometry
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
 

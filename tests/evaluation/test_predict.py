@@ -6,28 +6,33 @@ import torch
 from PIL import Image
 from torch import nn
 
+from detector.core.geometry import fit_images, to_original
 from detector.data.records import ImageRecord
-from detector.evaluation.predict import (
-    detect_images,
-    output_stems,
-    predict_paths,
-    predict_records,
-    resize_for_model,
-)
+from detector.evaluation.predict import detect_images, output_stems, predict_paths, predict_records
 
 
 class FixedBox(nn.Module):
-    """Finds one box at (W/4, H/2, 3W/4, H) of its input, class 1, score 0.9; records the ``post`` it got."""
+    """A detector that owns its geometry as the real ones do (fits each image to ``img_size``, maps boxes back)
+    and finds one box at (W/4, H/2, 3W/4, H) of its fitted input, class 1, score 0.9. It records the ``post``
+    it got, the shapes of the images it was handed and of its fitted input."""
 
-    def __init__(self):
+    label = 1
+
+    def __init__(self, img_size: int = 64, letterbox: bool = False):
         super().__init__()
-        self.posts = []
+        self.img_size, self.letterbox, self.posts, self.given, self.shapes = img_size, letterbox, [], [], []
 
-    def forward(self, images, targets=None, post=None):
+    def find(self, x):
+        H, W = x.shape[-2:]
+        return torch.tensor([[0.25 * W, 0.5 * H, 0.75 * W, 1.0 * H]])
+
+    def forward(self, images, targets=None, post=None, size=None):
         self.posts.append(post)
-        B, _, H, W = images.shape
-        box = torch.tensor([[0.25 * W, 0.5 * H, 0.75 * W, 1.0 * H]])
-        return [{"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for _ in range(B)]
+        self.given += [tuple(im.shape) for im in images]
+        x, frames = fit_images(images, size or self.img_size, self.letterbox)
+        self.shapes.append(tuple(x.shape[-2:]))
+        return [{"boxes": to_original(self.find(im), frame), "scores": torch.tensor([0.9]),
+                 "labels": torch.tensor([self.label])} for im, frame in zip(x, frames)]
 
 
 # (height, width) of non-square images, so a swapped width and height cannot pass
@@ -38,12 +43,13 @@ EXPECTED = {(96, 160): [40.0, 48.0, 120.0, 96.0], (160, 96): [24.0, 80.0, 72.0, 
 def test_detect_images_maps_boxes_to_each_originals_pixels():
     model = FixedBox()
     images = [np.zeros((h, w, 3), np.uint8) for h, w in SIZES]
-    out = detect_images(model, images, 64, post={"nms_threshold": 0.3})
+    out = detect_images(model, images, post={"nms_threshold": 0.3})
     for det, size in zip(out, SIZES):
         np.testing.assert_allclose(det["boxes"], [EXPECTED[size]], atol=1e-4)
         assert det["labels"].tolist() == [1] and det["scores"].tolist() == pytest.approx([0.9])
     assert model.posts == [{"nms_threshold": 0.3}]
-    assert detect_images(model, images[:1], 64, conf=0.95)[0]["boxes"].shape == (0, 4)  # below conf: dropped
+    assert model.given == [(3, 96, 160), (3, 160, 96)]  # the originals: the model fits them itself
+    assert detect_images(model, images[:1], conf=0.95)[0]["boxes"].shape == (0, 4)  # below conf: dropped
 
 
 def test_eval_and_predict_take_the_same_path(tmp_path):
@@ -53,7 +59,9 @@ def test_eval_and_predict_take_the_same_path(tmp_path):
         Image.fromarray(np.full((h, w, 3), 40 * k, np.uint8)).save(path)
         records.append(ImageRecord(path, w, h, np.zeros((0, 4)), [], image_id=k + 7))
         paths.append(path)
-    results = predict_records(FixedBox(), records, 64, category_ids=[5, 9], batch_size=2)
+    model = FixedBox()
+    results = predict_records(model, records, category_ids=[5, 9], batch_size=2)
+    assert model.given == [(3, 96, 160), (3, 160, 96)]
     assert [r["image_id"] for r in results] == [7, 8] and {r["category_id"] for r in results} == {9}
     for r, size in zip(results, SIZES):
         x1, y1, x2, y2 = EXPECTED[size]
@@ -66,25 +74,6 @@ def test_eval_and_predict_take_the_same_path(tmp_path):
     assert [r["image_id"] for r in predicted] == [1, 2]  # COCO ids start at 1
 
 
-def test_resize_rule():
-    """Area averaging from twice the input size up (no aliasing of fine detail), bilinear below."""
-    import cv2
-
-    image = np.random.default_rng(0).integers(0, 255, (300, 100, 3), dtype=np.uint8)
-    assert resize_for_model(image, 64).shape == (64, 64, 3)
-    for side, how in ((150, cv2.INTER_AREA), (128, cv2.INTER_AREA), (127, cv2.INTER_LINEAR)):
-        noise = np.random.default_rng(side).integers(0, 255, (side, side, 3), dtype=np.uint8)
-        assert np.array_equal(resize_for_model(noise, 64), cv2.resize(noise, (64, 64), interpolation=how)), side
-    flat = np.full((300, 100, 3), 77, np.uint8)
-    assert (resize_for_model(flat, 64) == 77).all()
-
-
-class ShapeRecorder(FixedBox):
-    def forward(self, images, targets=None, post=None):
-        self.shapes = [*getattr(self, "shapes", []), tuple(images.shape[-2:])]
-        return super().forward(images, targets, post)
-
-
 def test_predict_paths_names_labels_size_and_classes(tmp_path):
     (tmp_path / "x").mkdir()
     paths = [tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "x" / "a.png", tmp_path / "a_2.png"]
@@ -92,7 +81,7 @@ def test_predict_paths_names_labels_size_and_classes(tmp_path):
         Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
     assert output_stems(paths) == ["a", "a_2", "a_3", "a_2_2"]  # no output overwrites another
     ckpt = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
-    model = ShapeRecorder()
+    model = FixedBox()
     results, errors = predict_paths(model, ckpt, paths, tmp_path / "out", progress=False, size=80, save_txt=True,
                                     post={"max_detections": 7})
     assert not errors and model.shapes == [(80, 80)] * 4 and model.posts == [{"max_detections": 7}] * 4
@@ -108,47 +97,15 @@ def test_predict_paths_names_labels_size_and_classes(tmp_path):
     assert kept == [] and (tmp_path / "out2" / "labels" / "a.txt").read_text() == ""  # class 1 filtered out
 
 
-class SelfResizing(FixedBox):
-    """A model that resizes its inputs itself (as an imported torchvision Faster R-CNN): it must get the original
-    images, as a list; its boxes are in their pixels."""
-
-    min_size = 800
-
-    def forward(self, images, targets=None, post=None):
-        assert isinstance(images, list)
-        self.shapes = [tuple(im.shape) for im in images]
-        return [{"boxes": torch.tensor([[0.25 * im.shape[2], 0.5 * im.shape[1], 0.75 * im.shape[2], 1.0 * im.shape[1]]]),
-                 "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for im in images]
-
-
-def test_a_model_that_resizes_itself_gets_the_original_images(tmp_path):
-    model = SelfResizing()
-    images = [np.zeros((h, w, 3), np.uint8) for h, w in SIZES]
-    out = detect_images(model, images, 64)
-    assert model.shapes == [(3, 96, 160), (3, 160, 96)]  # not squashed to 64 x 64
-    for det, size in zip(out, SIZES):
-        np.testing.assert_allclose(det["boxes"], [EXPECTED[size]], atol=1e-4)
-    records = []
-    for k, (h, w) in enumerate(SIZES):
-        path = tmp_path / f"im{k}.png"
-        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
-        records.append(ImageRecord(path, w, h, np.zeros((0, 4)), [], image_id=k + 1))
-    results = predict_records(model, records, 64, category_ids=[5, 9], batch_size=2)
-    assert model.shapes == [(3, 96, 160), (3, 160, 96)]
-    for r, size in zip(results, SIZES):
-        x1, y1, x2, y2 = EXPECTED[size]
-        assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
-
-
 class LiteralBox(FixedBox):
-    """Finds the box ``BOX`` (pixels of its input) in every image."""
+    """Finds the box ``BOX`` (pixels of its fitted input) in every image."""
 
-    def __init__(self, box):
-        super().__init__()
+    def __init__(self, box, letterbox: bool = False):
+        super().__init__(64, letterbox)
         self.box = torch.tensor([box], dtype=torch.float32)
 
-    def forward(self, images, targets=None, post=None):
-        return [{"boxes": self.box, "scores": torch.tensor([0.9]), "labels": torch.tensor([1])} for _ in images]
+    def find(self, x):
+        return self.box
 
 
 def test_letterbox_maps_literal_boxes_back():
@@ -156,51 +113,50 @@ def test_letterbox_maps_literal_boxes_back():
     is ((8 - 0) / 0.32, (20 - 16) / 0.32, ...) = (25, 12.5, 75, 75) in the original. Transposed, the padding is
     on the left."""
     wide, tall = np.zeros((100, 200, 3), np.uint8), np.zeros((200, 100, 3), np.uint8)
-    (det,) = detect_images(LiteralBox([8, 20, 24, 40]), [wide], 64, letterbox=True)
+    (det,) = detect_images(LiteralBox([8, 20, 24, 40], letterbox=True), [wide])
     np.testing.assert_allclose(det["boxes"], [[25, 12.5, 75, 75]], atol=1e-4)
-    (det,) = detect_images(LiteralBox([24, 8, 40, 24]), [tall], 64, letterbox=True)
+    (det,) = detect_images(LiteralBox([24, 8, 40, 24], letterbox=True), [tall])
     np.testing.assert_allclose(det["boxes"], [[25, 25, 75, 75]], atol=1e-4)
-    (det,) = detect_images(LiteralBox([0, 0, 64, 64]), [wide], 64, letterbox=True)
+    (det,) = detect_images(LiteralBox([0, 0, 64, 64], letterbox=True), [wide])
     np.testing.assert_allclose(det["boxes"], [[0, 0, 200, 100]], atol=1e-4)  # the padding is not in the image
-    (det,) = detect_images(LiteralBox([8, 20, 24, 40]), [wide], 64)  # without: x / 0.32, y / 0.64
+    (det,) = detect_images(LiteralBox([8, 20, 24, 40]), [wide])  # without: x / 0.32, y / 0.64
     np.testing.assert_allclose(det["boxes"], [[25, 31.25, 75, 62.5]], atol=1e-4)
 
 
 class ColourFinder(FixedBox):
-    """Finds the one rectangle of colour ``COLOUR`` in each input; records the inputs."""
+    """Finds the one rectangle of colour ``COLOUR`` in each fitted input (letterboxed to 128)."""
 
-    COLOUR = (250, 10, 10)
+    COLOUR, label = (250, 10, 10), 0
 
-    def forward(self, images, targets=None, post=None):
-        self.inputs = images
-        out = []
-        for im in images:
-            ys, xs = torch.nonzero((im.permute(1, 2, 0) == torch.tensor(self.COLOUR, dtype=torch.uint8)).all(-1),
-                                   as_tuple=True)
-            box = torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
-            out.append({"boxes": box, "scores": torch.tensor([0.9]), "labels": torch.tensor([0])})
-        return out
+    def __init__(self):
+        super().__init__(128, letterbox=True)
+
+    def find(self, im):
+        ys, xs = torch.nonzero((im.permute(1, 2, 0) == torch.tensor(self.COLOUR, dtype=torch.uint8)).all(-1),
+                               as_tuple=True)
+        return torch.tensor([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], dtype=torch.float32)
 
 
 def test_letterbox_round_trip_through_every_caller(tmp_path):
     """A rectangle drawn at literal pixels of a 256 x 96 image, found by the model in the letterboxed 128 x 128
     input (scale 0.5, 40 rows of the mean colour above), comes back at those pixels from detect_images,
-    predict_records (eval, training's val AP) and predict_paths (predict, with the checkpoint's letterbox)."""
-    from detector.data.transforms import MEAN_RGB
+    predict_records (eval, training's val AP) and predict_paths (predict)."""
+    from detector.core.geometry import MEAN_RGB, fit_image
+    from detector.evaluation.predict import as_tensor
 
     image = np.full((96, 256, 3), 90, np.uint8)
     image[30:70, 40:140] = ColourFinder.COLOUR  # (x1, y1, x2, y2) = (40, 30, 140, 70)
-    boxed = resize_for_model(image, 128, letterbox=True)
+    boxed = fit_image(as_tensor(image), 128, letterbox=True)[0].permute(1, 2, 0).numpy()
     assert boxed.shape == (128, 128, 3) and (boxed[:40] == MEAN_RGB).all() and (boxed[88:] == MEAN_RGB).all()
     assert (boxed[55:75, 20:70] == ColourFinder.COLOUR).all() and (boxed[40:88] != MEAN_RGB).any(-1).all()
     model = ColourFinder()
-    (det,) = detect_images(model, [image], 128, letterbox=True)
+    (det,) = detect_images(model, [image])
     np.testing.assert_allclose(det["boxes"], [[40, 30, 140, 70]], atol=1e-4)
 
     path = tmp_path / "wide.png"
     Image.fromarray(image).save(path)
-    results = predict_records(model, [ImageRecord(path, 256, 96, np.zeros((0, 4)), [], image_id=3)], 128,
-                              category_ids=[7], letterbox=True)
+    results = predict_records(model, [ImageRecord(path, 256, 96, np.zeros((0, 4)), [], image_id=3)],
+                              category_ids=[7])
     assert results[0]["bbox"] == pytest.approx([40, 30, 100, 40])  # COCO xywh
     ckpt = {"classes": ["a"], "category_ids": [7], "img_size": 128, "letterbox": True}
     predicted, errors = predict_paths(model, ckpt, [path], tmp_path / "out", progress=False, conf=0.5)

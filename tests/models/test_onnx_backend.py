@@ -55,10 +55,13 @@ def test_split_of_nothing_gives_empty_images():
     assert [len(d["scores"]) for d in split_by_image(empty, 2)] == [0, 0]
 
 
-def test_the_wrapper_refuses_what_the_graph_cannot_take(tmp_path):
+def test_the_wrapper_fits_any_size_and_refuses_what_the_graph_cannot_take(tmp_path):
     model, _ = load_detector(fixed_graph(tmp_path / "m.onnx"))
-    with pytest.raises(ValueError, match="takes 16 x 16 images"):
-        model(torch.zeros(1, 3, 32, 32))
+    (big,) = model(torch.zeros(1, 3, 32, 48, dtype=torch.uint8))  # fitted to 16 x 16, boxes back in its pixels
+    scale = torch.tensor([48 / 16, 32 / 16, 48 / 16, 32 / 16])
+    torch.testing.assert_close(big["boxes"], torch.tensor(BOXES[[0, 2]]) * scale)
+    with pytest.raises(ValueError, match="takes 16 px, the size it was exported at"):
+        model(torch.zeros(1, 3, 16, 16), size=32)
     with pytest.raises(ValueError, match="computes no losses"):
         model(torch.zeros(1, 3, 16, 16), [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0)}])
     with pytest.raises(RuntimeError, match="inference only"):
