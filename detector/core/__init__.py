@@ -21,7 +21,8 @@ _HOMES = {"MultiLevelAnchors": "anchors", "generate_anchors": "anchors", "batche
           "match_thresholds": "matching", "sample_pos_neg": "matching", "assign_targets": "ssd_ops",
           "postprocess": "ssd_ops"}  # name -> its module
 
-__all__ = sorted(_HOMES)
+__all__ = ["MultiLevelAnchors", "assign_targets", "batched_nms", "box_iou", "decode", "encode", "generate_anchors",
+           "match_anchors", "match_thresholds", "nms", "postprocess", "sample_pos_neg"]
 
 
 def __getattr__(name: str):
