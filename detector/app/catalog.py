@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from detector.api import Detector
 from detector.app.uploads import BadInput
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.registry import load_detector
@@ -104,23 +104,24 @@ def default_models_dirs() -> list[Path]:
 
 
 class ModelCache:
-    """Loaded models by path (a few at most). Gradio calls handlers from several threads: the lock makes loading
-    and evicting safe; the models themselves are not changed by a call (postprocess settings are per call)."""
+    """Loaded models (:class:`~detector.api.Detector`) by path (a few at most). Gradio calls handlers from several
+    threads: the lock makes loading and evicting safe; a model is not changed by a call (its settings are per
+    call)."""
 
     def __init__(self, device: torch.device | str = "cpu", capacity: int = 3):
         self.device = torch.device(device)
         self.capacity = capacity
-        self._models: OrderedDict[Path, tuple[nn.Module, dict]] = OrderedDict()
+        self._models: OrderedDict[Path, Detector] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, path: Path) -> tuple[nn.Module, dict]:
+    def get(self, path: Path) -> Detector:
         key = Path(path).resolve()
         with self.lock:
             if key not in self._models:
                 try:
-                    self._models[key] = load_detector(key, self.device)
-                except (CheckpointError, OSError) as e:
-                    raise BadInput(str(e)) from None
+                    self._models[key] = Detector(str(key), device=str(self.device))
+                except OSError as e:
+                    raise BadInput(f"{key}: cannot read it ({e.strerror or e})") from None
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
             self._models.move_to_end(key)

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
+from detector.api import Detector
 from detector.app.catalog import ModelCache, ModelEntry
 from detector.app.uploads import DISPLAY_SIDE, BadInput, display_copy, load_upload
+from detector.core.errors import DetectorError
+from detector.core.thresholds import CONF, IOU
 from detector.evaluation.draw import class_colors, draw_boxes
-from detector.evaluation.predict import coco_results, detect_images
+from detector.evaluation.predict import coco_results
 
 
 @dataclass
@@ -38,23 +39,22 @@ class ImageDetections:
                 for b, s, c in zip(self.boxes, self.scores, self.labels)]
 
 
-def detect_image(model: nn.Module, ckpt: dict, image: np.ndarray, conf: float = 0.25, iou: float = 0.45,
-                 max_det: int = 100, classes: Sequence[str] | None = None, device: torch.device | str = "cpu",
-                 name: str = "image") -> ImageDetections:
-    """Detections on one RGB image: scores at least ``conf``, class-aware NMS at ``iou``, only ``classes`` (all
-    when None or empty), the ``max_det`` best, boxes mapped back to the image's pixels."""
-    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+def detect_image(det: Detector, image: np.ndarray, conf: float = CONF, iou: float | None = None,
+                 max_det: int = 100, classes: Sequence[str] | None = None, name: str = "image") -> ImageDetections:
+    """Detections on one RGB image through the API's one path (:meth:`Detector.predict`): scores at least
+    ``conf``, class-aware NMS at ``iou`` (default: the model's own), only ``classes`` (all when None or empty),
+    then the ``max_det`` best, boxes in the image's pixels."""
+    if not 0.0 <= conf <= 1.0 or (iou is not None and not 0.0 <= iou <= 1.0):
         raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
-    post = {"nms_threshold": float(iou), "score_threshold": max(float(conf), 1e-4),
-            "max_detections": max(int(max_det), 300)}
-    (det,) = detect_images(model, [image], device, post, conf)
-    keep = np.ones(len(det["labels"]), dtype=bool)
-    if classes:
-        wanted = [i for i, c in enumerate(ckpt["classes"]) if c in set(classes)]
-        keep = np.isin(det["labels"], wanted)
-    order = np.argsort(-det["scores"][keep], kind="stable")[: max(0, int(max_det))]
+    (r,) = det.predict(image, conf=float(conf), iou=None if iou is None else float(iou), max_det=int(max_det),
+                       classes=list(classes) if classes else None)
     h, w = image.shape[:2]
-    return ImageDetections(name, w, h, det["boxes"][keep][order], det["scores"][keep][order], det["labels"][keep][order])
+    return ImageDetections(name, w, h, r.boxes, r.scores, r.labels)
+
+
+def category_ids(det: Detector) -> list[int]:
+    """The model's COCO category id of each class."""
+    return det.info.get("category_ids") or list(range(1, len(det.names) + 1))
 
 
 def draw_detections(image: np.ndarray, det: ImageDetections, classes: list[str]) -> Image.Image:
@@ -115,8 +115,8 @@ def _write_download(results: list[dict], folder: Path) -> str:
         return fh.name
 
 
-def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
-               iou: float = 0.45, max_det: int = 100, classes: Sequence[str] | None = None,
+def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
+               iou: float = IOU, max_det: int = 100, classes: Sequence[str] | None = None,
                names: Sequence[str] | None = None, downloads: Path | None = None) -> DetectResult:
     """The Detect tab: every upload decoded, detected and drawn; bad uploads become messages, not errors.
     ``downloads``: the folder for the COCO-results JSON (default: this process's private folder)."""
@@ -127,7 +127,8 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
     if len(files) > MAX_FILES:
         raise BadInput(f"{len(files)} files: the demo takes at most {MAX_FILES} at once")
     check_max_det(max_det)
-    model, ckpt = cache.get(entry.path)
+    det_model = cache.get(entry.path)
+    classes_of = det_model.names
     names = list(names) if names else [Path(f).name for f in files]
     images, rows, messages, results, dets = [], [], [], [], []
     model_s = 0.0
@@ -135,7 +136,7 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
         try:
             image, notes = load_upload(f, name)
             t = time.perf_counter()
-            det = detect_image(model, ckpt, image, conf, iou, max_det, classes, cache.device, name)
+            det = detect_image(det_model, image, conf, iou, max_det, classes, name)
             model_s += time.perf_counter() - t
         except BadInput as e:
             messages.append(str(e))
@@ -149,10 +150,10 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
         if not len(det.labels):
             messages.append(f"{name}: no objects found at confidence {conf:g}"
                             + (f" among {', '.join(classes)}" if classes else ""))
-        images.append((draw_detections(image, det, ckpt["classes"]), f"{name}: {plural(len(det.labels), 'object')}"))
-        rows += det.rows(ckpt["classes"])
+        images.append((draw_detections(image, det, classes_of), f"{name}: {plural(len(det.labels), 'object')}"))
+        rows += det.rows(classes_of)
         results += coco_results({"boxes": det.boxes, "scores": det.scores, "labels": det.labels},
-                                ckpt["category_ids"], k + 1, ckpt["classes"], name)
+                                category_ids(det_model), k + 1, classes_of, name)
     json_path = _write_download(results, downloads or downloads_folder()) if dets else None
     total_ms = (time.perf_counter() - start) * 1000
     count = sum(len(d.labels) for d in dets)
@@ -166,20 +167,20 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
     return DetectResult(images, rows, summary, messages, json_path, dets)
 
 
-def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
-               iou: float = 0.45, max_det: int = 100) -> dict:
+def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
+               iou: float = IOU, max_det: int = 100) -> dict:
     """The ``/detect`` endpoint: one image in, its detections as JSON out. Bad input gives ``{"error": ...}``."""
     start = time.perf_counter()
     if not file:
         return {"error": "no image given"}
     try:
         check_max_det(max_det)
-        model, ckpt = cache.get(entry.path)
+        det_model = cache.get(entry.path)
         image, notes = load_upload(file)
-        det = detect_image(model, ckpt, image, conf, iou, max_det, None, cache.device)
-    except BadInput as e:
+        det = detect_image(det_model, image, conf, iou, max_det)
+    except DetectorError as e:
         return {"error": str(e)}
-    classes, cat_ids = ckpt["classes"], ckpt["category_ids"]
+    classes, cat_ids = det_model.names, category_ids(det_model)
     return {"model": entry.label, "width": det.width, "height": det.height, "notes": notes,
             "detections": [{"class": classes[c], "category_id": cat_ids[c], "score": round(float(s), 5),
                             "box": [round(float(v), 2) for v in b]}
@@ -191,11 +192,11 @@ MAX_VIDEO_FRAMES = 900  # 30 s at 30 frames/s: longer videos are refused (each f
 MAX_VIDEO_PIXELS = 1920 * 1080  # per frame
 
 
-def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = 0.25, iou: float = 0.45,
+def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF, iou: float = IOU,
               downloads: Path | None = None) -> tuple[str, str, str]:
     """The Detect tab's video: ``(drawn .webm, per-frame .json, summary)``; :class:`BadInput` names a video that
     cannot be read or is over the limits."""
-    from detector.evaluation.video import VideoError, detect_video, is_video
+    from detector.evaluation.video import VideoError, VideoOutput, is_video, read_frames
 
     if not file:
         raise BadInput("upload a video (mp4 or webm, at most 30 s)")
@@ -204,12 +205,19 @@ def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, con
         raise BadInput(f"{name}: not a video file (mp4, webm, avi, mov, mkv)")
     if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0):
         raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
-    model, ckpt = cache.get(entry.path)
+    det = cache.get(entry.path)
     folder = Path(tempfile.mkdtemp(dir=downloads or downloads_folder()))
+    output = None
     try:
-        r = detect_video(model, ckpt, file, folder / Path(name).stem, conf, {"nms_threshold": iou}, cache.device,
-                         max_frames=MAX_VIDEO_FRAMES, max_pixels=MAX_VIDEO_PIXELS, progress=False)
+        info, frames = read_frames(file, MAX_VIDEO_PIXELS, MAX_VIDEO_FRAMES)
+        output = VideoOutput(folder / Path(name).stem, name, info["fps"], info["width"], info["height"], det.names,
+                             category_ids(det))
+        for frame in frames:
+            output.add(det.predict(frame, conf=float(conf), iou=float(iou))[0])  # the API's one path, per frame
+        r = output.close()
     except VideoError as e:
+        if output is not None:
+            output.discard()
         raise BadInput(str(e).replace(str(file), name)) from None
     summary = (f"**{plural(r['objects'], 'detection')}** in {plural(r['frames'], 'frame')} ({r['width']}x"
                f"{r['height']}) in {r['seconds']:.1f} s: {r['frames_per_s']} frames/s on {cache.device.type}")

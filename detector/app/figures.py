@@ -14,6 +14,7 @@ from detector.app.uploads import BadInput, display_copy, unit
 from detector.core.anchors import generate_anchors
 from detector.core.boxes import batched_nms, box_iou, encode
 from detector.core.matching import match_anchors
+from detector.core.thresholds import CONF, IOU
 from detector.evaluation.draw import class_colors, draw_anchors, draw_boxes
 
 MAX_ANCHORS_DRAWN = 20_000
@@ -151,16 +152,16 @@ class NmsResult:
     kept: ImageDetections
 
 
-def nms_figure(image: np.ndarray, entry: ModelEntry, cache: ModelCache, conf: float = 0.25,
-               iou: float = 0.45) -> NmsResult:
+def nms_figure(image: np.ndarray, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
+               iou: float = IOU) -> NmsResult:
     """The NMS tab: the model's candidate boxes above ``conf`` before NMS, and what class-aware NMS at
     ``iou`` keeps (the same as the Detect tab gives at these settings, up to its 100 best)."""
-    model, ckpt = cache.get(entry.path)
-    raw = detect_image(model, ckpt, image, conf, 1.0, 10_000, None, cache.device)  # IoU 1.0: NMS keeps all
+    det = cache.get(entry.path)
+    raw = detect_image(det, image, conf, 1.0, 10_000)  # IoU 1.0: NMS keeps all
     keep = batched_nms(torch.from_numpy(raw.boxes).float(), torch.from_numpy(raw.scores).float(),
                        torch.from_numpy(raw.labels).long(), float(iou)).numpy()
     kept = ImageDetections(raw.name, raw.width, raw.height, raw.boxes[keep], raw.scores[keep], raw.labels[keep])
-    classes = ckpt["classes"]
+    classes = det.names
     shown, sc = display_copy(image)
     before = draw_boxes(shown, raw.boxes * sc, None, class_colors(raw.labels), width=1)
     after = draw_detections(image, kept, classes)

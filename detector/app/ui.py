@@ -45,6 +45,7 @@ from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
 from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
 from detector.app.uploads import BadInput, load_upload, unit
+from detector.core.thresholds import CONF, IOU
 from detector.engine.loop import resolve_device
 from detector.evaluation.video import VIDEO_SUFFIXES
 
@@ -54,9 +55,9 @@ API_USAGE = """Scripts can call the detector without the page:
 ```python
 from gradio_client import Client, handle_file
 client = Client("{url}")
-result = client.predict(handle_file("photo.jpg"), 0.25, 0.45, 100, api_name="/detect")
+result = client.predict(handle_file("photo.jpg"), {CONF}, {IOU}, 100, api_name="/detect")
 print(result["detections"])   # [{{"class": ..., "score": ..., "box": [x1, y1, x2, y2]}}, ...]
-result = client.predict(handle_file("photo.jpg"), 0.25, 0.45, 100, "{default}", api_name="/detect")
+result = client.predict(handle_file("photo.jpg"), {CONF}, {IOU}, 100, "{default}", api_name="/detect")
 ```
 Arguments: image file, confidence, NMS IoU, max detections and, optionally, the model (one of {models};
 default `{default}`). The reply also gives the image size, notes on conversions, the time in ms and the
@@ -98,8 +99,8 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
                 gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="Examples (generated shapes, val)")
             if photos:
                 gr.Examples([[[str(p)]] for p in photos], inputs=[files], label="Examples (real photographs, raccoon val)")
-            conf = Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
-            iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            conf = Slider(0.0, 1.0, CONF, step=0.01, label="Confidence threshold")
+            iou = Slider(0.0, 1.0, IOU, step=0.01, label="NMS IoU")
             max_det = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections per image")
             classes = CheckboxGroup(first.classes if first else [], label="Only these classes "
                                        "(none ticked: all)")
@@ -238,7 +239,7 @@ def nms_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdow
             n_img = SafeImage(example_path, type="filepath", image_mode=None, label="Image", height=300,
                               elem_id="nms-image")
             n_conf = Slider(0.0, 1.0, 0.1, step=0.01, label="Confidence threshold")
-            n_iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            n_iou = Slider(0.0, 1.0, IOU, step=0.01, label="NMS IoU")
             n_run = gr.Button("Run NMS", variant="primary")
             n_text = gr.Markdown(elem_id="nms-text")
         n_before = gr.Image(label="Before NMS", type="pil", elem_id="nms-before")
@@ -257,13 +258,14 @@ def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url
             raise BadInput(f"unknown model {label!r}; the server has {sorted(entries)}")
         return api_detect(file, entries[label], cache, unit(conf), unit(iou), whole_number(max_det))
 
-    gr.Markdown(API_USAGE.format(url=url, models=", ".join(f"`{k}`" for k in entries), default=default),
+    gr.Markdown(API_USAGE.format(url=url, models=", ".join(f"`{k}`" for k in entries), default=default, CONF=CONF,
+                                 IOU=IOU),
                 elem_id="api-usage")
     with gr.Row():
         api_file = gr.File(label="Image file", file_count="single")
         with gr.Column():
-            api_conf = Slider(0.0, 1.0, 0.25, step=0.01, label="Confidence threshold")
-            api_iou = Slider(0.0, 1.0, 0.45, step=0.01, label="NMS IoU")
+            api_conf = Slider(0.0, 1.0, CONF, step=0.01, label="Confidence threshold")
+            api_iou = Slider(0.0, 1.0, IOU, step=0.01, label="NMS IoU")
             api_max = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections")
             api_model = Dropdown(list(entries), value=default, label="Model")
             api_run = gr.Button("Run /detect")

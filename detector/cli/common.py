@@ -14,10 +14,10 @@ from pathlib import Path
 
 from detector.core.errors import UsageError
 from detector.data.images import MAX_PIXELS
-from detector.engine.config import check_flags
+from detector.engine.config import check_flags, read_recipe
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float | None": float, "int | None": int,
-              "dict": str}  # dict: JSON text
+              "dict": str, "list[str] | None": str}  # dict: JSON text; a list: nargs or action="append"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -69,24 +69,35 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> N
             continue
         default = None if f.type == "dict" else f.default
         shown = "" if default in (None, "") else f" (default: {default})"
-        parser.add_argument(flag, action=Given, type=FLAG_TYPES[f.type], default=default, help=meta["help"] + shown,
-                            **meta.get("argparse", {}))
+        extra = dict(meta.get("argparse", {}))
+        action = extra.pop("action", Given)
+        parser.add_argument(flag, action=action, type=FLAG_TYPES[f.type], default=default, help=meta["help"] + shown,
+                            **extra)
 
 
 def config_from_args(config_cls: type, args: argparse.Namespace, **values):
-    """The config of the parsed ``args`` (their fields with ``cli=True``), with ``values`` on top; ``dict``
-    fields are parsed from JSON (``ValueError`` naming the flag when they are not a JSON object)."""
-    kwargs = {}
+    """The config of the parsed ``args`` (their fields with ``cli=True``), with ``values`` on top. With
+    ``--config FILE`` (a recipe), the file's settings come between the defaults and the flags given. ``dict``
+    fields are parsed from JSON (a :class:`UsageError` naming the flag when they are not a JSON object)."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    recipe = read_recipe(args.config, config_cls) if getattr(args, "config", None) else {}
+    given = set(getattr(args, "given", ()))
+    kwargs = {k: v for k, v in recipe.items() if k not in given and k not in values}
     for f in dataclasses.fields(config_cls):
-        if not f.metadata.get("cli", True) or f.name in values:
+        if not f.metadata.get("cli", True) or f.name in values or f.name in kwargs:
             continue
         value = getattr(args, f.name)
         if f.type == "dict":
             value = parse_json_object(value, "--" + f.name.replace("_", "-"))
         kwargs[f.name] = value
-    if "given" in {f.name for f in dataclasses.fields(config_cls)} and "given" not in values:
-        kwargs["given"] = tuple(getattr(args, "given", ()))
+    if "given" in names and "given" not in values:
+        kwargs["given"] = tuple(given | set(recipe))
     return config_cls(**kwargs, **values)
+
+
+def settings_from_args(config_cls: type, args: argparse.Namespace) -> dict:
+    """The values of ``config_cls``'s flags in ``args``, by field name: the keywords of an API call."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if f.metadata.get("cli", True)}
 
 
 def parse_json_object(text: str | None, flag: str) -> dict:
@@ -139,13 +150,11 @@ def relaunch(args: argparse.Namespace) -> int | None:
 
 
 def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[object], dict],
-                 describe: Callable[[dict], str], adjust: Callable[[object], None] | None = None) -> int:
-    """A training command: build the config from the flags (``adjust`` may refine it) and check its values,
+                 describe: Callable[[dict], str]) -> int:
+    """A training command: build the config from the flags (and ``--config``'s recipe) and check its values,
     relaunch under torchrun for ``--devices N``, train, and close with one line. Errors are the library's
     (:class:`~detector.core.errors.DetectorError`), said by ``main``."""
     cfg = config_from_args(config_cls, args, command="detector " + shlex.join(args.argv))
-    if adjust is not None:
-        adjust(cfg)
     cfg.check()
     check_flags(devices=getattr(args, "devices", 1))
     status = relaunch(args)
@@ -153,12 +162,12 @@ def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[ob
         return status
     metrics = train(cfg)
     if metrics:
-        report_done(args, describe(metrics))
+        report_done(cfg, describe(metrics))
     return 0
 
 
-def report_done(args: argparse.Namespace, metrics_text: str) -> None:
+def report_done(cfg, metrics_text: str) -> None:
     """``done: METRICS; weights in RUN/best.pt``, printed by rank 0 only (every rank runs the command)."""
     if os.environ.get("RANK", "0") == "0":
-        run = Path(args.resume).parent if args.resume else Path(args.out)
+        run = Path(cfg.resume).parent if cfg.resume else Path(cfg.out)
         print(f"done: {metrics_text}; weights in {run}/best.pt")

@@ -25,6 +25,7 @@ from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
 from detector.cli.zoo import add_zoo_parser
 from detector.core.errors import DetectorError, InputError
+from detector.core.progress import setup_cli_logging
 
 
 def _load_image(path: str | None, max_pixels: int):
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for --devices, which relaunches the same command under torchrun
+    setup_cli_logging()
     try:
         return args.func(args)
     except DetectorError as e:

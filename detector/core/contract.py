@@ -2,7 +2,7 @@
 
     model.train(); losses = model(images, targets)    # dict of named scalar losses, keys model.loss_names
     model.eval();  detections = model(images)         # list of dict(boxes, scores, labels), one per image
-    detections = model(images, post={"score_threshold": 0.25, "nms_threshold": 0.45, "max_detections": 100})
+    detections = model(images, post={"score_threshold": CONF, "nms_threshold": IOU, "max_detections": 100})
 
 ``images``: ``Tensor[B, 3, H, W]`` or a list of ``Tensor[3, H, W]`` of different sizes, uint8 in 0..255 or float
 in [0, 1], RGB; the model normalizes (and pads a list into one batch, see :func:`pad_images`).

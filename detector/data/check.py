@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.core.progress import progress as show_progress
 from detector.data.dataset import load_dataset
 from detector.data.images import MAX_PIXELS, ImageTooLarge, decode_fully, image_size
 from detector.data.records import DataError, DetectionData, ImageRecord, Problem
@@ -60,11 +61,10 @@ def inspect_images(paths: list[Path], max_pixels: int | None = MAX_PIXELS, decod
                    progress: bool = False) -> dict[str, Inspected]:
     """:func:`inspect_image` of every path, ``{str(path): result}``; with ``decode``, in ``workers`` processes
     and with a progress bar on stderr when ``progress``."""
-    from tqdm import tqdm
-
     unique = list(dict.fromkeys(str(p) for p in paths))
     job = partial(inspect_image, max_pixels=max_pixels, decode=decode)
-    bar = partial(tqdm, total=len(unique), desc="decode" if decode else "headers", disable=not progress)
+    bar = partial(show_progress, total=len(unique), desc="decode" if decode else "headers", enabled=progress,
+                  unit="images")
     if not decode or workers <= 1 or len(unique) < 2:
         return dict(zip(unique, list(bar(map(job, unique)))))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")

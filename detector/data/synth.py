@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from detector.core.errors import InputError, UsageError
+from detector.core.progress import progress as show_progress
 from detector.data.banana import write_banana
 from detector.data.coco import write_coco
 from detector.data.records import ImageRecord
@@ -229,11 +230,9 @@ def _synth(out: Path, preset: str, train: int, val: int, seed: int, size: int, w
 
 
 def _run(jobs: list, workers: int, progress: bool, desc: str) -> list:
-    from tqdm import tqdm
-
     if workers <= 1:
-        return [_write_one(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
+        return [_write_one(j) for j in show_progress(jobs, desc, len(jobs), progress, "images")]
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     with ctx.Pool(workers, initializer=_load_photos) as pool:
-        return list(tqdm(pool.imap_unordered(_write_one, jobs, chunksize=8), total=len(jobs), desc=desc,
-                         disable=not progress))
+        return list(show_progress(pool.imap_unordered(_write_one, jobs, chunksize=8), desc, len(jobs), progress,
+                                  "images"))

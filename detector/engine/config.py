@@ -13,15 +13,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from detector.core.errors import UsageError
+from detector.core.thresholds import CONF
 from detector.data.images import MAX_PIXELS
 from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
+
+BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --backbone and --freeze-stages set
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
-           "img_size": 1, "patience": 1}  # the smallest value of each integer flag
+           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
@@ -99,7 +103,30 @@ DEVICE_HELP = "cpu, cuda, cuda:1, or auto (cuda when available)"
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
+    """What every training run has (``detector train``, ``detector classify train``): where it runs, how it is
+    seeded, timed and stopped, and where it writes."""
+
+    device: str = opt("auto", DEVICE_HELP)
+    amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
+    workers: int = opt(2, "DataLoader worker processes")
+    seed: int = opt(0, "seeds the weights, the data order and the augmentation")
+    resume: str | None = opt(None, "a last.pt to continue from (model, data and schedule come from it)")
+    out: str = opt("runs/train", "the run folder: last.pt, best.pt, results.csv, results.png")
+    eval_every: int = opt(5, "epochs between val evaluations (and the last epoch)")
+    time: float | None = opt(None, "hours of training: the epochs are fitted to this budget from the measured epoch "
+                             "time, the schedule with them (replaces --epochs)")
+    patience: int | None = opt(None, "stop when the val metric (AP; top-1 for classifiers) has not improved for this "
+                               "many epochs")
+    config: str | None = opt(None, "a YAML file of these settings (a recipe, e.g. recipes/tinyssd-shapes.yaml); "
+                             "flags given override it")
+    command: str = opt("", "the command line, kept in the checkpoint", cli=False)
+    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
+                                 cli=False)
+
+
+@dataclass
+class TrainConfig(RunConfig):
     """``detector train``: a detector on a detection data set."""
 
     model: str = opt("tiny_ssd_plus", "the detector", choices=DETECTORS)
@@ -121,33 +148,36 @@ class TrainConfig:
                                   "decay (e.g. 0.9999; ramped up over the first few thousand steps)")
     anchors: str = opt("model", "SSD models: model: the model's anchor sizes; auto: sizes and ratios fitted to the "
                        "training boxes (k-means), with a coverage report", choices=("model", "auto"))
-    device: str = opt("auto", DEVICE_HELP)
-    amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
     compile: bool = opt(False, "torch.compile the model")
-    workers: int = opt(2, "DataLoader worker processes")
-    seed: int = opt(0, "seeds the weights, the data order and the augmentation")
-    resume: str | None = opt(None, "a last.pt to continue from (model, data and schedule come from it)")
-    out: str = opt("runs/train", "the run folder: last.pt, best.pt, results.csv, results.png")
-    eval_every: int = opt(5, "epochs between val evaluations (and the last epoch)")
-    time: float | None = opt(None, "hours of training: the epochs are fitted to this budget from the measured epoch "
-                             "time, the schedule with them (replaces --epochs)")
-    patience: int | None = opt(None, "stop when val AP has not improved for this many epochs")
     data_path: str = opt("auto", "loader: DataLoader workers; device: decoded images kept on the device; "
                          "auto: device on a GPU", choices=("auto", "loader", "device"))
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
+    backbone: str | None = opt(None, "resnet_ssd/faster_rcnn: resnet18/34/50 (the book's) or tv_resnet18/34/50 "
+                               "(torchvision's); kept in the model's keywords")
+    freeze_stages: int = opt(0, "resnet_ssd/faster_rcnn: body parts kept fixed (1 = stem, ... 5)")
     pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
-    sync_bn: bool = opt(False, "with DDP: BatchNorm over the global batch (torch's SyncBatchNorm on GPUs, its CPU equivalent on CPUs)")
-    command: str = opt("", "the command line, kept in the checkpoint", cli=False)
-    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
-                                 cli=False)
+    weights: str | None = opt(None, "a detector checkpoint whose weights start this run (the same model and classes; "
+                              "what Detector('x.pt').train() does)")
+    sync_bn: bool = opt(False, "with DDP: BatchNorm over the global batch (torch's SyncBatchNorm on GPUs, its CPU "
+                        "equivalent on CPUs)")
+
+    def __post_init__(self) -> None:
+        """``backbone`` and ``freeze_stages`` are the model's keywords (so the checkpoint rebuilds the body)."""
+        if self.backbone or self.freeze_stages:
+            self.model_kwargs = {**self.model_kwargs, "backbone": self.backbone or
+                                 self.model_kwargs.get("backbone", "resnet18"), "freeze_stages": self.freeze_stages}
 
     def check(self) -> None:
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
         _check(self, DETECTOR_MIN_INPUT)
-        check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay)
+        check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay,
+                    freeze_stages=self.freeze_stages)
+        if (self.backbone or self.freeze_stages) and self.model not in BACKBONE_MODELS:
+            raise ConfigError(f"--backbone and --freeze-stages need --model {' or '.join(BACKBONE_MODELS)}, not "
+                              f"{self.model}")
         _check_recipe(self)
 
 
@@ -178,7 +208,7 @@ def _check(cfg, min_input: dict[str, int]) -> None:
 
 
 @dataclass
-class ClassifyConfig:
+class ClassifyConfig(RunConfig):
     """``detector classify train``: one of the book's classification networks."""
 
     model: str = opt("resnet18", "the network", choices=BACKBONES)
@@ -197,23 +227,12 @@ class ClassifyConfig:
     init: str | None = opt(None, "xavier: the book's xavier_uniform_ weights (from scratch); default: PyTorch's",
                            cli=False)
     img_size: int | None = opt(None, "square input size in pixels (default: the network's recipe)")
-    device: str = opt("auto", DEVICE_HELP)
-    amp: bool = opt(False, "bf16 autocast (fp16 with loss scaling where bf16 is missing)")
-    workers: int = opt(2, "DataLoader worker processes")
-    seed: int = opt(0, "seeds the weights, the data order and the augmentation")
-    resume: str | None = opt(None, "a last.pt to continue from")
     out: str = opt("runs/classify", "the run folder")
     eval_every: int = opt(1, "epochs between val evaluations (and the last epoch)")
-    time: float | None = opt(None, "hours of training: the epochs are fitted to this budget from the measured epoch "
-                             "time, the schedule with them (replaces --epochs)")
-    patience: int | None = opt(None, "stop when val top-1 has not improved for this many epochs")
     pretrained: str | None = opt(None, "a classifier checkpoint: its body starts this model, the head learns 10x "
                                  "faster")
     download: bool = opt(False, "download Fashion-MNIST / CIFAR-10 when missing")
     model_kwargs: dict = opt({}, 'JSON, e.g. \'{"batch_norm": true}\' for LeNet')  # noqa: RUF009 (a factory)
-    command: str = opt("", "the command line, kept in the checkpoint", cli=False)
-    given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
-                                 cli=False)
     overrides: tuple[str, ...] | None = opt(None, "the recipe's fields given a value (None: those not None)",
                                             cli=False)
 
@@ -249,3 +268,94 @@ class ClassifyConfig:
         check_flags(optimizer=self.optimizer, momentum=self.momentum, schedule=self.schedule, init=self.init)
         if self.optimizer != "sgd" and self.momentum and "momentum" in self.overrides:
             raise ConfigError(f"--momentum {self.momentum}: for --optimizer sgd only (this run uses {self.optimizer})")
+
+
+def read_recipe(path: str | Path, config_cls: type = TrainConfig) -> dict:
+    """The settings of a recipe file (YAML: a mapping of ``config_cls``'s field names to values); a
+    :class:`ConfigError` naming the file for anything else."""
+    import yaml
+
+    path = Path(path)
+    try:
+        values = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not a text file; a recipe is YAML (e.g. recipes/tinyssd-shapes.yaml)") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--config {path}: not YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: must be a mapping of settings (e.g. 'epochs: 30'), got "
+                          f"{type(values).__name__}")
+    known = {f.name for f in fields(config_cls) if f.name not in ("config", "command", "given", "resume")}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--config {path}: no setting {', '.join(map(str, unknown))}; the settings are "
+                          f"{', '.join(sorted(known))}")
+    return {k: tuple(v) if isinstance(v, list) and k == "given" else v for k, v in values.items()}
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+
+@dataclass
+class PredictConfig:
+    """``detector predict``, ``Detector.predict`` and the app: which detections are reported. The settings left
+    at None are the model's own (its NMS IoU, its maximum detections, its input size)."""
+
+    conf: float = opt(CONF, "keep detections scoring at least this")
+    iou: float | None = opt(None, "NMS IoU threshold (default: the model's own)")
+    max_det: int | None = opt(None, "at most this many detections per image, the best after --classes (default: "
+                              "the model's)")
+    classes: list[str] | None = opt(None, "keep only detections of these classes", nargs="+", metavar="NAME")  # noqa: RUF009
+    img_size: int | None = opt(None, "the model's input size (default: its own)")
+    max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header "
+                          "before decoding")
+
+    def check(self) -> None:
+        check_flags(conf=self.conf, iou=self.iou, max_det=self.max_det, img_size=self.img_size,
+                    max_pixels=self.max_pixels)
+
+    def post(self) -> dict:
+        """The model's postprocess settings of a call (the contract's ``post``): only those given."""
+        return {k: v for k, v in (("nms_threshold", self.iou), ("max_detections", self.max_det)) if v is not None}
+
+
+@dataclass
+class EvalConfig:
+    """``detector eval`` and ``Detector.val``: which split is scored, how it is read, where the plots go."""
+
+    data: str = opt("", "the ground truth: a data set, or one COCO annotation file (with --predictions, no images "
+                    "are needed)", required=True)
+    split: str | None = opt(None, "the split to score (default: all of a lone COCO file, else val)")
+    out: str | None = opt(None, "folder for metrics.json, PR curves and the confusion matrix")
+    batch_size: int = opt(32, "images per model call")
+    workers: int = opt(2, "DataLoader worker processes")
+    skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
+    max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
+
+    def check(self) -> None:
+        check_flags(batch_size=self.batch_size, workers=self.workers, max_pixels=self.max_pixels)
+
+
+@dataclass
+class ExportConfig:
+    """``detector export`` and ``Detector.export``: the file written, its format and its card."""
+
+    out: str = opt("", "a .pt or .pth file, or a .onnx file (--format onnx)", required=True)
+    format: str | None = opt(None, "pt: a PyTorch checkpoint; onnx: the network and its postprocess (decode, "
+                             "thresholds, top-k, NMS) in one ONNX graph, run by predict, eval and the app with "
+                             "onnxruntime (default: from --out's suffix)", choices=("pt", "onnx"))
+    img_size: int | None = opt(None, "onnx: the graph's fixed input size (default: the checkpoint's)")
+    dynamic_batch: bool = opt(False, "onnx: any batch size (without it the graph takes batch 1; predict, eval and "
+                              "the app then run it one image at a time)")
+    half: bool = opt(False, "store weights in fp16 (computed in fp32: a .pt is loaded back as fp32, an .onnx casts "
+                     "them in the graph)")
+    card: bool = opt(False, "also write the model card (OUT with .json)")
+    test_data: str | None = opt(None, "held-out data set whose val split the card reports metrics on")
+    device: str = opt("cpu", "where the card's evaluation runs")
+    trained_on: str | None = opt(None, "the training device, for checkpoints that do not record it")
+    note: list[str] | None = opt(None, "a line for the card's notes (repeatable)", action="append")  # noqa: RUF009
+
+    def check(self) -> None:
+        check_flags(img_size=self.img_size, device=self.device)

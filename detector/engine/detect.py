@@ -46,6 +46,7 @@ from detector.engine.runs import training_run
 from detector.evaluation.coco import STAT_KEYS, coco_evaluate
 from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
+from detector.models.checkpoint import load_checkpoint
 from detector.models.names import DETECTOR_MIN_INPUT
 from detector.models.registry import build_model
 from detector.models.resnet_body import load_backbone
@@ -162,6 +163,22 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
                ranks=ranks)
 
 
+def start_from(model: torch.nn.Module, cfg: TrainConfig, num_classes: int, say) -> None:
+    """Load the weights of the detector checkpoint ``cfg.weights`` into ``model`` (the same model, keywords and
+    number of classes: what ``Detector("x.pt").train()`` continues from); a :class:`TrainingError` otherwise."""
+    source = load_checkpoint(cfg.weights)
+    name, classes = source.get("model_name"), source.get("classes", [])
+    if name != cfg.model or len(classes) != num_classes:
+        raise TrainingError(f"{cfg.weights}: a {name} of {len(classes)} classes cannot start a {cfg.model} of "
+                            f"{num_classes} classes; train the model from scratch or give data with its classes")
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in source["model"].items()})
+    except RuntimeError as e:
+        raise TrainingError(f"{cfg.weights}: its weights do not fit this model ({str(e).splitlines()[0][:200]}); "
+                            "give the model keywords it was trained with") from None
+    say(f"weights: every tensor from {cfg.weights} (epoch {source.get('epoch', -1) + 1})")
+
+
 def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict | None, say):
     """``(model, anchor fit report or None)``: the model ``cfg`` names; a new run (not ``--resume``) also gets
     ``--anchors auto``'s fitted sizes (written into ``cfg.model_kwargs``, so the checkpoint rebuilds them; the
@@ -175,6 +192,8 @@ def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict |
             cfg.model_kwargs = {**cfg.model_kwargs, **fitted}
             seed_everything(cfg.seed)
             model = build_model(cfg.model, num_classes, **geometry, **cfg.model_kwargs)
+    if cfg.weights and ckpt is None:
+        start_from(model, cfg, num_classes, say)
     if cfg.pretrained and ckpt is None:
         if not hasattr(model, "backbone"):
             raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")

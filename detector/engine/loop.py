@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detector.core.errors import InputError
+from detector.core.progress import logger, on_terminal
 from detector.engine.checkpoint import save_checkpoint
 from detector.engine.distributed import Dist, all_reduce_sum, broadcast_from_main
 from detector.engine.ema import ModelEMA
@@ -138,7 +139,8 @@ def set_rng_state(state: dict, batch_gen: torch.Generator) -> None:
 
 
 def log(message: str) -> None:
-    tqdm.write(message, file=sys.stderr)
+    """A message of the training run, through the ``detector`` logger (the CLI shows it on stderr)."""
+    logger.info(message)
 
 
 def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
@@ -263,7 +265,7 @@ def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: 
     task.step_model.train()
     sums, seen, t0 = dict.fromkeys(["loss", *task.loss_names], 0.0), 0, time.perf_counter()
     bar = tqdm(task.batches(epoch), total=task.steps_per_epoch, desc=f"epoch {epoch + 1}/{epochs}",
-               leave=False, dynamic_ncols=True, file=sys.stderr, disable=not ranks.main)
+               leave=False, dynamic_ncols=True, file=sys.stderr, disable=not (ranks.main and on_terminal()))
     for step, batch in enumerate(bar):
         batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from detector.core.errors import UsageError
 from detector.engine.checkpoint import save_checkpoint
 from detector.models.checkpoint import CheckpointError
 
@@ -69,10 +70,19 @@ def _torchvision_model(name: str, weights_file: str | None):
 
 def import_torchvision(name: str, out: str | Path, weights_file: str | None = None) -> dict:
     """Write ``out``, a checkpoint of this project holding torchvision's model ``name`` (a key of ``ZOO``)."""
+    ckpt = zoo_checkpoint(name, weights_file)
+    save_checkpoint(ckpt, out)
+    return ckpt
+
+
+def zoo_checkpoint(name: str, weights_file: str | None = None) -> dict:
+    """A checkpoint (in memory) of this project holding torchvision's model ``name`` (a key of ``ZOO``), its
+    weights from torchvision's weights API (or ``weights_file``); a :class:`CheckpointError` in one line
+    offline."""
     from detector.models.faster_rcnn import from_torchvision
 
     if name not in ZOO:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(ZOO)}")
+        raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(sorted(ZOO))}")
     builder, weights, tv = _torchvision_model(name, weights_file)
     classes, ids = coco_classes(weights.meta["categories"])
     v1 = builder == "fasterrcnn_resnet50_fpn"
@@ -84,5 +94,4 @@ def import_torchvision(name: str, out: str | Path, weights_file: str | None = No
             "command": f"detector import {name}", "metrics": {"coco_val2017_box_ap_torchvision": weights.meta["_metrics"]
                                                              ["COCO-val2017"]["box_map"] / 100},
             "source": weights.url}
-    save_checkpoint(ckpt, out)
     return ckpt

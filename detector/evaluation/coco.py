@@ -18,6 +18,7 @@ import io
 
 import numpy as np
 
+from detector.core.thresholds import CONF
 from detector.evaluation.results import check_results
 
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -135,7 +136,7 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def confusion_matrix(gt: dict, results: list[dict], category_ids: list[int], conf: float = 0.25,
+def confusion_matrix(gt: dict, results: list[dict], category_ids: list[int], conf: float = CONF,
                      iou: float = 0.5) -> np.ndarray:
     """``[C + 1, C + 1]`` counts: row = true class (C: background), column = predicted class (C: missed).
     Detections scoring at least ``conf`` are matched to the non-crowd boxes of ``gt`` by IoU >= ``iou``, greedily

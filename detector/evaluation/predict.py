@@ -11,7 +11,6 @@ records (decoded in DataLoader workers). :func:`coco_results` writes detections 
 from __future__ import annotations
 
 import glob
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from torch.utils.data import DataLoader, Dataset
 from detector.core.errors import InputError
 from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, list_images, read_image
 from detector.data.records import ImageRecord
-from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.ground_truth import image_ids
 
 
@@ -45,6 +43,33 @@ def run_model(model: nn.Module, images: torch.Tensor | list[torch.Tensor], devic
         out.append({"boxes": det["boxes"][keep].float().cpu().numpy(),
                     "scores": det["scores"][keep].float().cpu().numpy(), "labels": det["labels"][keep].cpu().numpy()})
     return out
+
+
+def detect(model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu", *, conf: float,
+           iou: float | None = None, classes: Sequence[int] | None = None, max_det: int | None = None,
+           size: int | None = None) -> list[dict[str, np.ndarray]]:
+    """The one "run, filter, cut" path of predict, video, the app, ``/detect`` and the API: RGB ``uint8
+    [H, W, 3]`` images of any sizes through ``model`` (NMS at ``iou``, default: the model's own), detections
+    scoring at least ``conf``, only ``classes`` (indices; all when None), then the ``max_det`` best (default:
+    the model's own maximum). Classes are filtered before the cut, so ``max_det`` counts kept detections."""
+    post = {"nms_threshold": iou, "score_threshold": conf}
+    if classes is None:
+        post["max_detections"] = max_det  # the model cuts (None: at its own maximum)
+    else:
+        post["max_detections"] = MAX_CANDIDATES  # every candidate, then the filter, then the cut below
+    found = detect_images(model, images, device, post, conf, size=size)
+    if classes is None:
+        return found
+    cut = max_det or getattr(model, "post_defaults", {}).get("max_detections", MAX_CANDIDATES)
+    out = []
+    for det in found:
+        keep = np.flatnonzero(np.isin(det["labels"], list(classes)))  # in score order (the model's)
+        keep = keep[np.argsort(-det["scores"][keep], kind="stable")][:cut]
+        out.append({k: v[keep] for k, v in det.items()})
+    return out
+
+
+MAX_CANDIDATES = 1000  # detections per image a model may return before a class filter (the app's max_det cap)
 
 
 def as_tensor(image: np.ndarray) -> torch.Tensor:
@@ -136,18 +161,27 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def output_stems(paths: list[Path]) -> list[str]:
-    """One distinct output name per input, in order: its stem, or ``stem_2``, ``stem_3``, ... when an earlier
+class OutputNames:
+    """One distinct output name per input, as they come: its stem, or ``stem_2``, ``stem_3``, ... when an earlier
     input took it (``a.jpg`` and ``a.png``, or ``x/a.jpg`` and ``y/a.jpg``), so no output overwrites another."""
-    taken, stems = set(), []
-    for path in paths:
-        stem, k = path.stem, 1
-        while stem in taken:
+
+    def __init__(self):
+        self.taken: set[str] = set()
+
+    def __call__(self, path: Path | str) -> str:
+        base = Path(path).stem
+        stem, k = base, 1
+        while stem in self.taken:
             k += 1
-            stem = f"{path.stem}_{k}"
-        taken.add(stem)
-        stems.append(stem)
-    return stems
+            stem = f"{base}_{k}"
+        self.taken.add(stem)
+        return stem
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """:class:`OutputNames` of every path, in order."""
+    name = OutputNames()
+    return [name(p) for p in paths]
 
 
 def yolo_lines(det: dict[str, np.ndarray], height: int, width: int) -> list[str]:
@@ -157,43 +191,3 @@ def yolo_lines(det: dict[str, np.ndarray], height: int, width: int) -> list[str]
         cx, cy, w, h = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height
         lines.append(f"{c} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f} {s:.5f}")
     return lines
-
-
-def predict_paths(model: nn.Module, ckpt: dict, paths: list[Path], out: Path, conf: float = 0.25,
-                  device: torch.device | str = "cpu", progress: bool = True, post: dict | None = None,
-                  size: int | None = None, classes: list[int] | None = None,
-                  save_txt: bool = False, max_pixels: int | None = MAX_PIXELS) -> tuple[list[dict], list[str]]:
-    """Detect, draw (``OUT/NAME.jpg``, names from :func:`output_stems`) and collect COCO results for ``paths``
-    (``OUT/predictions.json``); returns ``(results, errors)``: an unreadable image, or one over ``max_pixels``
-    (read from its header, never decoded), is reported in ``errors`` and skipped, the others go on. ``size``: the
-    input size (default: the checkpoint's; its ``letterbox`` says how images are fitted to it); ``classes``: keep
-    only these class indices; ``save_txt``: also ``OUT/labels/NAME.txt`` (:func:`yolo_lines`, empty: nothing
-    found)."""
-    from PIL import Image
-    from tqdm import tqdm
-
-    out.mkdir(parents=True, exist_ok=True)
-    if save_txt:
-        (out / "labels").mkdir(exist_ok=True)
-    names, cat_ids = ckpt["classes"], ckpt["category_ids"]
-    results, errors = [], []
-    for k, (path, stem) in enumerate(zip(tqdm(paths, desc="predict", disable=not progress), output_stems(paths))):
-        try:
-            image = read_image(path, max_pixels)
-        except OSError as e:
-            errors.append(str(e))
-            continue
-        (det,) = detect_images(model, [image], device, post, conf, size=size)
-        if classes is not None:
-            keep = np.isin(det["labels"], classes)
-            det = {key: v[keep] for key, v in det.items()}
-        texts = [f"{names[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
-        drawn = draw_boxes(Image.fromarray(image), det["boxes"], texts, class_colors(det["labels"]))
-        drawn.save(out / f"{stem}.jpg", quality=92)
-        if save_txt:
-            lines = yolo_lines(det, *image.shape[:2])
-            (out / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in lines))
-        results += coco_results(det, cat_ids, k + 1, names, str(path))
-    with open(out / "predictions.json", "w") as f:
-        json.dump(results, f)
-    return results, errors

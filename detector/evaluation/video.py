@@ -3,7 +3,8 @@ play), with the detections of each frame as JSON.
 
     detector predict clip.mp4 --weights models/tinyssd-shapes.pt       # runs/predict/clip.webm and clip.json
 
-Frames go through :func:`detect_images` in small batches; boxes are in the frame's pixels.
+:func:`read_frames` gives the frames one by one (``Detector.predict`` takes a video as frames); :class:`VideoOutput`
+writes the drawn frames and their detections as they come; boxes are in the frame's pixels.
 """
 
 from __future__ import annotations
@@ -13,21 +14,16 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from PIL import Image
-from torch import nn
 
 from detector.core.errors import InputError
 from detector.data.images import MAX_PIXELS
-from detector.evaluation.draw import class_colors, draw_boxes
-from detector.evaluation.predict import detect_images
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg")
-BATCH = 8  # frames per model call
 
 
 class VideoError(InputError, ValueError):
@@ -70,71 +66,76 @@ def open_video(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple[c
     return cap, {"fps": fps, "frames": max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))), "width": w, "height": h}
 
 
+def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS,
+                max_frames: int | None = None) -> tuple[dict, Iterator[np.ndarray]]:
+    """``(info, frames)``: the video's ``info`` (fps, frames, width, height) and its frames one by one (RGB uint8
+    ``[H, W, 3]``). More than ``max_frames`` frames is a :class:`VideoError` (before any is read when the
+    container says so); so is a video without a single readable frame."""
+    cap, info = open_video(path, max_pixels)
+    if max_frames is not None and info["frames"] > max_frames:
+        cap.release()
+        raise VideoError(f"{path}: {info['frames']} frames ({info['frames'] / info['fps']:.0f} s); at most "
+                         f"{max_frames} are taken")
+
+    def frames() -> Iterator[np.ndarray]:
+        count = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                if max_frames is not None and count >= max_frames:
+                    raise VideoError(f"{path}: more than {max_frames} frames; at most {max_frames} are taken")
+                count += 1
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+        if not count:
+            raise VideoError(f"{path}: no frame could be decoded")
+
+    return info, frames()
+
+
+class VideoOutput:
+    """Detections of a video's frames written as they come: the drawn frames to ``OUT.webm`` (VP8, which browsers
+    play) and the detections of each frame to ``OUT.json``. ``add`` takes a frame's
+    :class:`~detector.api.Results`-like object (``boxes``, ``scores``, ``labels``, ``plot()``)."""
+
+    def __init__(self, out: Path | str, source: Path | str, fps: float, width: int, height: int,
+                 classes: list[str], category_ids: list[int]):
+        self.out, self.source = Path(out).with_suffix(".webm"), str(source)
+        self.fps, self.width, self.height, self.classes, self.category_ids = fps, width, height, classes, category_ids
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        with _quiet_stderr():  # OpenCV's FFmpeg layer prints a harmless note about the VP8 tag
+            self.writer = cv2.VideoWriter(str(self.out), cv2.VideoWriter_fourcc(*"vp80"), fps, (width, height))
+        self.records: list[dict] = []
+        self.start = time.perf_counter()
+
+    def add(self, result) -> None:
+        det = {"boxes": result.boxes, "scores": result.scores, "labels": result.labels}
+        self.records.append(_frame_record(len(self.records), self.fps, det, self.classes, self.category_ids))
+        self.writer.write(cv2.cvtColor(np.asarray(result.plot()), cv2.COLOR_RGB2BGR))
+
+    def close(self) -> dict:
+        """Finish both files; returns the summary (frames, objects, frames/s, where they are)."""
+        self.writer.release()
+        seconds = time.perf_counter() - self.start
+        json_path = self.out.with_suffix(".json")
+        json_path.write_text(json.dumps({"source": self.source, "fps": self.fps, "width": self.width,
+                                         "height": self.height, "frames": self.records}))
+        return {"video": str(self.out), "json": str(json_path), "frames": len(self.records),
+                "objects": sum(len(r["detections"]) for r in self.records), "seconds": round(seconds, 2),
+                "frames_per_s": round(len(self.records) / max(seconds, 1e-9), 1), "width": self.width,
+                "height": self.height}
+
+    def discard(self) -> None:
+        """Remove what was written (a video that failed part-way)."""
+        self.writer.release()
+        self.out.unlink(missing_ok=True)
+
+
 def _frame_record(index: int, fps: float, det: dict, classes: list[str], category_ids: list[int]) -> dict:
     return {"frame": index, "time_s": round(index / fps, 3),
             "detections": [{"class": classes[c], "category_id": category_ids[c], "score": round(float(s), 5),
                             "box": [round(float(v), 2) for v in b]}
                            for b, s, c in zip(det["boxes"], det["scores"], det["labels"])]}
-
-
-def detect_video(model: nn.Module, ckpt: dict, src: Path | str, out: Path | str, conf: float = 0.25,
-                 post: dict | None = None, device: torch.device | str = "cpu", max_frames: int | None = None,
-                 max_pixels: int | None = MAX_PIXELS, progress: bool = True, only: list[int] | None = None) -> dict:
-    """Detect in every frame of ``src`` (up to ``max_frames``: more is a :class:`VideoError`), write the drawn
-    frames to ``out`` (``.webm``) and ``out`` with ``.json`` (one record per frame); returns a summary.
-    ``only``: keep only these class indices."""
-    from tqdm import tqdm
-
-    cap, info = open_video(src, max_pixels)
-    if max_frames is not None and info["frames"] > max_frames:
-        cap.release()
-        raise VideoError(f"{src}: {info['frames']} frames ({info['frames'] / info['fps']:.0f} s); at most "
-                         f"{max_frames} are taken")
-    out = Path(out).with_suffix(".webm")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_stderr():  # OpenCV's FFmpeg layer prints a harmless note about the VP8 tag
-        writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"vp80"), info["fps"],
-                                 (info["width"], info["height"]))
-    classes, category_ids, size = ckpt["classes"], ckpt["category_ids"], ckpt.get("size")
-    records, batch, start = [], [], time.perf_counter()
-    bar = tqdm(total=info["frames"] or None, desc=f"video {Path(src).name}", unit="frame", disable=not progress)
-
-    def flush():
-        found = detect_images(model, batch, device, post, conf, size=size)
-        for frame, det in zip(batch, found):
-            if only is not None:
-                keep = np.isin(det["labels"], only)
-                det = {k: v[keep] for k, v in det.items()}
-            records.append(_frame_record(len(records), info["fps"], det, classes, category_ids))
-            texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det["labels"], det["scores"])]
-            drawn = draw_boxes(Image.fromarray(frame), det["boxes"], texts, class_colors(det["labels"]),
-                               width=max(2, round(max(frame.shape[:2]) / 300)))
-            writer.write(cv2.cvtColor(np.asarray(drawn), cv2.COLOR_RGB2BGR))
-        bar.update(len(batch))
-        batch.clear()
-
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if max_frames is not None and len(records) + len(batch) >= max_frames:
-                raise VideoError(f"{src}: more than {max_frames} frames; at most {max_frames} are taken")
-            batch.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            if len(batch) == BATCH:
-                flush()
-        if batch:
-            flush()
-    finally:
-        cap.release()
-        writer.release()
-        bar.close()
-    if not records:
-        out.unlink(missing_ok=True)
-        raise VideoError(f"{src}: no frame could be decoded")
-    seconds = time.perf_counter() - start
-    out.with_suffix(".json").write_text(json.dumps({"source": str(src), "fps": info["fps"], "width": info["width"],
-                                                    "height": info["height"], "frames": records}))
-    return {"video": str(out), "json": str(out.with_suffix(".json")), "frames": len(records),
-            "objects": sum(len(r["detections"]) for r in records), "seconds": round(seconds, 2),
-            "frames_per_s": round(len(records) / max(seconds, 1e-9), 1), **{k: info[k] for k in ("width", "height")}}

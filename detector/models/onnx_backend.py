@@ -12,7 +12,7 @@ decreasing score: ``boxes [K, 4]`` (xyxy in the input's pixels), ``scores [K]``,
 category ids, input size, ...) is in the model's metadata (``METADATA_KEYS``).
 
     model, info = load_onnx_detector("models/tinyssd-shapes.onnx")      # CUDA provider with device="cuda"
-    detections = model(images_uint8_b3ss, post={"score_threshold": 0.25})
+    detections = model(images_uint8_b3ss, post={"score_threshold": CONF})
 """
 
 from __future__ import annotations

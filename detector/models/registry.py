@@ -52,12 +52,16 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple
     metadata in place of the checkpoint (:func:`detector.models.onnx_backend.load_onnx_detector`)."""
     if Path(path).suffix.lower() == ".onnx":
         return load_onnx_detector(path, device)
-    ckpt = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), device, str(path))
+
+
+def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", source: str = "checkpoint") -> tuple[nn.Module, dict]:
+    """:func:`load_detector` of a checkpoint already in memory (``source`` names it in errors)."""
     try:
         model = build_model(ckpt["model_name"], len(ckpt["classes"]), **model_settings(ckpt))
         state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}  # fp16 files too
         model.load_state_dict(state)
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"{path}: does not describe a model this version can build ({str(e)[:300]})") from None
+        raise CheckpointError(f"{source}: does not describe a model this version can build ({str(e)[:300]})") from None
     # channels_last: the convolutions run about 2x faster on the CPU (measured on TinySSD), and no slower on a GPU
     return model.to(device, memory_format=torch.channels_last).eval(), ckpt

@@ -27,6 +27,7 @@ from detector.core.contract import (
 from detector.core.geometry import fit_images, to_original
 from detector.core.losses import box_loss, cls_loss, positives_over_processes
 from detector.core.ssd_ops import assign_targets, postprocess
+from detector.core.thresholds import IOU
 
 BOOK_SIZES = ((0.2, 0.272), (0.37, 0.447), (0.54, 0.619), (0.71, 0.79), (0.88, 0.961))  # D2L 14.7
 BOOK_RATIOS = (1.0, 2.0, 0.5)
@@ -63,7 +64,7 @@ class SSD(nn.Module):
         box_loss: str = "l1",  # "l1" (the book), "smooth_l1"
         iou_threshold: float = 0.5,  # anchor matching
         score_threshold: float = 0.01,  # postprocess
-        nms_threshold: float = 0.45,
+        nms_threshold: float = IOU,
         pre_nms_top_k: int = 400,
         max_detections: int = 100,
         img_size: int | None = None,  # eval: images are fitted to img_size x img_size; None: taken as they are

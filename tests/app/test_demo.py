@@ -128,7 +128,7 @@ def test_detect_finds_the_generated_objects_and_reports_bad_uploads(tmp_path, ex
     assert len(r.rows) == sum(len(d.labels) for d in r.detections)
     results = json.loads(Path(r.json_path).read_text())
     assert len(results) == len(r.rows)
-    ckpt = cache.get(entry.path)[1]
+    ckpt = cache.get(entry.path).info
     for res, row in zip(results, r.rows):
         assert res["file_name"] == row[0] and res["category"] == row[1]
         assert res["category_id"] in ckpt["category_ids"]
@@ -139,11 +139,11 @@ def test_detect_finds_the_generated_objects_and_reports_bad_uploads(tmp_path, ex
 
 
 def test_large_image_boxes_map_back_to_its_pixels(examples, entry, cache):
-    model, ckpt = cache.get(entry.path)
+    det = cache.get(entry.path)
     small = load_upload(examples[0])[0]
     big = cv2.resize(small, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)  # 2048 px
-    d_small = detect_image(model, ckpt, small, conf=0.5)
-    d_big = detect_image(model, ckpt, big, conf=0.5)
+    d_small = detect_image(det, small, conf=0.5)
+    d_big = detect_image(det, big, conf=0.5)
     assert len(d_small.labels) >= 1 and len(d_big.labels) == len(d_small.labels)
     iou = box_iou(torch.from_numpy(d_small.boxes * 8), torch.from_numpy(d_big.boxes)).numpy()
     assert (iou.max(1) > 0.85).all()
@@ -151,30 +151,30 @@ def test_large_image_boxes_map_back_to_its_pixels(examples, entry, cache):
 
 
 def test_filters_thresholds_and_no_detections(examples, entry, cache):
-    model, ckpt = cache.get(entry.path)
+    det = cache.get(entry.path)
     image = load_upload(examples[0])[0]
-    every = detect_image(model, ckpt, image, conf=0.05)
+    every = detect_image(det, image, conf=0.05)
     assert len(every.labels) >= 3
-    high = detect_image(model, ckpt, image, conf=0.9)
+    high = detect_image(det, image, conf=0.9)
     assert (high.scores >= 0.9).all() and len(high.labels) < len(every.labels)
-    one = detect_image(model, ckpt, image, conf=0.05, max_det=1)
+    one = detect_image(det, image, conf=0.05, max_det=1)
     assert len(one.labels) == 1 and one.scores[0] == every.scores.max()
     name = SHAPES[int(every.labels[0])]
-    only = detect_image(model, ckpt, image, conf=0.05, classes=[name])
+    only = detect_image(det, image, conf=0.05, classes=[name])
     assert len(only.labels) >= 1 and all(SHAPES[c] == name for c in only.labels)
     blank = np.full((300, 200, 3), 127, np.uint8)
-    r_blank = detect_image(model, ckpt, blank, conf=0.5)
+    r_blank = detect_image(det, blank, conf=0.5)
     assert len(r_blank.labels) == 0
     with pytest.raises(BadInput, match="must lie in"):
-        detect_image(model, ckpt, image, conf=1.5)
+        detect_image(det, image, conf=1.5)
 
 
 def test_nms_tab_keeps_what_detect_gives(examples, entry, cache):
-    model, ckpt = cache.get(entry.path)
+    det = cache.get(entry.path)
     image = load_upload(examples[1])[0]
     for iou in (0.3, 0.6):
         r = nms_figure(image, entry, cache, conf=0.05, iou=iou)
-        direct = detect_image(model, ckpt, image, conf=0.05, iou=iou, max_det=10_000)
+        direct = detect_image(det, image, conf=0.05, iou=iou, max_det=10_000)
         assert len(r.candidates.labels) > len(r.kept.labels) > 0
         assert np.allclose(np.sort(r.kept.scores), np.sort(direct.scores), atol=1e-6)
         assert f"{len(r.kept.labels)} kept" in r.summary
@@ -264,7 +264,7 @@ def test_discover_models_lists_onnx_files_and_runs_them_like_the_checkpoint(ship
     onnx_entry = entries["tinyssd-shapes.onnx"]
     assert onnx_entry.classes == list(SHAPES) and onnx_entry.summary.endswith("; ONNX Runtime")
     cache, image = ModelCache("cpu"), np.asarray(Image.open(examples[0]).convert("RGB"))
-    got, want = (detect_image(*cache.get(e.path), image, 0.2, 0.45, 50) for e in entries.values())
+    got, want = (detect_image(cache.get(e.path), image, 0.2, 0.45, 50) for e in entries.values())
     assert len(got.scores) == len(want.scores) > 0 and got.labels.tolist() == want.labels.tolist()
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
     np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)

@@ -192,6 +192,15 @@ ROWS = [
     ("train-missing-data", "train --data {tmp}/nothing --device cpu --out {tmp}/m", 1, "nothing"),
     ("train-bad-data", "train --data {coco_list_id} --device cpu --out {tmp}/b", 1, "must have an integer 'id'"),
     ("train-backbone-wrong-model", "train --data {shapes} --backbone resnet18", 2, "--backbone"),
+    ("train-freeze-negative", "train --data {shapes} --model resnet_ssd --freeze-stages -1", 2,
+     "--freeze-stages -1: must be at least 0"),
+    ("train-config-missing", "train --config {tmp}/none.yaml", 2, "none.yaml: cannot read it"),
+    ("train-config-not-a-mapping", "train --config {a_file}", 2, "must be a mapping of settings"),
+    ("train-config-not-yaml", "train --config {random_pt}", 2, "random.pt: not a text file"),
+    ("train-weights-other-model", "train --data {coco_ok} --weights " + SHIPPED + " --out {tmp}/w --device cpu", 1,
+     "cannot start a tiny_ssd_plus of 1 classes"),
+    ("train-weights-random", "train --data {shapes} --weights {random_pt} --out {tmp}/w2 --device cpu", 1,
+     "not a checkpoint"),
     ("train-over-cap", "train --data {shapes} --max-pixels 100 --device cpu --out {tmp}/cap", 1, "over the cap"),
     ("train-letterbox-device", "train --data {shapes} --letterbox --data-path device", 2,
      "--letterbox: done by the DataLoader path only"),
@@ -249,6 +258,11 @@ ROWS = [
     ("predict-foreign-onnx", "predict {image} --weights {foreign_onnx} --out {tmp}/p7", 1,
      "foreign.onnx: an ONNX model, but not one written by `detector export --format onnx`"),
     ("predict-missing-onnx", "predict {image} --weights {tmp}/none.onnx --out {tmp}/p8", 1, "none.onnx: no such model"),
+    ("predict-iou-2", "predict {image} --weights " + SHIPPED + " --iou 2", 2, "--iou 2.0: must be between 0 and 1"),
+    ("predict-max-pixels-0", "predict {image} --weights " + SHIPPED + " --max-pixels 0", 2,
+     "--max-pixels 0: must be at least 1"),
+    ("predict-unknown-model-name", "predict {image} --weights tiny_ssd --out {tmp}/p9", 2,
+     "tiny_ssd is a new model with no weights yet"),
     # export
     ("export-format-xyz", "export --weights " + SHIPPED + " --format xyz --out {tmp}/m.onnx", 2, "invalid choice"),
     ("export-onnx-to-pt", "export --weights " + SHIPPED + " --format onnx --out {tmp}/m.pt", 2,
@@ -356,13 +370,15 @@ def test_the_real_binary_says_one_line(bad, line):
 def test_a_bug_keeps_its_traceback(bad, monkeypatch):
     """Only the library's own errors (``DetectorError``) become one line: a bug raising ``ValueError`` or
     ``OSError`` inside a command escapes ``main`` with its traceback instead of posing as bad input."""
-    import detector.data.dataset
+    import detector.api.scoring
+    import detector.cli.data
 
     for kind in (ValueError, OSError, RuntimeError):
         def broken(*a, kind=kind, **k):
             raise kind("a bug")
 
-        monkeypatch.setattr(detector.data.dataset, "load_dataset", broken)
+        monkeypatch.setattr(detector.cli.data, "_load", broken)
+        monkeypatch.setattr(detector.api.scoring, "load_dataset", broken)
         with pytest.raises(kind, match="a bug"):
             main(["data", "check", bad["shapes"]])
         with pytest.raises(kind, match="a bug"):

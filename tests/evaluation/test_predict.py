@@ -1,5 +1,7 @@
 """The one inference path: boxes come back in each original image's pixels, through every caller."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,33 @@ from torch import nn
 
 from detector.core.geometry import fit_images, to_original
 from detector.data.records import ImageRecord
-from detector.evaluation.predict import detect_images, output_stems, predict_paths, predict_records
+from detector.evaluation.predict import detect_images, output_stems, predict_records
+
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt"
+
+
+def fake_detector(model: nn.Module, classes=("a", "b"), category_ids=(5, 9)):
+    """A :class:`~detector.api.Detector` whose model is ``model`` (a fake that honours the contract)."""
+    from detector.api import Detector
+
+    det = Detector(SHIPPED, device="cpu")
+    det.model, det.info = model, {"classes": list(classes), "category_ids": list(category_ids), "model_name": "fake",
+                                  "img_size": model.img_size}
+    return det
+
+
+def cli_predict(det, paths, out: Path, save_txt: bool = False, **settings) -> list[dict]:
+    """What ``detector predict`` writes for ``paths``: its writer over the API's stream; returns predictions.json."""
+    import json
+
+    from detector.cli.model import PredictionWriter
+
+    out.mkdir(parents=True, exist_ok=True)
+    writer = PredictionWriter(out, save_txt, det)
+    for r in det.predict(paths, stream=True, **settings):
+        writer.add(r)
+    writer.close()
+    return json.loads((out / "predictions.json").read_text())
 
 
 class FixedBox(nn.Module):
@@ -66,25 +94,23 @@ def test_eval_and_predict_take_the_same_path(tmp_path):
     for r, size in zip(results, SIZES):
         x1, y1, x2, y2 = EXPECTED[size]
         assert r["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
-    ckpt = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
-    predicted, errors = predict_paths(FixedBox(), ckpt, paths, tmp_path / "out", progress=False)
-    assert not errors
+    predicted = cli_predict(fake_detector(FixedBox()), paths, tmp_path / "out")
     assert [r["bbox"] for r in predicted] == [r["bbox"] for r in results]
     assert [r["file_name"] for r in predicted] == [str(p) for p in paths] and predicted[0]["category"] == "b"
     assert [r["image_id"] for r in predicted] == [1, 2]  # COCO ids start at 1
 
 
-def test_predict_paths_names_labels_size_and_classes(tmp_path):
+def test_predict_names_labels_size_and_classes(tmp_path):
     (tmp_path / "x").mkdir()
     paths = [tmp_path / "a.png", tmp_path / "a.jpg", tmp_path / "x" / "a.png", tmp_path / "a_2.png"]
     for path, (h, w) in zip(paths, [SIZES[0], SIZES[1], SIZES[0], SIZES[1]]):
         Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
     assert output_stems(paths) == ["a", "a_2", "a_3", "a_2_2"]  # no output overwrites another
-    ckpt = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
     model = FixedBox()
-    results, errors = predict_paths(model, ckpt, paths, tmp_path / "out", progress=False, size=80, save_txt=True,
-                                    post={"max_detections": 7})
-    assert not errors and model.shapes == [(80, 80)] * 4 and model.posts == [{"max_detections": 7}] * 4
+    results = cli_predict(fake_detector(model), paths, tmp_path / "out", save_txt=True, img_size=80, max_det=7,
+                          iou=0.5, conf=0.25)
+    assert model.shapes == [(80, 80)] * 4
+    assert model.posts == [{"nms_threshold": 0.5, "score_threshold": 0.25, "max_detections": 7}] * 4
     out = tmp_path / "out"
     assert sorted(p.name for p in out.glob("*.jpg")) == ["a.jpg", "a_2.jpg", "a_2_2.jpg", "a_3.jpg"]
     # (96, 160): box (40, 48, 120, 96) -> centre (80, 72), size 80 x 48, over 160 x 96
@@ -92,8 +118,7 @@ def test_predict_paths_names_labels_size_and_classes(tmp_path):
     # (160, 96): box (24, 80, 72, 160) -> centre (48, 120), size 48 x 80, over 96 x 160
     assert (out / "labels" / "a_2.txt").read_text() == "1 0.500000 0.750000 0.500000 0.500000 0.90000\n"
     assert len(results) == 4
-    kept, _ = predict_paths(FixedBox(), ckpt, paths[:1], tmp_path / "out2", progress=False, classes=[0],
-                            save_txt=True)
+    kept = cli_predict(fake_detector(FixedBox()), paths[:1], tmp_path / "out2", save_txt=True, classes=["a"])
     assert kept == [] and (tmp_path / "out2" / "labels" / "a.txt").read_text() == ""  # class 1 filtered out
 
 
@@ -158,6 +183,5 @@ def test_letterbox_round_trip_through_every_caller(tmp_path):
     results = predict_records(model, [ImageRecord(path, 256, 96, np.zeros((0, 4)), [], image_id=3)],
                               category_ids=[7])
     assert results[0]["bbox"] == pytest.approx([40, 30, 100, 40])  # COCO xywh
-    ckpt = {"classes": ["a"], "category_ids": [7], "img_size": 128, "letterbox": True}
-    predicted, errors = predict_paths(model, ckpt, [path], tmp_path / "out", progress=False, conf=0.5)
-    assert not errors and predicted[0]["bbox"] == pytest.approx([40, 30, 100, 40])
+    predicted = cli_predict(fake_detector(ColourFinder(), ["a"], [7]), [path], tmp_path / "out", conf=0.5)
+    assert predicted[0]["bbox"] == pytest.approx([40, 30, 100, 40])

@@ -6,9 +6,19 @@ import json
 import cv2
 import numpy as np
 import pytest
-from test_predict import EXPECTED, FixedBox
+from test_predict import EXPECTED, FixedBox, fake_detector
 
-from detector.evaluation.video import VideoError, detect_video
+from detector.evaluation.video import VideoError, VideoOutput, read_frames
+
+
+def detect_video(model, clip, out, max_frames=None, max_pixels=10**8, classes=None) -> dict:
+    """A video through the API's one path, written as ``detector predict`` and the app write it."""
+    det = fake_detector(model)
+    info, frames = read_frames(clip, max_pixels, max_frames)
+    output = VideoOutput(out, clip, info["fps"], info["width"], info["height"], det.names, [5, 9])
+    for frame in frames:
+        output.add(det.predict(frame, classes=classes)[0])
+    return output.close()
 
 
 def write_clip(path, frames=12, size=(160, 96), fps=10):
@@ -19,12 +29,9 @@ def write_clip(path, frames=12, size=(160, 96), fps=10):
     return path
 
 
-CKPT = {"classes": ["a", "b"], "category_ids": [5, 9], "img_size": 64}
-
-
 def test_every_frame_is_detected_drawn_and_recorded(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=12)  # 12 frames: one batch of 8 and one of 4
-    r = detect_video(FixedBox(), CKPT, clip, tmp_path / "out" / "clip", progress=False)
+    r = detect_video(FixedBox(), clip, tmp_path / "out" / "clip")
     assert (r["frames"], r["objects"], r["width"], r["height"]) == (12, 12, 160, 96)
     doc = json.loads((tmp_path / "out" / "clip.json").read_text())
     assert [f["frame"] for f in doc["frames"]] == list(range(12)) and doc["fps"] == pytest.approx(10)
@@ -40,12 +47,12 @@ def test_every_frame_is_detected_drawn_and_recorded(tmp_path):
 def test_video_limits_and_bad_files(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=12)
     with pytest.raises(VideoError, match="at most 5"):
-        detect_video(FixedBox(), CKPT, clip, tmp_path / "o1", max_frames=5, progress=False)
+        detect_video(FixedBox(), clip, tmp_path / "o1", max_frames=5)
     with pytest.raises(VideoError, match="over the cap"):
-        detect_video(FixedBox(), CKPT, clip, tmp_path / "o2", max_pixels=160 * 96 - 1, progress=False)
+        detect_video(FixedBox(), clip, tmp_path / "o2", max_pixels=160 * 96 - 1)
     fake = tmp_path / "fake.mp4"
     fake.write_text("not a video")
     with pytest.raises(VideoError, match="fake.mp4: not a readable video"):
-        detect_video(FixedBox(), CKPT, fake, tmp_path / "o3", progress=False)
-    only = detect_video(FixedBox(), CKPT, clip, tmp_path / "o4", only=[0], progress=False)  # class 1 filtered out
+        detect_video(FixedBox(), fake, tmp_path / "o3")
+    only = detect_video(FixedBox(), clip, tmp_path / "o4", classes=["a"])  # class 1 ("b") filtered out
     assert only["objects"] == 0 and only["frames"] == 12

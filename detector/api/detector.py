@@ -1,0 +1,237 @@
+"""``Detector``: one object per model, with ``train``, ``val``, ``predict`` and ``export``; the CLI and the app are
+thin layers over it.
+
+    from detector import Detector
+    det = Detector("tiny_ssd_plus")                       # a new model: a registry name, model keywords as keywords
+    det = Detector("models/tinyssd-shapes.pt")            # or a checkpoint, an .onnx file, "torchvision:NAME"
+    det.train(data="data/shapes", epochs=30, out="runs/shapes")   # every TrainConfig field as a keyword
+    m = det.val(data="data/shapes-test")                  # Metrics: .ap, .ap50, .per_class, .to_dict()
+    for r in det.predict("photos/", conf=0.3, classes=["star"], stream=True):
+        print(r.path, len(r), r.classes)                  # Results, boxes in the original image's pixels
+    det.export("models/x.onnx")                           # the format from the suffix
+
+Settings merge in one order: the project's defaults (:mod:`detector.engine.config`) < the model's own (what it
+was trained, exported or imported with) < a recipe file (``config=``) < the keywords given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from detector.api.results import Metrics, Results
+from detector.api.scoring import ground_truth_of, load_split, prepare_out, score
+from detector.api.sources import Item, iter_items
+from detector.core.errors import InputError, UsageError
+from detector.engine.config import (
+    EvalConfig,
+    ExportConfig,
+    PredictConfig,
+    TrainConfig,
+    check_flags,
+    check_img_size,
+    read_recipe,
+)
+from detector.engine.loop import resolve_device
+from detector.evaluation.predict import detect, predict_records
+from detector.models.registry import MODELS, load_detector, model_from_checkpoint
+
+logger = logging.getLogger("detector")
+FILE_SUFFIXES = (".pt", ".pth", ".onnx")
+
+
+def _keywords(config_cls: type, given: dict, what: str) -> None:
+    """A :class:`UsageError` naming the keywords ``config_cls`` has no field for."""
+    known = {f.name for f in fields(config_cls) if f.name not in ("command", "given", "overrides")}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise UsageError(f"{what}: no setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
+
+
+class Detector:
+    """A detector: a new model of the registry, a checkpoint (``.pt``), an exported ``.onnx`` graph or a zoo
+    model (``torchvision:NAME``). ``device``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``."""
+
+    def __init__(self, model: str | Path = "tiny_ssd_plus", *, device: str = "auto", **model_kwargs):
+        check_flags(device=device)
+        self.device = resolve_device(device)
+        self.source = str(model)
+        self.run: Path | None = None  # the run folder, after train()
+        self.model: torch.nn.Module | None = None
+        self.info: dict = {}
+        if self.source.startswith("torchvision:"):
+            from detector.engine.zoo import zoo_checkpoint
+
+            self._load(model_from_checkpoint(zoo_checkpoint(self.source), self.device, self.source), model_kwargs)
+        elif Path(self.source).suffix.lower() in FILE_SUFFIXES or Path(self.source).exists():
+            self._load(load_detector(self.source, self.device), model_kwargs)
+        elif self.source in MODELS:
+            self.info = {"model_name": self.source, "model_kwargs": dict(model_kwargs)}
+        else:
+            raise UsageError(f"{self.source}: neither a model ({', '.join(MODELS)}) nor a .pt/.onnx file that exists; "
+                             "a zoo model is torchvision:NAME")
+
+    def _load(self, loaded: tuple, model_kwargs: dict) -> None:
+        if model_kwargs:
+            raise UsageError(f"{self.source}: model keywords ({', '.join(model_kwargs)}) are for a new model; a "
+                             "checkpoint is rebuilt as it was saved")
+        self.model, self.info = loaded
+
+    # ------------------------------------------------------------------------------------------ what it is
+    @property
+    def names(self) -> list[str]:
+        """The classes it detects (empty for a new model before training)."""
+        return list(self.info.get("classes", []))
+
+    @property
+    def img_size(self) -> int | None:
+        return getattr(self.model, "img_size", None) or self.info.get("img_size")
+
+    def _require_model(self, what: str) -> torch.nn.Module:
+        if self.model is None:
+            raise UsageError(f"{what}: {self.source} is a new model with no weights yet; train() it first, or load "
+                             "a checkpoint: Detector('runs/NAME/best.pt')")
+        return self.model
+
+    def __repr__(self) -> str:
+        classes = f", {len(self.names)} classes" if self.names else ""
+        return f"Detector({self.source!r}, {self.info.get('model_name', '?')}{classes}, device={self.device.type})"
+
+    # ------------------------------------------------------------------------------------------ train
+    def train(self, data: str | Path | None = None, *, config: str | Path | TrainConfig | None = None,
+              **settings) -> Metrics:
+        """Train (``detector train``): every :class:`~detector.engine.config.TrainConfig` field as a keyword, over a
+        recipe file (``config``, YAML of the same fields) and over the model's own settings. A checkpoint's
+        Detector starts the run from its weights. Afterwards the Detector holds the best model (``best.pt``)
+        and ``self.run`` is the run folder. Returns the last evaluation's metrics (empty without a val split)."""
+        from detector.engine.detect import train
+
+        if isinstance(config, TrainConfig):
+            cfg = config
+        else:
+            _keywords(TrainConfig, settings, "train()")
+            values = self._own_train_settings()
+            values.update(read_recipe(config) if config is not None else {})
+            values.update(settings)
+            if data is not None:
+                values["data"] = str(data)
+            cfg = TrainConfig(**values, given=tuple(settings) + (("data",) if data is not None else ()))
+        cfg.check()
+        metrics = train(cfg)
+        self.run = Path(cfg.resume).parent if cfg.resume else Path(cfg.out)
+        best = self.run / "best.pt" if (self.run / "best.pt").is_file() else self.run / "last.pt"
+        self.source = str(best)
+        self.model, self.info = load_detector(best, self.device)
+        return Metrics(metrics or {}, 0)
+
+    def _own_train_settings(self) -> dict:
+        """The model's own training settings: its name and keywords (and, for a checkpoint, its input geometry
+        and its weights as the start)."""
+        own = {"model": self.info["model_name"], "model_kwargs": dict(self.info.get("model_kwargs", {}))}
+        if self.model is not None:
+            if self.info.get("format") == "onnx":
+                raise UsageError(f"{self.source}: an ONNX graph cannot be trained; train its .pt checkpoint")
+            own.update(img_size=self.info["img_size"], letterbox=bool(self.info.get("letterbox", False)),
+                       weights=self.source)
+        return own
+
+    # ------------------------------------------------------------------------------------------ val
+    def val(self, data: str | Path, **settings) -> Metrics:
+        """COCO mAP with pycocotools (``detector eval``) on a split of ``data`` (default: ``val``, or all of a lone
+        COCO file): every :class:`~detector.engine.config.EvalConfig` field as a keyword. ``out``: a folder
+        for metrics.json, PR curves and the confusion matrix."""
+        model = self._require_model("val()")
+        _keywords(EvalConfig, settings, "val()")
+        cfg = EvalConfig(data=str(data), **settings)
+        cfg.check()
+        prepare_out(cfg)
+        split, dataset, records = load_split(cfg, read_images=True)
+        if self.names != dataset.classes:
+            raise InputError(f"{self.source} was trained on classes {self.names}, the data has {dataset.classes}")
+        gt, category_ids = ground_truth_of(dataset, split, records)
+        results = predict_records(model, records, category_ids, self.device, cfg.batch_size, cfg.workers,
+                                  ids=[im["id"] for im in gt["images"]], max_pixels=cfg.max_pixels)
+        return score(cfg, dataset, gt, category_ids, results, self.source)
+
+    # ------------------------------------------------------------------------------------------ predict
+    def predict(self, source, *, stream: bool = False, errors: str = "raise", batch: int = 1,
+                **settings) -> list[Results] | Iterator[Results]:
+        """Detect in ``source``: an image file, a folder, a glob, a video (frame by frame), a numpy array (RGB,
+        HWC, uint8), a PIL image, or a list of them. Settings (:class:`~detector.engine.config.PredictConfig`):
+        ``conf``, ``iou``, ``classes`` (names), ``max_det``, ``img_size``, ``max_pixels``; those not given are
+        the model's own, then the project's. Classes are filtered before ``max_det`` cuts.
+
+        ``stream=True`` yields one :class:`Results` at a time (bounded memory over any number of images);
+        otherwise a list. ``errors``: ``"raise"`` an :class:`InputError` at an unreadable image, or ``"skip"``
+        it (logged, and listed in ``self.skipped``). ``batch``: images per model call."""
+        model = self._require_model("predict()")
+        if errors not in ("raise", "skip"):
+            raise UsageError(f"errors={errors!r}: choose 'raise' or 'skip'")
+        check_flags(batch_size=batch)
+        cfg = self.predict_config(**settings)
+        self.skipped: list[str] = []
+        results = self._stream(model, iter_items(source, cfg.max_pixels), cfg, errors, batch)
+        return results if stream else list(results)
+
+    def predict_config(self, **settings) -> PredictConfig:
+        """The settings a ``predict`` call runs with: the keywords given, then the model's own, then the
+        project's defaults (checked; class names checked against the model's)."""
+        _keywords(PredictConfig, settings, "predict()")
+        cfg = PredictConfig(**settings)
+        cfg.check()
+        if cfg.classes:
+            unknown = [n for n in cfg.classes if n not in self.names]
+            if unknown:
+                raise UsageError(f"--classes {' '.join(unknown)}: not a class of this model; its classes: "
+                                 f"{', '.join(self.names)}")
+        if cfg.img_size is not None:
+            check_img_size(self.info.get("model_name", ""), cfg.img_size)
+            if self.info.get("format") == "onnx" and cfg.img_size != self.info["img_size"]:
+                raise UsageError(f"--img-size {cfg.img_size}: {self.source} takes {self.info['img_size']} px, the "
+                                 "size it was exported at (export it again with --img-size to change it)")
+        return cfg
+
+    def _stream(self, model, items: Iterator[Item], cfg: PredictConfig, errors: str, batch: int) -> Iterator[Results]:
+        pending: list[Item] = []
+        for item in items:
+            if item.error is not None:
+                if errors == "raise":
+                    raise InputError(item.error)
+                logger.warning("skipped: %s", item.error)
+                self.skipped.append(item.error)
+                continue
+            pending.append(item)
+            if len(pending) == batch:
+                yield from self._run(model, pending, cfg)
+                pending = []
+        if pending:
+            yield from self._run(model, pending, cfg)
+
+    def _run(self, model, items: list[Item], cfg: PredictConfig) -> list[Results]:
+        class_ids = [self.names.index(n) for n in cfg.classes] if cfg.classes else None
+        dets = detect(model, [i.image for i in items], self.device, conf=cfg.conf, iou=cfg.iou, classes=class_ids,
+                      max_det=cfg.max_det, size=cfg.img_size)
+        ids = self.info.get("category_ids") or list(range(1, len(self.names) + 1))
+        return [Results(d["boxes"], d["scores"], d["labels"], self.names, i.image.shape[:2], i.path, i.frame,
+                        ids, i.image, i.fps) for d, i in zip(dets, items)]
+
+    # ------------------------------------------------------------------------------------------ export
+    def export(self, path: str | Path, **settings) -> Path:
+        """Write the model for shipping (``detector export``): a small checkpoint (``.pt``: weights and description)
+        or an ONNX graph with its postprocess (``.onnx``), the format from the suffix. Settings
+        (:class:`~detector.engine.config.ExportConfig`): ``half``, ``img_size`` and ``dynamic_batch`` (ONNX),
+        ``card`` (also the model card, PATH with ``.json``, measured on ``test_data``)."""
+        from detector.api.shipping import export_model
+
+        self._require_model("export()")
+        if self.info.get("format") == "onnx":
+            raise UsageError(f"{self.source}: already an ONNX graph; export its .pt checkpoint")
+        if not Path(self.source).is_file():
+            raise UsageError(f"{self.source}: export() writes from a checkpoint file; save or train one first")
+        _keywords(ExportConfig, settings, "export()")
+        return export_model(self.source, path, **settings)
+

@@ -1,0 +1,117 @@
+"""What :class:`~detector.api.Detector` returns: one image's detections (:class:`Results`) and the metrics of an
+evaluation (:class:`Metrics`).
+
+    r = det.predict("photo.jpg")[0]
+    r.boxes, r.scores, r.labels          # [N, 4] xyxy pixels of the original image, [N], [N] in 0..C-1
+    [r.names[c] for c in r.labels]       # class names
+    r.plot().show(); r.save("out.jpg"); r.to_coco(image_id=1)
+    m = det.val(data="data/shapes-test"); m.ap, m.ap50, m.per_class, m.to_dict()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from detector.evaluation.coco import STAT_KEYS, format_table
+from detector.evaluation.draw import class_colors, draw_boxes
+from detector.evaluation.predict import coco_results, yolo_lines
+
+
+@dataclass
+class Results:
+    """One image's (or one video frame's) detections, by decreasing score, in the original image's pixels."""
+
+    boxes: np.ndarray  # (N, 4) float32 xyxy
+    scores: np.ndarray  # (N,) float32
+    labels: np.ndarray  # (N,) int64, classes 0..C-1
+    names: list[str]  # the model's classes: names[labels[i]]
+    orig_shape: tuple[int, int]  # (height, width)
+    path: str | None = None  # the file it came from (None for arrays and PIL images given directly)
+    frame: int | None = None  # the frame's index in a video
+    category_ids: list[int] = field(default_factory=list)  # the model's COCO category id of each class
+    image: np.ndarray | None = field(default=None, repr=False)  # RGB uint8 [H, W, 3], for plot() and save()
+    fps: float | None = None  # a video's frame rate
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def classes(self) -> list[str]:
+        """The class name of each detection."""
+        return [self.names[c] for c in self.labels]
+
+    def plot(self, line_width: int | None = None) -> Image.Image:
+        """The image with boxes, class names and scores drawn (a colour per class)."""
+        if self.image is None:
+            raise ValueError("plot() needs the image, which this result does not keep")
+        h, w = self.orig_shape
+        texts = [f"{self.names[c]} {s:.2f}" for c, s in zip(self.labels, self.scores)]
+        return draw_boxes(Image.fromarray(self.image), self.boxes, texts, class_colors(self.labels),
+                          width=line_width or max(2, round(max(h, w) / 300)))
+
+    def save(self, path: str | Path, quality: int = 92) -> Path:
+        """Write :meth:`plot` to ``path`` (its suffix names the format) and return it."""
+        path = Path(path)
+        self.plot().save(path, quality=quality) if path.suffix.lower() in (".jpg", ".jpeg") else self.plot().save(path)
+        return path
+
+    def to_coco(self, image_id: int = 1, file_name: str | None = None) -> list[dict]:
+        """The detections as COCO results (``bbox`` xywh in pixels), each naming its class and file."""
+        ids = self.category_ids or list(range(1, len(self.names) + 1))
+        det = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels}
+        return coco_results(det, ids, image_id, self.names, file_name if file_name is not None else self.path)
+
+    def to_yolo(self) -> list[str]:
+        """The detections as YOLO label lines ``class cx cy w h conf``, normalized to the image."""
+        det = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels}
+        return yolo_lines(det, *self.orig_shape)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: the image's size and each detection's class, score and box."""
+        return {"path": self.path, "frame": self.frame, "height": self.orig_shape[0], "width": self.orig_shape[1],
+                "detections": [{"class": self.names[c], "score": round(float(s), 5),
+                                "box": [round(float(v), 2) for v in b]}
+                               for b, s, c in zip(self.boxes, self.scores, self.labels)]}
+
+
+@dataclass
+class Metrics:
+    """An evaluation's numbers, pycocotools' (the 12 statistics, ``STAT_KEYS``) and VOC's AP50."""
+
+    stats: dict  # STAT_KEYS, AP50_voc, AP50_voc07, per_class
+    images: int = 0  # how many images were scored
+
+    @property
+    def ap(self) -> float:
+        """AP at IoU 0.50:0.95 (COCO's primary metric)."""
+        return float(self.stats["AP"])
+
+    @property
+    def ap50(self) -> float:
+        return float(self.stats["AP50"])
+
+    @property
+    def ap75(self) -> float:
+        return float(self.stats["AP75"])
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        """AP at IoU 0.50:0.95 of each class."""
+        return dict(self.stats.get("per_class", {}))
+
+    def to_dict(self) -> dict:
+        return dict(self.stats)
+
+    def table(self) -> str:
+        """The statistics as the CLI prints them."""
+        return format_table(self.stats)
+
+    def __getitem__(self, key: str):
+        return self.stats[key]
+
+    def __repr__(self) -> str:
+        return "Metrics(" + ", ".join(f"{k}={self.stats[k]:.4f}" for k in STAT_KEYS[:3]) + f", images={self.images})"

@@ -1,0 +1,82 @@
+"""Evaluation for the API: the split to score, its ground truth, and pycocotools' numbers with their files.
+
+    from detector.api import evaluate
+    m = evaluate(data="data/shapes", predictions="preds.json")     # predictions made elsewhere; no images needed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from detector.api.results import Metrics
+from detector.core.errors import InputError
+from detector.data.check import prepare_split
+from detector.data.dataset import load_dataset
+from detector.data.records import default_category_ids
+from detector.engine.config import EvalConfig
+from detector.evaluation.coco import coco_evaluate, confusion_matrix
+from detector.evaluation.ground_truth import ground_truth
+from detector.evaluation.plots import plot_confusion, plot_pr_curves
+from detector.evaluation.results import read_results
+
+logger = logging.getLogger("detector")
+
+
+def prepare_out(cfg: EvalConfig) -> None:
+    """Make ``cfg.out`` before any work, or say in one line why it cannot be."""
+    if cfg.out:
+        try:
+            Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"--out {cfg.out}: cannot write there ({e.strerror or e}); choose a folder you can "
+                             "write to") from None
+
+
+def load_split(cfg: EvalConfig, read_images: bool) -> tuple[str, object, list]:
+    """``(split, data, checked records)`` of ``cfg.data``: ``cfg.split``, or a lone COCO file whole, or ``val``.
+    Scoring a predictions file needs no images where the annotations give the image sizes."""
+    data = load_dataset(cfg.data)
+    split = cfg.split
+    if split is None:
+        lone_coco = Path(cfg.data).suffix.lower() == ".json" and len(data.splits) == 1
+        split = next(iter(data.splits)) if lone_coco else "val"
+    data, records = prepare_split(cfg.data, split, "skip" if cfg.skip_invalid else "refuse", log=logger.info,
+                                  data=data, read_images=read_images, max_pixels=cfg.max_pixels)
+    return split, data, records
+
+
+def ground_truth_of(data, split: str, records: list) -> tuple[dict, list[int]]:
+    """The COCO ground truth of a split and the data set's category ids."""
+    return ground_truth(data, split, records), default_category_ids(data.classes, data.category_ids)
+
+
+def score(cfg: EvalConfig, data, gt: dict, category_ids: list[int], results: list[dict], source: str) -> Metrics:
+    """pycocotools' numbers of ``results`` against ``gt``; with ``cfg.out``, also metrics.json, the PR curves
+    and the confusion matrix there."""
+    stats, ev = coco_evaluate(gt, data.classes, category_ids, results, source=source)
+    if cfg.out:
+        out = Path(cfg.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.json").write_text(json.dumps(stats, indent=2))
+        except OSError as e:
+            raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write "
+                             "to") from None
+        if ev is not None:
+            plot_pr_curves(ev, data.classes, out)
+        plot_confusion(confusion_matrix(gt, results, category_ids), data.classes, out / "confusion_matrix.png")
+        logger.debug("wrote %s, PR curves and the confusion matrix", out / "metrics.json")
+    return Metrics(stats, len(gt["images"]))
+
+
+def evaluate(data: str | Path, predictions: str | Path, **settings) -> Metrics:
+    """pycocotools' numbers of a COCO results file (``detector eval --predictions``) against ``data``'s split:
+    :class:`~detector.engine.config.EvalConfig`'s fields as keywords."""
+    cfg = EvalConfig(data=str(data), **settings)
+    cfg.check()
+    prepare_out(cfg)
+    split, dataset, records = load_split(cfg, read_images=False)
+    gt, category_ids = ground_truth_of(dataset, split, records)
+    return score(cfg, dataset, gt, category_ids, read_results(predictions), str(predictions))

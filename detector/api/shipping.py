@@ -1,0 +1,68 @@
+"""Export for the API: a small checkpoint or an ONNX graph, the format from the file's suffix, and the model card.
+
+    Detector("runs/shapes/best.pt").export("models/shapes.onnx", dynamic_batch=True, card=True, test_data="data/t")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+from detector.core.errors import InputError, UsageError
+from detector.engine.config import ExportConfig, check_img_size
+from detector.engine.export import export_checkpoint, model_card
+from detector.models.checkpoint import load_checkpoint
+
+logger = logging.getLogger("detector")
+EXPORT_SUFFIXES = {"pt": (".pt", ".pth"), "onnx": (".onnx",)}  # format -> what the file may end in
+
+
+def export_format(cfg: ExportConfig) -> str:
+    """``cfg.format``, or the one the file's suffix names; a :class:`UsageError` for settings that do not fit it."""
+    suffix = Path(cfg.out).suffix.lower()
+    fmt = cfg.format or next((f for f, s in EXPORT_SUFFIXES.items() if suffix in s), None)
+    if fmt is None:
+        raise UsageError(f"--out {cfg.out}: end it in .pt or .pth (a PyTorch checkpoint) or .onnx (--format onnx)")
+    if suffix not in EXPORT_SUFFIXES[fmt]:
+        raise UsageError(f"--out {cfg.out}: --format {fmt} writes a {' or '.join(EXPORT_SUFFIXES[fmt])} file")
+    if fmt == "pt" and (cfg.img_size is not None or cfg.dynamic_batch):
+        raise UsageError("--img-size and --dynamic-batch apply to --format onnx; a checkpoint keeps its own")
+    return fmt
+
+
+def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
+    """Write ``out`` from the checkpoint ``weights`` (``detector export``): a small checkpoint (``.pt``) or an ONNX
+    graph (``.onnx``), the format from the suffix; :class:`~detector.engine.config.ExportConfig`'s fields as
+    keywords (with ``card=True``, also the model card beside it). ``Detector.export`` calls it."""
+    unknown = sorted(set(settings) - {f.name for f in fields(ExportConfig)})
+    if unknown:
+        raise UsageError(f"export: no setting {', '.join(unknown)}")
+    cfg = ExportConfig(out=str(out), **settings)
+    cfg.check()
+    fmt = export_format(cfg)
+    if fmt == "onnx":
+        from detector.models.onnx_backend import require
+
+        require("onnx", "onnxscript", what="ONNX export")  # before torch's exporter is imported
+        from detector.engine.onnx_export import export_onnx
+
+        ckpt = load_checkpoint(weights)
+        if cfg.img_size is not None:
+            check_img_size(ckpt.get("model_name", ""), cfg.img_size)
+        export_onnx(weights, cfg.out, cfg.img_size, cfg.dynamic_batch, cfg.half, log=logger.info)
+    else:
+        ckpt = export_checkpoint(weights, cfg.out, cfg.half)
+    out = Path(cfg.out)
+    logger.debug("wrote %s (%.2f MiB)", out, out.stat().st_size / 2**20)
+    if cfg.card:
+        card = model_card(str(weights), str(out), ckpt, cfg.test_data, cfg.device, cfg.trained_on)
+        card["notes"] = list(cfg.note or [])
+        card_path = out.with_suffix(".json")
+        try:
+            card_path.write_text(json.dumps(card, indent=2) + "\n")
+        except OSError as e:
+            raise InputError(f"{card_path}: cannot write the model card ({e.strerror or e})") from None
+        logger.debug("wrote the model card %s", card_path)
+    return out

@@ -1,0 +1,210 @@
+"""The Python API, as a script uses it: ``Detector`` with train, val, predict and export; every input kind of
+predict; streaming in bounded memory; bad input as one exception type with the CLI's message."""
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detector import Detector, DetectorError
+from detector.api import Metrics, Results, UsageError, evaluate
+from detector.cli.main import main
+from detector.data.synth import synth_dataset
+from detector.engine.checkpoint import save_checkpoint
+from detector.models.registry import build_model
+
+ROOT = Path(__file__).resolve().parents[2]
+SHAPES = ROOT / "models" / "tinyssd-shapes.pt"
+EXAMPLES = ROOT / "models" / "examples"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A generated set (16 train, 4 val images at 64 px) and a run trained on it for one epoch through the API."""
+    root = tmp_path_factory.mktemp("api")
+    data = synth_dataset(root / "shapes", "shapes", train=16, val=4, seed=0, size=64, workers=1)
+    det = Detector("tiny_ssd_plus", device="cpu")
+    metrics = det.train(data=data, epochs=1, batch_size=8, img_size=64, workers=0, out=str(root / "run"),
+                        data_path="loader", eval_every=1)
+    return {"root": root, "data": data, "det": det, "metrics": metrics}
+
+
+def test_train_holds_the_best_model_and_knows_its_run(tiny):
+    det, run = tiny["det"], tiny["root"] / "run"
+    assert isinstance(tiny["metrics"], Metrics) and 0 <= tiny["metrics"].ap <= 1
+    assert det.run == run and det.source == str(run / "best.pt")
+    assert det.names == ["circle", "triangle", "square", "star", "cross"] and det.img_size == 64
+    assert det.model is not None and not det.model.training
+
+
+def test_val_equals_the_cli(tiny, tmp_path, capsys):
+    m = tiny["det"].val(data=tiny["data"], workers=0, out=str(tmp_path / "ev"))
+    assert set(m.to_dict()) >= {"AP", "AP50", "AP75", "per_class", "AP50_voc"} and m.images == 4
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["AP"] == m.ap
+    assert main(["eval", "--weights", tiny["det"].source, "--data", str(tiny["data"]), "--workers", "0",
+                 "--device", "cpu", "--out", str(tmp_path / "cli")]) == 0
+    assert json.loads((tmp_path / "cli" / "metrics.json").read_text()) == m.to_dict()
+    assert "AP @[.50:.95]" in capsys.readouterr().out
+
+
+def test_evaluate_a_predictions_file_matches_val(tiny, tmp_path):
+    det = tiny["det"]
+    results = [r for k, res in enumerate(det.predict(sorted((Path(tiny["data"]).parent / "val" / "images").iterdir()),
+                                                     conf=0.0)) for r in res.to_coco(image_id=k + 1)]
+    (tmp_path / "preds.json").write_text(json.dumps(results))
+    m = evaluate(data=tiny["data"], predictions=tmp_path / "preds.json")
+    assert m.images == 4 and 0 <= m.ap <= 1
+
+
+def test_train_from_a_checkpoint_starts_from_its_weights(tiny, tmp_path):
+    det = Detector(tiny["det"].source, device="cpu")
+    before = {k: v.clone() for k, v in det.model.state_dict().items()}
+    det.train(data=tiny["data"], epochs=1, batch_size=8, workers=0, out=str(tmp_path / "more"), data_path="loader",
+              lr=1e-9, warmup_epochs=0.0)  # a step this small leaves the weights where they started
+    after = det.model.state_dict()
+    assert det.img_size == 64  # the checkpoint's own input size, not the project's default
+    moved = max((after[k].float() - before[k].float()).abs().max().item() for k in before if "running" not in k
+                and before[k].is_floating_point())
+    assert moved < 1e-3
+
+
+def test_export_both_formats_and_predict_the_same(tiny, tmp_path):
+    det = tiny["det"]
+    pt = det.export(tmp_path / "small.pt", half=True)
+    onnx = det.export(tmp_path / "model.onnx", dynamic_batch=True)
+    image = np.asarray(Image.open(next(EXAMPLES.glob("*.jpg"))).convert("RGB"))
+    ours = det.predict(image, conf=0.05)[0]
+    for other in (Detector(pt, device="cpu"), Detector(onnx, device="cpu")):
+        theirs = other.predict(image, conf=0.05)[0]
+        assert len(theirs) == len(ours) > 0
+        for box, score in zip(ours.boxes, ours.scores):  # the same detections as a set (equal scores may swap)
+            near = np.abs(theirs.boxes - box).max(1) <= 0.5
+            assert (np.abs(theirs.scores[near] - score) <= 2e-3).any(), (box, score)
+
+
+def test_every_input_kind_of_predict(tmp_path):
+    det = Detector(SHAPES, device="cpu")
+    files = sorted(EXAMPLES.glob("*.jpg"))
+    array = np.asarray(Image.open(files[0]).convert("RGB"))
+    by_path = det.predict(files[0])[0]
+    assert isinstance(by_path, Results) and by_path.path == str(files[0]) and by_path.orig_shape == array.shape[:2]
+    for same in (det.predict(array)[0], det.predict(Image.open(files[0]))[0], det.predict(str(files[0]))[0]):
+        np.testing.assert_array_equal(same.boxes, by_path.boxes)
+    assert [r.path for r in det.predict(EXAMPLES)] == [str(f) for f in files]  # a folder: its images, sorted
+    assert [r.path for r in det.predict(str(EXAMPLES / "raccoon-1*.jpg"))] == [str(f) for f in files[:2]]  # a glob
+    assert len(det.predict([files[0], array, Image.open(files[1])])) == 3  # a list of them
+    grey = det.predict(array.mean(-1).astype(np.uint8))[0]
+    assert grey.orig_shape == array.shape[:2]
+    video = tmp_path / "clip.webm"
+    write_video(video, [array] * 3)
+    frames = det.predict(video)
+    assert [r.frame for r in frames] == [0, 1, 2] and all(r.path == str(video) and r.fps for r in frames)
+    drawn = by_path.plot()
+    assert drawn.size == (array.shape[1], array.shape[0])
+    assert by_path.save(tmp_path / "out.jpg").is_file()
+    assert all(c["file_name"] == str(files[0]) for c in by_path.to_coco(image_id=3))
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 5.0) -> None:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"vp80"), fps, (w, h))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.slow
+def test_stream_over_1000_images_in_flat_memory(tmp_path):
+    """A folder of 1,000 generated images streams one result at a time: memory after 1,000 is what it was after
+    100 (within a few MiB), as a list of them would not be (each result keeps its image)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1000):
+        Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(folder / f"{i:04d}.png")
+    model = build_model("tiny_ssd", 2, img_size=64)
+    save_checkpoint({"model": model.state_dict(), "model_name": "tiny_ssd", "classes": ["a", "b"],
+                     "category_ids": [1, 2], "img_size": 64}, tmp_path / "m.pt")
+    det = Detector(tmp_path / "m.pt", device="cpu")
+    stream = det.predict(folder, stream=True, conf=0.5)
+    assert inspect.isgenerator(stream)
+    seen, at_100 = 0, None
+    for r in stream:
+        seen += 1
+        assert r.orig_shape == (96, 128)
+        if seen == 100:
+            at_100 = rss_mib()
+    assert seen == 1000
+    assert rss_mib() - at_100 < 20, (at_100, rss_mib())  # a list would hold 900 more images: 33 MiB
+
+
+def test_settings_merge_the_models_own_under_the_callers(tmp_path):
+    """Not given, the NMS IoU and the maximum are the model's own (here 0.9 and 3); given, the caller's."""
+    model = build_model("tiny_ssd", 1, img_size=64, nms_threshold=0.9, max_detections=3)
+    save_checkpoint({"model": model.state_dict(), "model_name": "tiny_ssd", "classes": ["a"], "category_ids": [1],
+                     "img_size": 64, "model_kwargs": {"nms_threshold": 0.9, "max_detections": 3}}, tmp_path / "m.pt")
+    det = Detector(tmp_path / "m.pt", device="cpu")
+    image = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert len(det.predict(image, conf=0.0)[0]) == 3  # its own maximum
+    assert len(det.predict(image, conf=0.0, max_det=7)[0]) == 7
+    seen = []
+    real = det.model.forward
+    det.model.forward = lambda images, targets=None, post=None, size=None: seen.append(post) or real(images, post=post)
+    det.predict(image, conf=0.0)
+    det.predict(image, conf=0.0, iou=0.3)
+    assert seen[0].get("nms_threshold") is None and seen[1]["nms_threshold"] == 0.3
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: Detector("no_such_model"), "no_such_model: neither a model (tiny_ssd"),
+    (lambda: Detector(SHAPES, device="gpu7"), "--device gpu7: not a device"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, classes=["dog"]), "--classes dog: not a class of this model"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=1.5), "--conf 1.5: must be between 0 and 1"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=0), "--max-det 0: must be at least 1"),
+    (lambda: Detector(SHAPES).predict("nowhere/*.jpg"), "nowhere/*.jpg: no such image, folder or matching files"),
+    (lambda: Detector(SHAPES).predict(np.zeros((4, 4), np.float32)), "an image array must be RGB uint8"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, colour="red"), "predict(): no setting colour"),
+    (lambda: Detector("tiny_ssd").predict(EXAMPLES), "tiny_ssd is a new model with no weights yet"),
+    (lambda: Detector("tiny_ssd").train(data="nowhere", epochs=0), "--epochs 0: must be at least 1"),
+    (lambda: Detector(SHAPES).export("x.txt"), "--out x.txt: end it in .pt or .pth"),
+])
+def test_bad_input_is_one_exception_type_with_the_clis_message(make, message):
+    with pytest.raises(DetectorError) as e:
+        make()
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_unreadable_image_raises_or_is_skipped(tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    Image.new("RGB", (40, 30)).save(tmp_path / "good.png")
+    det = Detector(SHAPES, device="cpu")
+    with pytest.raises(DetectorError, match="bad.png: not a readable image"):
+        det.predict(tmp_path)
+    assert [r.path for r in det.predict(tmp_path, errors="skip")] == [str(tmp_path / "good.png")]
+    assert len(det.skipped) == 1 and "bad.png" in det.skipped[0]
+    with pytest.raises(UsageError, match="errors='maybe'"):
+        det.predict(tmp_path, errors="maybe")
+
+
+def test_the_model_owns_its_geometry_one_image_alone_equals_it_in_a_batch():
+    det = Detector(SHAPES, device="cpu")
+    images = [np.asarray(Image.open(f).convert("RGB")) for f in sorted(EXAMPLES.glob("*.jpg"))]
+    alone = [det.predict(im, conf=0.05)[0] for im in images]
+    batched = det.predict(images, conf=0.05, batch=3)
+    for a, b in zip(alone, batched):
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+    assert torch.is_tensor(det.model(torch.zeros(1, 3, 300, 200, dtype=torch.uint8))[0]["boxes"])
