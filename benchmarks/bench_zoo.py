@@ -15,7 +15,7 @@ import torch
 import torchvision
 from skimage import data
 
-from detector.models.faster_rcnn import from_torchvision
+from detector.models.zoo_rcnn import from_torchvision
 
 
 def main() -> None:

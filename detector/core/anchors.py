@@ -38,12 +38,19 @@ def generate_anchors(
     ratios: Sequence[float],
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    step: float | None = None,
+    clip: bool = False,
 ) -> Tensor:
     """Anchors centred on every cell of a ``height x width`` feature map: exactly the book's ``multibox_prior``.
 
     Per cell, ``len(sizes) + len(ratios) - 1`` anchors: every size with ``ratios[0]``, then ``sizes[0]``
     with each of ``ratios[1:]``. An anchor of size s and ratio r has width ``s * sqrt(r) * height / width``
     and height ``s / sqrt(r)`` (the book's correction for rectangular maps). Cells are taken row by row.
+
+    Two extensions give the SSD paper's default boxes as torchvision builds them (sizes ``[s_k, sqrt(s_k
+    s_k+1)]``, ratios ``[1, a, 1/a, ...]``): ``step``, the distance between cell centres as a fraction of
+    the input (SSD300's ``steps / 300``; default ``1 / height`` and ``1 / width``), and ``clip``, widths and
+    heights clipped to [0, 1] before the corners are computed.
 
     Returns:
         Tensor[height * width * (len(sizes) + len(ratios) - 1), 4]: xyxy, normalized to [0, 1].
@@ -54,10 +61,13 @@ def generate_anchors(
     _check_positive(ratios, "ratios")
     # per-cell half widths and heights, in the book's order, computed in float64 then cast
     w, h = anchor_shapes(height, width, sizes, ratios).unbind(1)  # (K,) each
+    if clip:
+        w, h = w.clamp(0, 1), h.clamp(0, 1)
     half = torch.stack((-w, -h, w, h), dim=1).to(dtype) / 2  # (K, 4)
 
-    cy = (torch.arange(height, dtype=torch.float64) + 0.5) / height  # (H,)
-    cx = (torch.arange(width, dtype=torch.float64) + 0.5) / width  # (W,)
+    step_y, step_x = (1 / height, 1 / width) if step is None else (step, step)
+    cy = (torch.arange(height, dtype=torch.float64) + 0.5) * step_y  # (H,)
+    cx = (torch.arange(width, dtype=torch.float64) + 0.5) * step_x  # (W,)
     shift_y, shift_x = torch.meshgrid(cy, cx, indexing="ij")  # (H, W) each
     centers = torch.stack((shift_x, shift_y, shift_x, shift_y), dim=-1).reshape(-1, 1, 4).to(dtype)  # (H*W, 1, 4)
     return (centers + half).reshape(-1, 4).to(device)  # (H*W*K, 4)
@@ -69,12 +79,14 @@ class MultiLevelAnchors:
     Args:
         sizes: one sequence of sizes per level.
         ratios: one sequence of ratios per level (or a single sequence shared by every level).
+        steps, clip: :func:`generate_anchors`'s, one step per level (None: the map's own cells).
 
     ``anchors(feature_shapes, device)`` returns ``Tensor[sum_l H_l * W_l * K_l, 4]``; ``num_anchors_per_cell``
     gives each level's K.
     """
 
-    def __init__(self, sizes: Sequence[Sequence[float]], ratios: Sequence[Sequence[float]] | Sequence[float]):
+    def __init__(self, sizes: Sequence[Sequence[float]], ratios: Sequence[Sequence[float]] | Sequence[float],
+                 steps: Sequence[float] | None = None, clip: bool = False):
         sizes = [tuple(float(s) for s in level) for level in sizes]
         if ratios and not isinstance(ratios[0], (list, tuple)):
             ratios = [ratios] * len(sizes)
@@ -84,7 +96,10 @@ class MultiLevelAnchors:
         for level, (s, r) in enumerate(zip(sizes, ratios)):
             _check_positive(s, f"sizes of level {level}")
             _check_positive(r, f"ratios of level {level}")
+        if steps is not None and len(steps) != len(sizes):
+            raise ValueError(f"got {len(sizes)} levels of sizes but {len(steps)} steps")
         self.sizes, self.ratios = sizes, ratios
+        self.steps, self.clip = (list(steps) if steps is not None else [None] * len(sizes)), clip
         self._cache: dict[tuple, Tensor] = {}
 
     @property
@@ -102,9 +117,9 @@ class MultiLevelAnchors:
             raise ValueError(f"expected {len(self.sizes)} feature maps, got {len(shapes)}")
         key = (shapes, str(torch.device(device) if device is not None else "cpu"), dtype)
         if key not in self._cache:
-            self._cache[key] = torch.cat(
-                [generate_anchors(h, w, s, r, device, dtype) for (h, w), s, r in zip(shapes, self.sizes, self.ratios)]
-            )
+            self._cache[key] = torch.cat([
+                generate_anchors(h, w, s, r, device, dtype, step, self.clip)
+                for (h, w), s, r, step in zip(shapes, self.sizes, self.ratios, self.steps)])
         return self._cache[key]
 
 

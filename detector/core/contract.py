@@ -66,13 +66,14 @@ def pad_images(images: Tensor | list[Tensor], size_divisible: int = 1) -> Tensor
     return out
 
 
-def normalize_images(images: Tensor) -> Tensor:
-    """uint8 [0, 255] or float [0, 1] ``[..., 3, H, W]`` -> float normalized with ImageNet's mean and std."""
+def normalize_images(images: Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> Tensor:
+    """uint8 [0, 255] or float [0, 1] ``[..., 3, H, W]`` -> float normalized with ``mean`` and ``std`` (of
+    [0, 1] values; ImageNet's by default)."""
     if not isinstance(images, Tensor) or images.ndim < 3 or images.shape[-3] != 3:
         check_images(images)  # names the problem
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
+    mean = torch.tensor(mean, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32, device=x.device).view(3, 1, 1)
     return (x - mean) / std
 
 

@@ -51,14 +51,18 @@ def area_resize(x: Tensor, n_out: int, dim: int) -> Tensor:
     return (integral.narrow(dim, 1, n_out) - integral.narrow(dim, 0, n_out)) * (n_out / n_in)
 
 
-def resize(image: Tensor, height: int, width: int) -> Tensor:
+RESIZES = ("opencv", "bilinear")  # the project's rule; torchvision's detection transform (always bilinear)
+
+
+def resize(image: Tensor, height: int, width: int, mode: str = "opencv") -> Tensor:
     """``Tensor[3, h, w]`` (uint8 or float) -> ``Tensor[3, height, width]`` of the same dtype: area-weighted
-    averages (:func:`area_resize`) when the image shrinks at least twice along one side, bilinear otherwise."""
+    averages (:func:`area_resize`) when the image shrinks at least twice along one side, bilinear otherwise;
+    ``mode="bilinear"``: always bilinear (torchvision's detection models)."""
     h, w = image.shape[-2:]
     if (h, w) == (height, width):
         return image
     x = image if image.dtype == torch.uint8 else image.float()  # (3, h, w)
-    if max(h / height, w / width) >= 2:
+    if mode == "opencv" and max(h / height, w / width) >= 2:
         if height > h or width > w:  # the other side grows: bilinear to it first
             x = F.interpolate(x[None].float(), size=(max(h, height), max(w, width)), mode="bilinear",
                               align_corners=False)[0]
@@ -70,29 +74,30 @@ def resize(image: Tensor, height: int, width: int) -> Tensor:
     return x.to(image.dtype)
 
 
-def fit_image(image: Tensor, size: int, letterbox: bool = False) -> tuple[Tensor, list[int]]:
+def fit_image(image: Tensor, size: int, letterbox: bool = False, mode: str = "opencv") -> tuple[Tensor, list[int]]:
     """One ``Tensor[3, h, w]`` -> ``(Tensor[3, size, size], frame)``; ``frame`` is ``[h, w, new_h, new_w, top,
-    left]``: where the image went (squash: ``[h, w, size, size, 0, 0]``)."""
+    left]``: where the image went (squash: ``[h, w, size, size, 0, 0]``). ``mode``: :func:`resize`'s."""
     h, w = image.shape[-2:]
     if not letterbox:
-        return resize(image, size, size), [h, w, size, size, 0, 0]
+        return resize(image, size, size, mode), [h, w, size, size, 0, 0]
     new_h, new_w, top, left = letterbox_geometry(h, w, size)
     fill = torch.tensor(MEAN_RGB, dtype=torch.float32, device=image.device)
     if image.dtype != torch.uint8:
         fill = fill / 255
     out = fill.to(image.dtype).view(3, 1, 1).expand(3, size, size).clone()  # (3, S, S) of the mean colour
-    out[:, top:top + new_h, left:left + new_w] = resize(image, new_h, new_w)
+    out[:, top:top + new_h, left:left + new_w] = resize(image, new_h, new_w, mode)
     return out, [h, w, new_h, new_w, top, left]
 
 
-def fit_images(images: Tensor | Sequence[Tensor], size: int, letterbox: bool = False) -> tuple[Tensor, Tensor]:
+def fit_images(images: Tensor | Sequence[Tensor], size: int, letterbox: bool = False,
+               mode: str = "opencv") -> tuple[Tensor, Tensor]:
     """A batch ``Tensor[B, 3, H, W]`` or a list of ``Tensor[3, h, w]`` -> ``(Tensor[B, 3, size, size], frames
     [B, 6])`` (:func:`fit_image` per image; a batch already at ``size x size`` passes as it is)."""
     if isinstance(images, Tensor) and tuple(images.shape[-2:]) == (size, size):
         B = images.shape[0]
         frames = torch.tensor([[size, size, size, size, 0, 0]] * B, device=images.device)
         return images, frames
-    fitted = [fit_image(image, size, letterbox) for image in images]  # ragged: one resize per image
+    fitted = [fit_image(image, size, letterbox, mode) for image in images]  # ragged: one resize per image
     return torch.stack([f[0] for f in fitted]), torch.tensor([f[1] for f in fitted], device=fitted[0][0].device)
 
 

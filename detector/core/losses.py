@@ -31,7 +31,7 @@ def positives_over_processes(mask: Tensor) -> Tensor:
 
 
 def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: float = 3.0, gamma: float = 2.0,
-             num_pos: Tensor | None = None) -> Tensor:
+             num_pos: Tensor | None = None, min_negatives: float = 3.0) -> Tensor:
     """Classification loss over anchors.
 
     Args:
@@ -43,6 +43,8 @@ def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: 
             divided by the number of positives).
         num_pos: what ``"hnm"`` and ``"focal"`` divide by; the batch's positives (at least 1) when None (see
             :func:`positives_over_processes` under DDP).
+        min_negatives: ``"hnm"``'s negatives per image at least (an image without boxes still learns
+            background); torchvision's SSD takes none there (0).
     """
     ce = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none").view(targets.shape)  # (B, A)
     if kind == "ce":
@@ -51,7 +53,7 @@ def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: 
     num_pos = pos.sum().clamp(min=1) if num_pos is None else num_pos
     if kind == "hnm":
         neg_loss = ce.detach().masked_fill(pos, -1.0)  # (B, A): positives never count as negatives
-        num_neg = (pos.sum(1, keepdim=True) * neg_pos_ratio).clamp(min=neg_pos_ratio)  # (B, 1): at least a few
+        num_neg = (pos.sum(1, keepdim=True) * neg_pos_ratio).clamp(min=min_negatives)  # (B, 1): at least a few
         rank = neg_loss.argsort(dim=1, descending=True).argsort(dim=1)  # (B, A): 0 = hardest negative
         hard = (rank < num_neg) & ~pos
         return (ce * (pos | hard)).sum() / num_pos

@@ -121,6 +121,30 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, gt_valid: Tensor, iou_thres
     return match_iou(batched_iou(anchors, gt_boxes, gt_valid), iou_threshold)
 
 
+def match_ssd(iou: Tensor, iou_threshold: float = 0.5) -> Tensor:
+    """SSD's matcher as torchvision writes it (``SSDMatcher``), batched: ``iou (Tensor[B, G, A])``, padding < 0.
+
+    Every anchor whose best IoU is at least ``iou_threshold`` takes that box (the first on ties); then each
+    box takes its own best anchor whatever the IoU, the later box winning an anchor two boxes share. Unlike
+    :func:`match_iou` (the book's), a box's forced anchor may already be another box's.
+
+    Returns:
+        LongTensor[B, A]: ground-truth index per anchor, -1 for background.
+    """
+    B, G, A = iou.shape
+    if G == 0 or A == 0:
+        return torch.full((B, A), -1, dtype=torch.long, device=iou.device)
+    best_iou, best_gt = iou.max(dim=1)  # (B, A) each
+    matches = torch.where(best_iou >= iou_threshold, best_gt, -1)  # (B, A)
+    best_anchor = iou.argmax(dim=2)  # (B, G)
+    real = iou.amax(dim=2) >= 0  # (B, G): padding rows are -1 everywhere
+    images = torch.arange(B, device=iou.device)
+    for g in range(G):  # in box order, so that a later box wins a shared anchor (a loop over G, not anchors)
+        b = images[real[:, g]]
+        matches[b, best_anchor[b, g]] = g
+    return matches
+
+
 def match_thresholds(
     iou: Tensor,
     high_threshold: float = 0.7,

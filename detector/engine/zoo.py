@@ -79,7 +79,7 @@ def zoo_checkpoint(name: str, weights_file: str | None = None) -> dict:
     """A checkpoint (in memory) of this project holding torchvision's model ``name`` (a key of ``ZOO``), its
     weights from torchvision's weights API (or ``weights_file``); a :class:`CheckpointError` in one line
     offline."""
-    from detector.models.faster_rcnn import from_torchvision
+    from detector.models.zoo_rcnn import from_torchvision
 
     if name not in ZOO:
         raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(sorted(ZOO))}")

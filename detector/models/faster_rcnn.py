@@ -28,7 +28,7 @@ from detector.core.detections import per_image
 from detector.core.geometry import fit_images, to_original
 from detector.core.matching import BETWEEN, match_thresholds, sample_pos_neg
 from detector.models.rcnn_transform import resize_boxes, transform_images
-from detector.models.resnet_ssd import FrozenParts, resnet_body
+from detector.models.resnet_body import FrozenParts, detection_body
 from detector.models.rpn import RPN, clip_to_sizes
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
@@ -84,16 +84,18 @@ class FasterRCNN(FrozenParts, nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: str = "resnet18",  # resnet18/34/50 (the book's) or tv_resnet18/34/50 (torchvision's)
+        backbone: str = "resnet18",  # resnet18/34/50 (the book's), tv_resnet18/34/50, tv_mobilenet_v3_large
         fpn: bool = True,
         roi_op: str = "align",  # "align" (RoI Align) or "pool" (RoI pooling, as the book explains first)
-        freeze_stages: int = 0,  # body parts kept fixed: 1 = stem, ... 5 = the whole body
+        freeze_stages: int = 0,  # body parts kept fixed: 1 = stem, ... (ResNet: 5 = the whole body; MobileNet: 6)
         fpn_channels: int = 256,
-        anchor_sizes: tuple = (32, 64, 128, 256),  # pixels, one per FPN level (all on the one level without FPN)
+        anchor_sizes: tuple = (32, 64, 128, 256),  # pixels, one per FPN level (all on the one level without FPN),
+        # or a tuple of sizes per level (torchvision's MobileNet models: (32, 64, 128, 256, 512) at each)
         anchor_ratios: tuple = (0.5, 1.0, 2.0),
         rpn_pre_nms_top_n: tuple = (2000, 1000),  # per level, (training, eval)
         rpn_post_nms_top_n: tuple = (2000, 1000),  # per image, (training, eval)
         rpn_batch_size_per_image: int = 256,  # anchors sampled per image for the RPN's loss
+        rpn_score_threshold: float = 0.0,  # proposals below this objectness are dropped (torchvision's mobile: 0.05)
         box_batch_size_per_image: int = 512,
         box_positive_fraction: float = 0.25,
         box_iou: float = 0.5,  # a RoI with IoU >= this is foreground, else background
@@ -107,7 +109,8 @@ class FasterRCNN(FrozenParts, nn.Module):
         size_divisible: int = 1,  # pad the batch to a multiple of this
         # torchvision's layout, set by from_torchvision (the defaults are this project's)
         frozen_bn: bool = False,  # FrozenBatchNorm2d in the body (torchvision's v1)
-        fpn_from_stage: int = 2,  # the FPN takes stages 2..4 (P3-P6); torchvision 1..4 (P2-P6)
+        fpn_from_stage: int | None = None,  # the FPN takes body parts from this one on: ResNet 2 (P3-P6; torchvision
+        # 1: P2-P6), MobileNet 4 (torchvision's: its two stride-32 maps)
         fpn_norm: bool = False,  # BatchNorm in the FPN (torchvision's v2)
         roi_levels: int | None = None,  # RoIs pooled from the first N FPN levels; None: all (torchvision: 4, not P6)
         roi_aligned: bool = True,  # RoI Align's half-pixel offset (detectron2); torchvision's MultiScaleRoIAlign: False
@@ -125,29 +128,33 @@ class FasterRCNN(FrozenParts, nn.Module):
         self.num_classes, self.backbone, self.fpn_enabled, self.roi_op = num_classes, backbone, fpn, roi_op
         self.min_size, self.max_size, self.size_divisible = min_size, max_size, size_divisible
         self.img_size, self.letterbox = img_size, letterbox
-        self.fpn_from_stage, self.roi_aligned = fpn_from_stage, roi_aligned
+        self.roi_aligned = roi_aligned
         self.class_slots = list(class_slots) if class_slots is not None else list(range(num_classes))
         if len(self.class_slots) != num_classes:
             raise ValueError(f"class_slots names {len(self.class_slots)} slots for {num_classes} classes")
         self.head_classes = max(self.class_slots) + 1  # foreground outputs of the box predictor
-        body, (c3, c4, c5) = resnet_body(backbone, frozen_bn)
-        self.body = body  # stem, stage1 .. stage4: strides 4, 4, 8, 16, 32
+        body, part_channels, part_strides = detection_body(backbone, frozen_bn)
+        self.body = body  # ResNet: stem, stage1 .. stage4 (strides 4, 4, 8, 16, 32); MobileNet: six parts
+        if fpn_from_stage is None:
+            fpn_from_stage = 4 if backbone == "tv_mobilenet_v3_large" else 2
+        self.fpn_from_stage = fpn_from_stage
+        per_level = bool(anchor_sizes) and isinstance(anchor_sizes[0], (list, tuple))
         if fpn:
-            in_channels = [c3 // 2, c3, c4, c5][fpn_from_stage - 1:]
-            self.fpn = torchvision.ops.FeaturePyramidNetwork(in_channels, fpn_channels, extra_blocks=LastLevelMaxPool(),
+            self.fpn = torchvision.ops.FeaturePyramidNetwork(part_channels[fpn_from_stage:], fpn_channels,
+                                                             extra_blocks=LastLevelMaxPool(),
                                                              norm_layer=nn.BatchNorm2d if fpn_norm else None)
-            channels, self.strides = fpn_channels, [2 ** (s + 1) for s in range(fpn_from_stage, 5)] + [64]
-            sizes = [[s] for s in anchor_sizes]
+            channels, self.strides = fpn_channels, [*part_strides[fpn_from_stage:], part_strides[-1] * 2]
+            sizes = [list(s) for s in anchor_sizes] if per_level else [[s] for s in anchor_sizes]
         else:
             self.fpn = None
-            channels, self.strides = c5, [32]
-            sizes = [list(anchor_sizes)]
+            channels, self.strides = part_channels[-1], [part_strides[-1]]
+            sizes = [list(anchor_sizes[0])] if per_level else [list(anchor_sizes)]
         self.roi_levels = roi_levels or len(self.strides)
         if len(sizes) != len(self.strides):
             raise ValueError(f"anchor_sizes needs one size per level ({len(self.strides)}), got {len(anchor_sizes)}")
         self.rpn = RPN(channels, self.strides, sizes, anchor_ratios, pre_nms_top_n=rpn_pre_nms_top_n,
                        post_nms_top_n=rpn_post_nms_top_n, batch_size_per_image=rpn_batch_size_per_image,
-                       conv_depth=rpn_conv_depth, anchor_style=anchor_style)
+                       conv_depth=rpn_conv_depth, anchor_style=anchor_style, score_threshold=rpn_score_threshold)
         self.box_head = box_head(channels, representation, box_head_convs, box_head_fcs)
         self.cls_score = nn.Linear(representation, self.head_classes + 1)
         self.bbox_pred = nn.Linear(representation, (self.head_classes + 1) * 4)
@@ -251,67 +258,3 @@ class FasterRCNN(FrozenParts, nn.Module):
 
 def faster_rcnn(num_classes: int, **kwargs) -> FasterRCNN:
     return FasterRCNN(num_classes, **kwargs)
-
-
-TORCHVISION_LAYOUT = {  # torchvision's fasterrcnn_resnet50_fpn (v1) as this model's keywords
-    "backbone": "tv_resnet50", "anchor_sizes": (32, 64, 128, 256, 512), "rpn_pre_nms_top_n": (2000, 1000),
-    "rpn_post_nms_top_n": (2000, 1000), "min_size": 800, "max_size": 1333, "size_divisible": 32,
-    "frozen_bn": True, "fpn_from_stage": 1, "roi_levels": 4, "roi_aligned": False, "anchor_style": "torchvision"}
-TORCHVISION_V2 = {"fpn_norm": True, "rpn_conv_depth": 2, "box_head_convs": 4, "box_head_fcs": 1}
-
-
-def _copy_weights(source: nn.Module, target: nn.Module, name: str) -> None:
-    """Copy ``source``'s state into ``target`` tensor by tensor, in order (the two name them differently)."""
-    src, dst = list(source.state_dict().items()), list(target.state_dict().items())
-    src = [(k, v) for k, v in src if not k.endswith("num_batches_tracked")]
-    dst = [(k, v) for k, v in dst if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst) or any(a.shape != b.shape for (_, a), (_, b) in zip(src, dst)):
-        raise ValueError(f"from_torchvision: the {name} does not fit ({len(src)} tensors there, {len(dst)} here)")
-    with torch.no_grad():
-        for (_, a), (_, b) in zip(src, dst):
-            b.copy_(a)
-
-
-def from_torchvision(tv_model: nn.Module, **kwargs) -> FasterRCNN:
-    """Our FasterRCNN with the configuration and every weight of torchvision's ``fasterrcnn_resnet50_fpn`` or
-    ``fasterrcnn_resnet50_fpn_v2``; in eval mode its detections are torchvision's (labels shifted: torchvision's
-    label ``l`` is our ``l - 1``, or the class whose ``class_slots`` entry is ``l - 1``). ``kwargs`` override
-    keywords of the built model (e.g. ``class_slots``)."""
-    from torchvision.models.detection.faster_rcnn import FasterRCNN as TVFasterRCNN
-    from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, TwoMLPHead
-
-    body = getattr(getattr(tv_model, "backbone", None), "body", None)
-    blocks = [len(getattr(body, f"layer{i}", [])) for i in range(1, 5)]
-    if not isinstance(tv_model, TVFasterRCNN) or blocks != [3, 4, 6, 3] or not hasattr(body.layer1[0], "conv3"):
-        raise ValueError(f"from_torchvision takes torchvision's fasterrcnn_resnet50_fpn or fasterrcnn_resnet50_fpn_v2, "
-                         f"not {type(tv_model).__name__} with blocks {blocks}")
-    head = tv_model.roi_heads.box_head
-    if not isinstance(head, (TwoMLPHead, FastRCNNConvFCHead)):
-        raise ValueError(f"from_torchvision: unknown box head {type(head).__name__}")  # noqa: TRY004
-    v2 = isinstance(head, FastRCNNConvFCHead)
-    rpn, roi, tr = tv_model.rpn, tv_model.roi_heads, tv_model.transform
-    config = dict(TORCHVISION_LAYOUT, **(TORCHVISION_V2 if v2 else {}))
-    config.update(
-        rpn_pre_nms_top_n=(rpn._pre_nms_top_n["training"], rpn._pre_nms_top_n["testing"]),
-        rpn_post_nms_top_n=(rpn._post_nms_top_n["training"], rpn._post_nms_top_n["testing"]),
-        rpn_batch_size_per_image=rpn.fg_bg_sampler.batch_size_per_image,
-        box_batch_size_per_image=roi.fg_bg_sampler.batch_size_per_image,
-        box_positive_fraction=roi.fg_bg_sampler.positive_fraction,
-        score_threshold=roi.score_thresh, nms_threshold=roi.nms_thresh, max_detections=roi.detections_per_img,
-        min_size=tr.min_size[-1], max_size=tr.max_size, size_divisible=tr.size_divisible,
-        representation=roi.box_predictor.cls_score.in_features)
-    parts = [nn.Sequential(body.conv1, body.bn1)] + [getattr(body, f"layer{i}") for i in range(1, 5)]
-    frozen = [not any(p.requires_grad for p in part.parameters()) for part in parts]
-    config.update(frozen_bn=isinstance(body.bn1, torchvision.ops.FrozenBatchNorm2d),  # its weights: frozen, else not
-                  freeze_stages=(frozen + [False]).index(False))  # the parts it trains no more
-    config.update(kwargs)
-    slots = roi.box_predictor.cls_score.out_features - 1
-    model = FasterRCNN(len(config.get("class_slots") or range(slots)), **config)
-    model.config = config  # the keywords that rebuild it (a checkpoint's model_kwargs)
-    if model.head_classes != slots:
-        raise ValueError(f"from_torchvision: class_slots reach slot {model.head_classes - 1}, torchvision has {slots}")
-    parts = list(zip(parts, model.body)) + [(tv_model.backbone.fpn, model.fpn), (rpn.head, model.rpn.head), (head, model.box_head),
-                          (roi.box_predictor, nn.ModuleList([model.cls_score, model.bbox_pred]))]
-    for i, (source, target) in enumerate(parts):
-        _copy_weights(source, target, f"part {i} ({type(source).__name__})")
-    return model.eval()

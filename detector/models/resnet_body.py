@@ -8,6 +8,7 @@ layout (``tv_resnet18/34/50``, for its ImageNet weights). :class:`FrozenParts` k
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -38,6 +39,27 @@ def resnet_body(backbone: str, frozen_bn: bool = False) -> tuple[nn.Sequential, 
         e = 4 if backbone == "tv_resnet50" else 1
         return body, (128 * e, 256 * e, 512 * e)
     raise ValueError(f"unknown backbone {backbone!r}; choose one of resnet18/34/50 or tv_resnet18/34/50")
+
+
+MOBILENET_SPLITS = (0, 2, 4, 7, 13, 14, 17)  # MobileNetV3-Large's features cut into parts at its strides
+
+
+def detection_body(backbone: str, frozen_bn: bool = False) -> tuple[nn.Sequential, list[int], list[int]]:
+    """A detector's body in parts, with each part's output channels and stride: a ResNet (stem, stages 1-4:
+    strides 4, 4, 8, 16, 32), or torchvision's MobileNetV3-Large (``tv_mobilenet_v3_large``: six parts at strides
+    2, 4, 8, 16, 32, 32, cut where torchvision's detection extractor returns its maps; the last two are its FPN
+    inputs). ``frozen_bn``: FrozenBatchNorm2d (torchvision's detection bodies) instead of BatchNorm2d."""
+    if backbone == "tv_mobilenet_v3_large":
+        import torchvision
+
+        norm = torchvision.ops.FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+        features = torchvision.models.mobilenet_v3_large(weights=None, norm_layer=norm).features
+        cuts = MOBILENET_SPLITS
+        parts = nn.Sequential(*[nn.Sequential(*features[a:b]) for a, b in itertools.pairwise(cuts)])
+        channels = [features[b - 1].out_channels for b in cuts[1:]]
+        return parts, channels, [2, 4, 8, 16, 32, 32]
+    body, (c3, c4, c5) = resnet_body(backbone, frozen_bn)
+    return body, [64, c3 // 2, c3, c4, c5], [4, 4, 8, 16, 32]
 
 
 class FrozenParts:

@@ -78,6 +78,7 @@ class RPN(nn.Module):
         min_size: float = 1e-3,
         conv_depth: int = 1,  # 3x3 convs in the head (torchvision's v2: 2)
         anchor_style: str = "centred",  # or "torchvision": see ANCHOR_STYLES
+        score_threshold: float = 0.0,  # proposals of a lower objectness probability are dropped before NMS
     ):
         super().__init__()
         if anchor_style not in ANCHOR_STYLES:
@@ -88,7 +89,7 @@ class RPN(nn.Module):
         self.fg_iou, self.bg_iou = fg_iou, bg_iou
         self.batch_size_per_image, self.positive_fraction = batch_size_per_image, positive_fraction
         self.pre_nms_top_n, self.post_nms_top_n = pre_nms_top_n, post_nms_top_n
-        self.nms_threshold, self.min_size = nms_threshold, min_size
+        self.nms_threshold, self.min_size, self.score_threshold = nms_threshold, min_size, score_threshold
         self._anchor_cache: dict[tuple, Tensor] = {}
 
     def anchors(self, features: list[Tensor], padded: tuple[int, int]) -> Tensor:
@@ -131,7 +132,7 @@ class RPN(nn.Module):
         boxes = clip_to_sizes(decode(anchors[idx], deltas.gather(1, idx[..., None].expand(-1, -1, 4)), RPN_WEIGHTS),
                               sizes[:, None])  # (B, N, 4)
         wh = boxes[..., 2:] - boxes[..., :2]
-        keep = (wh >= self.min_size).all(-1) & torch.isfinite(scores)  # (B, N)
+        keep = (wh >= self.min_size).all(-1) & torch.isfinite(scores) & (scores >= self.score_threshold)  # (B, N)
         image = torch.arange(B, device=boxes.device)[:, None].expand_as(scores)  # (B, N)
         group = image * len(counts) + levels[None]  # NMS within each image and level
         kept = torchvision.ops.batched_nms(boxes[keep], scores[keep], group[keep], self.nms_threshold)

@@ -17,6 +17,8 @@ from torch import Tensor, nn
 from detector.core.anchors import MultiLevelAnchors
 from detector.core.boxes import clip_boxes
 from detector.core.contract import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     check_images,
     image_sizes,
     normalize_images,
@@ -37,6 +39,20 @@ BOOK_RATIOS = (1.0, 2.0, 0.5)
 SMALL_OBJECT_SIZES = ((0.06, 0.09), (0.14, 0.2), (0.28, 0.38), (0.5, 0.65), (0.8, 0.95))
 
 
+HEADS = ("conv", "ssdlite")
+
+
+def prediction_head(channels: int, outputs: int, kind: str = "conv") -> nn.Module:
+    """One level's class or box head: a 3x3 conv (the book's, SSD's), or SSDlite's depthwise 3x3 conv with
+    BatchNorm (eps 0.001, momentum 0.03) and ReLU6, then a 1x1 conv (torchvision's ``SSDLiteHead``)."""
+    if kind == "conv":
+        return nn.Conv2d(channels, outputs, 3, padding=1)
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False),
+                      nn.BatchNorm2d(channels, eps=0.001, momentum=0.03), nn.ReLU6(inplace=True)),
+        nn.Conv2d(channels, outputs, 1))
+
+
 def down_sample_blk(in_channels: int, out_channels: int) -> nn.Sequential:
     """Two 3x3 conv + BN + ReLU, then a 2x2 max-pool: halves height and width (the book's block)."""
     layers: list[nn.Module] = []
@@ -47,9 +63,10 @@ def down_sample_blk(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class SSD(nn.Module):
-    """A single-shot detector over five feature blocks: class and box heads (3x3 convs) on each block's
-    output, anchors per level, and the core's target assignment and postprocess. The blocks run in sequence;
-    ``out_channels`` are their output channels. Every other hyper-parameter is a keyword with its default."""
+    """A single-shot detector over feature blocks: class and box heads on each block's output, anchors per
+    level, and the core's target assignment and postprocess. The blocks run in sequence; ``out_channels`` are
+    their output channels. Every other hyper-parameter is a keyword with its default: the book's and this
+    project's; torchvision's SSD300 and SSDlite set the ones below ``img_size`` (:mod:`detector.models.zoo_ssd`)."""
 
     loss_names = ("loss_cls", "loss_box")  # the keys of the training losses (results.csv's columns)
 
@@ -59,7 +76,7 @@ class SSD(nn.Module):
         blocks: nn.ModuleList,
         out_channels: Sequence[int],
         sizes: Sequence[Sequence[float]] = BOOK_SIZES,
-        ratios: Sequence[float] = BOOK_RATIOS,
+        ratios: Sequence[float] | Sequence[Sequence[float]] = BOOK_RATIOS,
         cls_loss: str = "ce",  # "ce" (the book), "hnm" (SSD), "focal"
         box_loss: str = "l1",  # "l1" (the book), "smooth_l1"
         iou_threshold: float = 0.5,  # anchor matching
@@ -69,6 +86,19 @@ class SSD(nn.Module):
         max_detections: int = 100,
         img_size: int | None = None,  # eval: images are fitted to img_size x img_size; None: taken as they are
         letterbox: bool = False,  # eval: keep each image's aspect (the longest side to img_size, the rest padded)
+        # torchvision's SSD300 / SSDlite (the defaults are the book's and this project's)
+        anchor_steps: Sequence[float] | None = None,  # per level, the spacing of anchor centres (a fraction)
+        anchor_clip: bool = False,  # clip anchor widths and heights to the image
+        matcher: str = "book",  # "book": the book's assignment; "ssd": torchvision's SSDMatcher
+        min_negatives: float = 3.0,  # hard negative mining: negatives per image at least (torchvision: 0)
+        per_class_top_k: bool = False,  # pre_nms_top_k per class (torchvision), not per image
+        clip_before_nms: bool = False,  # boxes clipped to the image before NMS (torchvision), not after
+        image_mean: Sequence[float] = IMAGENET_MEAN,  # normalization of [0, 1] images
+        image_std: Sequence[float] = IMAGENET_STD,
+        resize: str = "opencv",  # eval's fit: "opencv" (area when shrinking 2x), "bilinear" (torchvision's)
+        head: str = "conv",  # "conv": 3x3 convs (the book's); "ssdlite": depthwise 3x3 + BN + ReLU6, then 1x1
+        level_norms: nn.ModuleList | None = None,  # a module per level before its heads (SSD300's L2 norm)
+        class_slots: Sequence[int] | None = None,  # the head's slot of each class (COCO's 90 ids); None: i
     ):
         super().__init__()
         if num_classes < 1:
@@ -76,15 +106,27 @@ class SSD(nn.Module):
         if len(sizes) != len(blocks) or len(out_channels) != len(blocks):
             raise ValueError(f"{len(blocks)} feature blocks need as many levels of sizes and channels, "
                              f"got {len(sizes)} and {len(out_channels)}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.num_classes, self.img_size, self.letterbox = num_classes, img_size, letterbox
-        self.anchor_gen = MultiLevelAnchors(sizes, ratios)
+        self.anchor_gen = MultiLevelAnchors(sizes, ratios, anchor_steps, anchor_clip)
         self.num_anchors = self.anchor_gen.num_anchors_per_cell
         self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
+        self.matcher, self.min_negatives = matcher, min_negatives
+        self.per_class_top_k, self.clip_before_nms, self.resize = per_class_top_k, clip_before_nms, resize
+        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.post_defaults = {"score_threshold": score_threshold, "nms_threshold": nms_threshold,
                               "pre_nms_top_k": pre_nms_top_k, "max_detections": max_detections}
+        slots = list(class_slots) if class_slots is not None else list(range(num_classes))
+        if len(slots) != num_classes:
+            raise ValueError(f"class_slots names {len(slots)} slots for {num_classes} classes")
+        self.head_classes = max(slots) + 1  # the heads' foreground outputs
+        self.register_buffer("class_slots", torch.tensor(slots), persistent=False)
         self.blocks = blocks
-        self.cls_heads = nn.ModuleList(nn.Conv2d(c, k * (num_classes + 1), 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
-        self.box_heads = nn.ModuleList(nn.Conv2d(c, k * 4, 3, padding=1) for c, k in zip(out_channels, self.num_anchors))
+        self.level_norms = level_norms
+        columns = self.head_classes + 1
+        self.cls_heads = nn.ModuleList(prediction_head(c, k * columns, head) for c, k in zip(out_channels, self.num_anchors))
+        self.box_heads = nn.ModuleList(prediction_head(c, k * 4, head) for c, k in zip(out_channels, self.num_anchors))
 
     @torch.no_grad()
     def feature_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
@@ -100,17 +142,25 @@ class SSD(nn.Module):
         return shapes
 
     def head_outputs(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(cls_logits [B, A, C + 1], offsets [B, A, 4], anchors [A, 4] normalized)``."""
-        x = normalize_images(images).contiguous(memory_format=torch.channels_last)
+        """``(cls_logits [B, A, S + 1], offsets [B, A, 4], anchors [A, 4] normalized)``; S is ``num_classes``, or
+        the head's slots with ``class_slots``."""
+        x = normalize_images(images, self.image_mean, self.image_std).contiguous(memory_format=torch.channels_last)
         cls, box, shapes = [], [], []
-        for block, cls_head, box_head in zip(self.blocks, self.cls_heads, self.box_heads):
+        for level, (block, cls_head, box_head) in enumerate(zip(self.blocks, self.cls_heads, self.box_heads)):
             x = block(x)
             shapes.append(tuple(x.shape[-2:]))
-            # (B, K*(C+1), H, W) -> (B, H, W, K*(C+1)) -> (B, H*W*K, C+1): cell by cell, K per cell
-            cls.append(cls_head(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.num_classes + 1))
-            box.append(box_head(x).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4))  # (B, H*W*K, 4)
+            h = x if self.level_norms is None else self.level_norms[level](x)  # what the heads see
+            # (B, K*(S+1), H, W) -> (B, H, W, K*(S+1)) -> (B, H*W*K, S+1): cell by cell, K per cell
+            cls.append(cls_head(h).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.head_classes + 1))
+            box.append(box_head(h).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4))  # (B, H*W*K, 4)
         anchors = self.anchor_gen(shapes, images.device)  # (A, 4)
         return torch.cat(cls, 1), torch.cat(box, 1), anchors
+
+    def postprocess(self, cls_logits: Tensor, offsets: Tensor, anchors: Tensor, post: dict | None) -> list[dict]:
+        """The core's postprocess with this model's settings (``post`` over its defaults); boxes normalized."""
+        slots = None if self.head_classes == self.num_classes else self.class_slots
+        return postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post),
+                           per_class_top_k=self.per_class_top_k, clip=self.clip_before_nms, class_slots=slots)
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None,
                 post: dict | None = None, size: int | None = None):
@@ -120,9 +170,9 @@ class SSD(nn.Module):
         size = size or self.img_size
         if self.training or size is None:
             return self._forward_as_given(images, targets, post)
-        x, frames = fit_images(images, size, self.letterbox)  # (B, 3, S, S), (B, 6)
+        x, frames = fit_images(images, size, self.letterbox, self.resize)  # (B, 3, S, S), (B, 6)
         cls_logits, offsets, anchors = self.head_outputs(x)
-        detections = postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post))
+        detections = self.postprocess(cls_logits, offsets, anchors, post)
         for d, frame in zip(detections, frames):
             d["boxes"] = to_original(d["boxes"] * size, frame)  # in the image's own pixels
         return detections
@@ -138,11 +188,15 @@ class SSD(nn.Module):
             if targets is None:
                 raise ValueError("in training mode the model needs targets")
             boxes, labels, valid = padded_targets(targets, B, images.device)
-            target_offsets, box_mask, cls_targets = assign_targets(anchors, boxes / scale, labels, valid, self.iou_threshold)
+            target_offsets, box_mask, cls_targets = assign_targets(anchors, boxes / scale, labels, valid,
+                                                                   self.iou_threshold, matcher=self.matcher)
+            if self.head_classes != self.num_classes or self.class_slots[-1] != self.num_classes - 1:
+                cls_targets = torch.where(box_mask, self.class_slots[(cls_targets - 1).clamp(min=0)] + 1, 0)
             num_pos = positives_over_processes(box_mask)  # under DDP: the global batch's, per rank
-            return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss, num_pos=num_pos),
+            return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss, num_pos=num_pos,
+                                         min_negatives=self.min_negatives),
                     "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss, num_pos=num_pos)}
-        detections = postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post))
+        detections = self.postprocess(cls_logits, offsets, anchors, post)
         for d, (h, w) in zip(detections, sizes):
             d["boxes"] = clip_boxes(d["boxes"] * scale, h, w)  # in the image's own pixels
         return detections

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from detector.models.faster_rcnn import from_torchvision
+from detector.models.zoo_rcnn import from_torchvision
 from detector.models.rcnn_transform import transform_images
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -121,9 +121,54 @@ def test_v2_detections():
         assert_same_detections(tv(images), ours(images))
 
 
+MOBILE = {"large": torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn,
+          "320": torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn}
+
+
+@pytest.mark.parametrize("name", sorted(MOBILE))
+def test_mobilenet_stage_by_stage_detections_and_losses(name):
+    """torchvision's MobileNetV3 Faster R-CNNs (the FPN on the body's two stride-32 maps, five anchor sizes per
+    level, the RPN's 0.05 objectness threshold): features, proposals, detections and losses."""
+    torch.manual_seed(4)
+    tv = MOBILE[name](weights=None, weights_backbone=None, num_classes=9, min_size=256, max_size=400)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():  # torchvision's own init leaves the body's maps near 1e-8: every objectness tied
+        for m in tv.backbone.body.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, generator=g)
+    tv = confident(tv).eval()
+    ours = from_torchvision(tv)
+    assert ours.strides == [32, 32, 64] and ours.roi_levels == 2 and ours.rpn.score_threshold == 0.05
+    images = photos()
+    with torch.no_grad():
+        image_list, _ = tv.transform(images)
+        x, sizes, _ = transform_images(images, ours.min_size, ours.max_size, ours.size_divisible)
+        torch.testing.assert_close(x, image_list.tensors, atol=1e-6, rtol=0)
+        tv_feats = tv.backbone(image_list.tensors)
+        feats = ours.features(x)
+        for a, b in zip(tv_feats.values(), feats):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        tv_props, _ = tv.rpn(image_list, tv_feats)
+        props, valid, _ = ours.rpn(feats, sizes, tuple(x.shape[-2:]))
+        for a, b, v in zip(tv_props, props, valid):
+            torch.testing.assert_close(as_rows(b[v]), as_rows(a), atol=1e-4, rtol=0)
+        assert_same_detections(tv(images), ours(images))
+    targets = [{"boxes": torch.tensor([[50.0, 40, 300, 280]]), "labels": torch.tensor([3])},
+               {"boxes": torch.tensor([[100.0, 30, 420, 290]]), "labels": torch.tensor([6])}]
+    for sampler in (tv.rpn.fg_bg_sampler, tv.roi_heads.fg_bg_sampler):
+        sampler.batch_size_per_image = 10**6
+    ours.rpn.batch_size_per_image = ours.box_batch_size_per_image = 10**6
+    with torch.no_grad():
+        theirs = tv.train()([i.clone() for i in images[1:3]], [dict(t) for t in targets])
+        mine = ours.train()(images[1:3], [{"boxes": t["boxes"], "labels": t["labels"] - 1} for t in targets])
+    mine["loss_rpn_box_reg"] = mine.pop("loss_rpn_box")
+    for k in theirs:
+        torch.testing.assert_close(mine[k], theirs[k], atol=1e-5, rtol=1e-4)
+
+
 def test_other_models_are_refused():
-    model = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None)
-    with pytest.raises(ValueError, match="fasterrcnn_resnet50_fpn"):
+    model = torchvision.models.detection.retinanet_resnet50_fpn(weights=None, weights_backbone=None)
+    with pytest.raises(ValueError, match="torchvision Faster R-CNN"):
         from_torchvision(model)
-    with pytest.raises(ValueError, match="fasterrcnn_resnet50_fpn"):
+    with pytest.raises(ValueError, match="torchvision Faster R-CNN"):
         from_torchvision(torchvision.models.resnet18())
