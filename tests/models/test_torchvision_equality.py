@@ -9,8 +9,8 @@ import pytest
 import torch
 import torchvision
 
-from detector.models.zoo_rcnn import from_torchvision
 from detector.models.rcnn_transform import transform_images
+from detector.models.zoo_rcnn import from_torchvision
 
 skimage_data = pytest.importorskip("skimage.data")
 BUILDERS = {"v1": torchvision.models.detection.fasterrcnn_resnet50_fpn,
