@@ -23,20 +23,13 @@ from pathlib import Path
 
 import torch
 
-from detector.api.results import Metrics, Results
+from detector.api.results import Metrics, Prediction, Results, ResultsList
 from detector.api.scoring import ground_truth_of, load_split, prepare_out, score
 from detector.api.sources import Item, iter_items
 from detector.core.errors import InputError, UsageError
-from detector.engine.config import (
-    EvalConfig,
-    ExportConfig,
-    PredictConfig,
-    TrainConfig,
-    check_flags,
-    check_img_size,
-    read_recipe,
-)
+from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe
 from detector.engine.loop import resolve_device
+from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
 from detector.evaluation.predict import detect, predict_records
 from detector.models.registry import MODELS, load_detector, model_from_checkpoint
 
@@ -44,9 +37,10 @@ logger = logging.getLogger("detector")
 FILE_SUFFIXES = (".pt", ".pth", ".onnx")
 
 
-def _keywords(config_cls: type, given: dict, what: str) -> None:
-    """A :class:`UsageError` naming the keywords ``config_cls`` has no field for."""
-    known = {f.name for f in fields(config_cls) if f.name not in ("command", "given", "overrides")}
+def _keywords(config_cls: type, given: dict, what: str, exclude: tuple[str, ...] = ()) -> None:
+    """A :class:`UsageError` naming the keywords ``config_cls`` has no field for (or that ``exclude`` names:
+    settings the method takes as its own arguments)."""
+    known = {f.name for f in fields(config_cls) if f.name not in ("command", "given", "overrides", *exclude)}
     unknown = sorted(set(given) - known)
     if unknown:
         raise UsageError(f"{what}: no setting {', '.join(unknown)}; the settings are {', '.join(sorted(known))}")
@@ -111,6 +105,9 @@ class Detector:
         from detector.engine.detect import train
 
         if isinstance(config, TrainConfig):
+            if settings or data is not None:
+                raise UsageError(f"train(): give the settings in the TrainConfig or as keywords, not both "
+                                 f"({', '.join([*(['data'] if data is not None else []), *settings])})")
             cfg = config
         else:
             _keywords(TrainConfig, settings, "train()")
@@ -145,7 +142,7 @@ class Detector:
         COCO file): every :class:`~detector.engine.config.EvalConfig` field as a keyword. ``out``: a folder
         for metrics.json, PR curves and the confusion matrix."""
         model = self._require_model("val()")
-        _keywords(EvalConfig, settings, "val()")
+        _keywords(EvalConfig, settings, "val()", exclude=("data",))
         cfg = EvalConfig(data=str(data), **settings)
         cfg.check()
         prepare_out(cfg)
@@ -171,11 +168,15 @@ class Detector:
         model = self._require_model("predict()")
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r}: choose 'raise' or 'skip'")
+        if batch is None:
+            raise UsageError("batch=None: must be a whole number of at least 1")
         check_flags(batch_size=batch)
         cfg = self.predict_config(**settings)
-        self.skipped: list[str] = []
-        results = self._stream(model, iter_items(source, cfg.max_pixels), cfg, errors, batch)
-        return results if stream else list(results)
+        skipped: list[str] = []  # this call's
+        self.skipped = skipped  # the last call's, for convenience (a list or a stream has its own .skipped)
+        results = Prediction(self._stream(model, iter_items(source, cfg.max_pixels), cfg, errors, batch, skipped),
+                             skipped)
+        return results if stream else ResultsList(results, skipped)
 
     def predict_config(self, **settings) -> PredictConfig:
         """The settings a ``predict`` call runs with: the keywords given, then the model's own, then the
@@ -195,14 +196,15 @@ class Detector:
                                  "size it was exported at (export it again with --img-size to change it)")
         return cfg
 
-    def _stream(self, model, items: Iterator[Item], cfg: PredictConfig, errors: str, batch: int) -> Iterator[Results]:
+    def _stream(self, model, items: Iterator[Item], cfg: PredictConfig, errors: str, batch: int,
+                skipped: list[str]) -> Iterator[Results]:
         pending: list[Item] = []
         for item in items:
             if item.error is not None:
                 if errors == "raise":
                     raise InputError(item.error)
                 logger.warning("skipped: %s", item.error)
-                self.skipped.append(item.error)
+                skipped.append(item.error)
                 continue
             pending.append(item)
             if len(pending) == batch:
@@ -232,6 +234,6 @@ class Detector:
             raise UsageError(f"{self.source}: already an ONNX graph; export its .pt checkpoint")
         if not Path(self.source).is_file():
             raise UsageError(f"{self.source}: export() writes from a checkpoint file; save or train one first")
-        _keywords(ExportConfig, settings, "export()")
+        _keywords(ExportConfig, settings, "export()", exclude=("out",))
         return export_model(self.source, path, **settings)
 

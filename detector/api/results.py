@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from detector.core.errors import InputError, UsageError
 from detector.evaluation.coco import STAT_KEYS, format_table
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.predict import coco_results, yolo_lines
@@ -47,7 +48,7 @@ class Results:
     def plot(self, line_width: int | None = None) -> Image.Image:
         """The image with boxes, class names and scores drawn (a colour per class)."""
         if self.image is None:
-            raise ValueError("plot() needs the image, which this result does not keep")
+            raise UsageError("plot() needs the image, which this result does not keep")
         h, w = self.orig_shape
         texts = [f"{self.names[c]} {s:.2f}" for c, s in zip(self.labels, self.scores)]
         return draw_boxes(Image.fromarray(self.image), self.boxes, texts, class_colors(self.labels),
@@ -56,7 +57,13 @@ class Results:
     def save(self, path: str | Path, quality: int = 92) -> Path:
         """Write :meth:`plot` to ``path`` (its suffix names the format) and return it."""
         path = Path(path)
-        self.plot().save(path, quality=quality) if path.suffix.lower() in (".jpg", ".jpeg") else self.plot().save(path)
+        drawn = self.plot()
+        try:
+            drawn.save(path, quality=quality) if path.suffix.lower() in (".jpg", ".jpeg") else drawn.save(path)
+        except ValueError:
+            raise UsageError(f"{path}: end it in an image format's suffix (.jpg, .png, ...)") from None
+        except OSError as e:
+            raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
         return path
 
     def to_coco(self, image_id: int = 1, file_name: str | None = None) -> list[dict]:
@@ -86,17 +93,22 @@ class Metrics:
     images: int = 0  # how many images were scored
 
     @property
-    def ap(self) -> float:
-        """AP at IoU 0.50:0.95 (COCO's primary metric)."""
-        return float(self.stats["AP"])
+    def evaluated(self) -> bool:
+        """False when there was nothing to evaluate (training on a data set without a val split)."""
+        return "AP" in self.stats
 
     @property
-    def ap50(self) -> float:
-        return float(self.stats["AP50"])
+    def ap(self) -> float | None:
+        """AP at IoU 0.50:0.95 (COCO's primary metric); None when nothing was evaluated."""
+        return float(self.stats["AP"]) if self.evaluated else None
 
     @property
-    def ap75(self) -> float:
-        return float(self.stats["AP75"])
+    def ap50(self) -> float | None:
+        return float(self.stats["AP50"]) if self.evaluated else None
+
+    @property
+    def ap75(self) -> float | None:
+        return float(self.stats["AP75"]) if self.evaluated else None
 
     @property
     def per_class(self) -> dict[str, float]:
@@ -108,10 +120,37 @@ class Metrics:
 
     def table(self) -> str:
         """The statistics as the CLI prints them."""
+        if not self.evaluated:
+            raise UsageError("no metrics: nothing was evaluated (the data set has no val split)")
         return format_table(self.stats)
 
     def __getitem__(self, key: str):
         return self.stats[key]
 
     def __repr__(self) -> str:
+        if not self.evaluated:
+            return "Metrics(nothing evaluated: no val split)"
         return "Metrics(" + ", ".join(f"{k}={self.stats[k]:.4f}" for k in STAT_KEYS[:3]) + f", images={self.images})"
+
+
+class ResultsList(list):
+    """What ``predict(..., stream=False)`` returns: the :class:`Results`, and ``skipped``: the messages of the
+    unreadable files this call skipped (``errors="skip"``)."""
+
+    def __init__(self, results, skipped: list[str]):
+        super().__init__(results)
+        self.skipped = skipped
+
+
+class Prediction:
+    """What ``predict(..., stream=True)`` returns: an iterator of :class:`Results`, one at a time; ``skipped``
+    fills as unreadable files are skipped (``errors="skip"``)."""
+
+    def __init__(self, results, skipped: list[str]):
+        self._results, self.skipped = iter(results), skipped
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Results:
+        return next(self._results)

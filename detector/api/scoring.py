@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 from detector.api.results import Metrics
-from detector.core.errors import InputError
+from detector.core.errors import InputError, UsageError
 from detector.data.check import prepare_split
 from detector.data.dataset import load_dataset
 from detector.data.records import default_category_ids
-from detector.engine.config import EvalConfig
+from detector.engine.modes import EvalConfig
 from detector.evaluation.coco import coco_evaluate, confusion_matrix
 from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.plots import plot_confusion, plot_pr_curves
@@ -71,12 +72,18 @@ def score(cfg: EvalConfig, data, gt: dict, category_ids: list[int], results: lis
     return Metrics(stats, len(gt["images"]))
 
 
-def evaluate(data: str | Path, predictions: str | Path, **settings) -> Metrics:
-    """pycocotools' numbers of a COCO results file (``detector eval --predictions``) against ``data``'s split:
-    :class:`~detector.engine.config.EvalConfig`'s fields as keywords."""
+def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings) -> Metrics:
+    """pycocotools' numbers of COCO results (``detector eval --predictions``: a JSON file, or the list itself)
+    against ``data``'s split: :class:`~detector.engine.modes.EvalConfig`'s fields as keywords."""
+    unknown = sorted(set(settings) - {f.name for f in fields(EvalConfig)} - {"data"})
+    if unknown:
+        raise UsageError(f"evaluate(): no setting {', '.join(unknown)}; the settings are "
+                         f"{', '.join(f.name for f in fields(EvalConfig) if f.name != 'data')}")
     cfg = EvalConfig(data=str(data), **settings)
     cfg.check()
     prepare_out(cfg)
     split, dataset, records = load_split(cfg, read_images=False)
     gt, category_ids = ground_truth_of(dataset, split, records)
-    return score(cfg, dataset, gt, category_ids, read_results(predictions), str(predictions))
+    results = predictions if isinstance(predictions, list) else read_results(predictions)
+    return score(cfg, dataset, gt, category_ids, results, "predictions" if isinstance(predictions, list)
+                 else str(predictions))

@@ -11,8 +11,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from detector.core.errors import InputError, UsageError
-from detector.engine.config import ExportConfig, check_img_size
+from detector.engine.config import check_img_size
 from detector.engine.export import export_checkpoint, model_card
+from detector.engine.modes import ExportConfig
 from detector.models.checkpoint import load_checkpoint
 
 logger = logging.getLogger("detector")
@@ -32,6 +33,20 @@ def export_format(cfg: ExportConfig) -> str:
     return fmt
 
 
+def check_card(weights: str | Path, cfg: ExportConfig) -> None:
+    """The model card's inputs, before the export is written: its device exists here, its test data has the
+    model's classes."""
+    from detector.data.dataset import load_dataset
+    from detector.engine.loop import resolve_device
+
+    resolve_device(cfg.device)
+    if cfg.test_data:
+        classes = load_checkpoint(weights).get("classes")
+        data = load_dataset(cfg.test_data)
+        if data.classes != classes:
+            raise InputError(f"--test-data {cfg.test_data}: its classes {data.classes} are not the model's {classes}")
+
+
 def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     """Write ``out`` from the checkpoint ``weights`` (``detector export``): a small checkpoint (``.pt``) or an ONNX
     graph (``.onnx``), the format from the suffix; :class:`~detector.engine.config.ExportConfig`'s fields as
@@ -42,6 +57,8 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     cfg = ExportConfig(out=str(out), **settings)
     cfg.check()
     fmt = export_format(cfg)
+    if cfg.card:
+        check_card(weights, cfg)  # before anything is written
     if fmt == "onnx":
         from detector.models.onnx_backend import require
 

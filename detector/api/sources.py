@@ -1,20 +1,23 @@
 """What :meth:`Detector.predict <detector.api.Detector.predict>` takes, read one image at a time: files, folders
-(their images, sorted), globs, videos (frame by frame), numpy arrays (RGB, HWC) and PIL images, alone or in a list.
-Nothing is read before it is needed, so a folder of 100,000 images streams in bounded memory.
+(their images and videos, sorted), globs, videos (frame by frame), numpy arrays (RGB ``[H, W, 3]`` or grey
+``[H, W]``, uint8) and PIL images, alone, in a list, or from any iterable (a generator is read lazily, one item
+at a time). A folder of 100,000 images streams in bounded memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from detector.core.errors import UsageError
-from detector.data.images import ImageError, read_image
+from detector.core.errors import InputError, UsageError
+from detector.data.images import ImageError, check_pixels, pil_to_rgb, read_image
 from detector.evaluation.predict import expand_inputs
 from detector.evaluation.video import VideoError, is_video, read_frames
+
+ACCEPTED = "an image or video path, a folder, a glob, a numpy array (RGB [H, W, 3] or grey [H, W], uint8), a PIL image"
 
 
 @dataclass
@@ -28,18 +31,22 @@ class Item:
     error: str | None = None
 
 
-def as_rgb(image) -> np.ndarray:
-    """A numpy array (RGB ``[H, W, 3]`` or grey ``[H, W]``, uint8) or a PIL image -> RGB uint8 ``[H, W, 3]``."""
+def as_rgb(image, max_pixels: int | None = None) -> np.ndarray:
+    """A numpy array (RGB ``[H, W, 3]`` or grey ``[H, W]``, uint8) or a PIL image (any mode, converted as the app
+    converts uploads) -> RGB uint8 ``[H, W, 3]``, refused over ``max_pixels``."""
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    array = np.asarray(image)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
+        if 0 in image.size:
+            raise UsageError(f"a PIL image of {image.size[0]}x{image.size[1]} pixels: nothing to detect in")
+        check_pixels("a PIL image", image.size, max_pixels)
+        return np.ascontiguousarray(pil_to_rgb(image))
+    given = np.asarray(image)
+    array = np.repeat(given[..., None], 3, axis=2) if given.ndim == 2 else given
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
-        raise UsageError(f"an image array must be RGB uint8 [H, W, 3] (or grey [H, W]), got {array.dtype} "
-                         f"{list(array.shape)}")
+        raise UsageError(f"an image array must be RGB uint8 [H, W, 3] (or grey [H, W]), got {given.dtype} "
+                         f"{list(given.shape)}")
+    check_pixels("an image array", (array.shape[1], array.shape[0]), max_pixels)
     return np.ascontiguousarray(array)
 
 
@@ -49,32 +56,63 @@ def is_image_object(source) -> bool:
     return isinstance(source, (np.ndarray, Image.Image))
 
 
+def _kind(source) -> str:
+    """``"path"``, ``"image"`` or ``"many"``; a :class:`UsageError` naming what it takes otherwise."""
+    if isinstance(source, (str, Path)):
+        return "path"
+    if is_image_object(source):
+        return "image"
+    if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray, dict)):
+        return "many"
+    raise UsageError(f"predict: cannot read a {type(source).__name__}; give {ACCEPTED}, or a list of them")
+
+
 def iter_items(source, max_pixels: int | None) -> Iterator[Item]:
     """Each image of ``source`` in order (each frame of a video); an unreadable file is an :class:`Item` with
-    its ``error``. Paths that name nothing raise :class:`InputError` before anything is read."""
-    sources = [source] if isinstance(source, (str, Path)) or is_image_object(source) else list(source)
-    if not sources:
-        raise UsageError("predict: no images given")
-    plan = [s if is_image_object(s) else expand_inputs([s]) for s in sources]  # checks every path first
-    for entry in plan:
-        if not isinstance(entry, list):
-            yield Item(as_rgb(entry))
+    its ``error``. In a list or tuple, every path is looked up before anything is read (one that names nothing
+    is an :class:`InputError` at once); a generator is read as it goes."""
+    kind = _kind(source)
+    if kind != "many":
+        items = [source]
+    elif isinstance(source, (list, tuple)):
+        items = list(source)
+        if not items:
+            raise UsageError("predict: no images given (an empty list)")
+        for item in items:
+            if _kind(item) == "path":
+                expand_inputs([item])  # raises for a path that names nothing
+            elif _kind(item) == "many":
+                raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
+    else:
+        items = source  # an iterator: lazily
+    for item in items:
+        kind = _kind(item)
+        if kind == "image":
+            yield Item(as_rgb(item, max_pixels))
+        elif kind == "path":
+            yield from _files(item, max_pixels)
+        else:
+            raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
+
+
+def _files(item: str | Path, max_pixels: int | None) -> Iterator[Item]:
+    paths = expand_inputs([item])
+    if not paths:
+        raise InputError(f"{item}: a folder with no images or videos")
+    for path in paths:
+        if is_video(path):
+            yield from _frames(path, max_pixels)
             continue
-        for path in entry:
-            if is_video(path):
-                yield from _frames(path, max_pixels)
-                continue
-            try:
-                yield Item(read_image(path, max_pixels), str(path))
-            except ImageError as e:
-                yield Item(None, str(path), error=str(e))
+        try:
+            yield Item(read_image(path, max_pixels), str(path))
+        except ImageError as e:
+            yield Item(None, str(path), error=str(e))
 
 
 def _frames(path: Path, max_pixels: int | None) -> Iterator[Item]:
     try:
         info, frames = read_frames(path, max_pixels)
+        for k, frame in enumerate(frames):
+            yield Item(frame, str(path), frame=k, fps=info["fps"])
     except VideoError as e:
         yield Item(None, str(path), error=str(e))
-        return
-    for k, frame in enumerate(frames):
-        yield Item(frame, str(path), frame=k, fps=info["fps"])

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.core.errors import InputError
+from detector.data.images import pil_to_rgb
 
 MAX_PIXELS = 100_000_000  # uploads above this are refused (a 10,000 x 10,000 photo still passes)
 DISPLAY_SIDE = 1600  # images are shown at most this large; boxes and tables stay in original pixels
@@ -33,31 +34,6 @@ def unit(value, what: str = "") -> float:
     if not 0.0 <= v <= 1.0:
         raise BadInput(f"{name}: expected a number in [0, 1]")
     return v
-
-
-def _to_rgb(im: Image.Image, notes: list[str]) -> np.ndarray:
-    """Any PIL mode -> ``uint8 [H, W, 3]`` RGB; ``notes`` says what was converted."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
-        a = np.asarray(im)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
-            grey, how = (a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "16-bit"  # integers: no float copy
-        else:
-            a = a.astype(np.float32)
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            a = np.nan_to_num((a - lo) / max(hi - lo, 1e-12) * 255.0)
-            grey, how = np.clip(a, 0, 255).astype(np.uint8), f"{im.mode}-mode (stretched to 8 bits)"
-        notes.append(f"{how} greyscale converted to 8-bit RGB")
-        return np.repeat(grey[..., None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        notes.append("transparency flattened onto white")
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    if im.mode in ("L", "1"):
-        notes.append("greyscale shown as RGB")
-    elif im.mode not in ("RGB", "P"):
-        notes.append(f"{im.mode} converted to RGB")
-    return np.asarray(im.convert("RGB"))
 
 
 def load_upload(path: Path | str, name: str | None = None) -> tuple[np.ndarray, list[str]]:
@@ -89,7 +65,7 @@ def load_upload(path: Path | str, name: str | None = None) -> tuple[np.ndarray, 
             upright = ImageOps.exif_transpose(im)
             if orientation not in (1, None):
                 notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
-            image = _to_rgb(upright, notes)
+            image = pil_to_rgb(upright, notes)
     except BadInput:
         raise
     except Image.DecompressionBombError:

@@ -28,14 +28,8 @@ from detector.cli.common import (
 )
 from detector.core.errors import InputError, UsageError
 from detector.core.progress import progress
-from detector.engine.config import (
-    DEVICE_HELP,
-    EvalConfig,
-    ExportConfig,
-    PredictConfig,
-    TrainConfig,
-    check_flags,
-)
+from detector.engine.config import DEVICE_HELP, TrainConfig, check_flags
+from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -52,6 +46,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(EvalConfig, args)
     EvalConfig(**settings).check()  # the flags first, before anything is read
+    if args.predictions and args.weights:
+        raise UsageError("give --weights (a model to run) or --predictions (its results), not both")
     if args.predictions:
         metrics = evaluate(predictions=args.predictions, **settings)
     elif args.weights:
@@ -67,22 +63,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from detector.api import Detector
+    from detector.evaluation.predict import expand_inputs
 
     check_flags(device=args.device)
     det = Detector(args.weights, device=args.device)
     settings = settings_from_args(PredictConfig, args)
     det.predict_config(**settings)  # every setting checked before any output is made
+    expand_inputs(args.inputs)  # and every input found
     out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
     if (error := make_out_folder(out)) is not None:
         raise InputError(error)
     writer = PredictionWriter(out, args.save_txt, det)
+    stream = det.predict(args.inputs, stream=True, errors="skip", batch=8, **settings)
     try:  # unreadable images are skipped, each said in a line ("skipped: ..."), the others go on
-        for r in progress(det.predict(args.inputs, stream=True, errors="skip", batch=8, **settings), "predict",
-                          unit="images"):
+        for r in progress(stream, "predict", unit="images"):
             writer.add(r)
     finally:
         writer.close()
-    errors = det.skipped + writer.errors
+    errors = stream.skipped + writer.errors
     if writer.images or not writer.videos:
         labels = " and labels/ (YOLO txt)" if args.save_txt else ""
         print(f"{writer.detections} detections in {writer.images} images; wrote the drawn images, "

@@ -28,6 +28,10 @@ def load_json(path: Path) -> object:
             return json.load(f)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not a JSON file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
     except UnicodeDecodeError as e:

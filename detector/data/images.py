@@ -100,6 +100,33 @@ def decode_fully(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple
     return size
 
 
+def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """Any PIL mode -> ``uint8 [H, W, 3]`` RGB: 16-bit grey scaled to 8 bits, float grey stretched, transparency
+    flattened onto white; ``notes`` (when given) says what was converted."""
+    notes = [] if notes is None else notes
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
+        a = np.asarray(im)
+        if im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
+            grey, how = (a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "16-bit"  # integers: no float copy
+        else:
+            a = a.astype(np.float32)
+            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+            a = np.nan_to_num((a - lo) / max(hi - lo, 1e-12) * 255.0)
+            grey, how = np.clip(a, 0, 255).astype(np.uint8), f"{im.mode}-mode (stretched to 8 bits)"
+        notes.append(f"{how} greyscale converted to 8-bit RGB")
+        return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("transparency flattened onto white")
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if im.mode in ("L", "1"):
+        notes.append("greyscale shown as RGB")
+    elif im.mode not in ("RGB", "P"):
+        notes.append(f"{im.mode} converted to RGB")
+    return np.asarray(im.convert("RGB"))
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -17,15 +17,21 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from detector.core.errors import UsageError
-from detector.core.thresholds import CONF
 from detector.data.images import MAX_PIXELS
-from detector.models.names import ANCHOR_MODELS, BACKBONE_MIN_INPUT, BACKBONES, DETECTOR_MIN_INPUT, DETECTORS
+from detector.models.names import (
+    ANCHOR_MODELS,
+    BACKBONE_MIN_INPUT,
+    BACKBONES,
+    DETECTION_BODIES,
+    DETECTOR_MIN_INPUT,
+    DETECTORS,
+)
 
 BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --backbone and --freeze-stages set
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
-           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1}  # the smallest value of each integer flag
+           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
@@ -39,15 +45,34 @@ class ConfigError(UsageError):
     """A flag value that cannot work (a usage error: exit 2); the message names the flag and what it takes."""
 
 
+MAXIMUM = {"img_size": 8192}  # the largest value of an integer flag (an input of 8192 x 8192 is 64 megapixels)
+NUMBERS = (*POSITIVE, *NON_NEGATIVE, *FRACTIONS, *BELOW_ONE, *OPEN_UNIT, "iou", "conf")  # floats (ints pass)
+
+
+def _kind_problem(name: str, value) -> str | None:
+    """What is wrong with the type of ``value`` for flag ``name`` (a recipe file or a script can give any)."""
+    if name in MINIMUM and (isinstance(value, bool) or not isinstance(value, int)):
+        return "must be a whole number"
+    if name in NUMBERS and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return "must be a number"
+    if (name in CHOICES or name == "device") and not isinstance(value, str):
+        return "must be text"
+    return None
+
+
 def check_flags(**values) -> None:
     """Check flag values by their names (``batch_size=0`` is ``--batch-size 0``); raise one :class:`ConfigError`
-    naming every bad value and what it takes. Names without a rule pass."""
+    naming every bad value and what it takes. Names without a rule pass; None is an optional flag not given."""
     problems = []
     for name, value in values.items():
         if value is None:  # an optional flag not given
             continue
         flag = f"--{name.replace('_', '-')} {value}"
-        if name in MINIMUM and value < MINIMUM[name]:
+        if (kind := _kind_problem(name, value)) is not None:
+            problems.append(f"{flag}: {kind}")
+        elif name in MAXIMUM and value > MAXIMUM[name]:
+            problems.append(f"{flag}: must be at most {MAXIMUM[name]}")
+        elif name in MINIMUM and value < MINIMUM[name]:
             problems.append(f"{flag}: must be at least {MINIMUM[name]}")
         elif name in POSITIVE and not (math.isfinite(value) and value > 0):
             problems.append(f"{flag}: must be a positive number")
@@ -154,8 +179,9 @@ class TrainConfig(RunConfig):
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
-    backbone: str | None = opt(None, "resnet_ssd/faster_rcnn: resnet18/34/50 (the book's) or tv_resnet18/34/50 "
-                               "(torchvision's); kept in the model's keywords")
+    backbone: str | None = opt(None, "resnet_ssd/faster_rcnn: resnet18/34/50 (the book's), tv_resnet18/34/50 "
+                               "(torchvision's), tv_mobilenet_v3_large (faster_rcnn); kept in the model's keywords",
+                               choices=DETECTION_BODIES)
     freeze_stages: int = opt(0, "resnet_ssd/faster_rcnn: body parts kept fixed (1 = stem, ... 5)")
     pretrained: str | None = opt(None, "resnet_ssd/faster_rcnn: a `detector classify train` checkpoint, a "
                                  "torchvision state dict, or 'imagenet' (torchvision's weights from the torch hub cache)")
@@ -200,10 +226,27 @@ def _check_recipe(cfg: TrainConfig) -> None:
                           "(or auto)")
 
 
+def check_fields(cfg) -> None:
+    """The types and choices of a config's fields, as a recipe file or a script may set them: a
+    :class:`ConfigError` naming the first field that does not fit."""
+    for f in fields(cfg):
+        value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
+        choices = f.metadata.get("argparse", {}).get("choices")
+        if f.type == "bool" and not isinstance(value, bool):
+            raise ConfigError(f"{flag} {value}: must be true or false")
+        if f.type == "dict" and not isinstance(value, dict):
+            raise ConfigError(f"{flag} {value}: must be a mapping of keywords, e.g. {{\"cls_loss\": \"focal\"}}")
+        if f.type in ("str", "str | None") and value is not None and not isinstance(value, str):
+            raise ConfigError(f"{flag} {value}: must be text")
+        if choices and value is not None and value not in choices:
+            raise ConfigError(f"{flag} {value}: choose one of {', '.join(map(str, choices))}")
+
+
 def _check(cfg, min_input: dict[str, int]) -> None:
+    check_fields(cfg)
     names = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "device", "workers", "eval_every", "time",
-             "patience")
-    check_flags(**{name: getattr(cfg, name) for name in names})
+             "patience", "img_size", "seed", "max_pixels")
+    check_flags(**{name: getattr(cfg, name, None) for name in names})
     check_img_size(cfg.model, cfg.img_size, min_input)
 
 
@@ -293,69 +336,3 @@ def read_recipe(path: str | Path, config_cls: type = TrainConfig) -> dict:
         raise ConfigError(f"--config {path}: no setting {', '.join(map(str, unknown))}; the settings are "
                           f"{', '.join(sorted(known))}")
     return {k: tuple(v) if isinstance(v, list) and k == "given" else v for k, v in values.items()}
-
-
-# ---------------------------------------------------------------------------------------------- inference
-
-
-@dataclass
-class PredictConfig:
-    """``detector predict``, ``Detector.predict`` and the app: which detections are reported. The settings left
-    at None are the model's own (its NMS IoU, its maximum detections, its input size)."""
-
-    conf: float = opt(CONF, "keep detections scoring at least this")
-    iou: float | None = opt(None, "NMS IoU threshold (default: the model's own)")
-    max_det: int | None = opt(None, "at most this many detections per image, the best after --classes (default: "
-                              "the model's)")
-    classes: list[str] | None = opt(None, "keep only detections of these classes", nargs="+", metavar="NAME")  # noqa: RUF009
-    img_size: int | None = opt(None, "the model's input size (default: its own)")
-    max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header "
-                          "before decoding")
-
-    def check(self) -> None:
-        check_flags(conf=self.conf, iou=self.iou, max_det=self.max_det, img_size=self.img_size,
-                    max_pixels=self.max_pixels)
-
-    def post(self) -> dict:
-        """The model's postprocess settings of a call (the contract's ``post``): only those given."""
-        return {k: v for k, v in (("nms_threshold", self.iou), ("max_detections", self.max_det)) if v is not None}
-
-
-@dataclass
-class EvalConfig:
-    """``detector eval`` and ``Detector.val``: which split is scored, how it is read, where the plots go."""
-
-    data: str = opt("", "the ground truth: a data set, or one COCO annotation file (with --predictions, no images "
-                    "are needed)", required=True)
-    split: str | None = opt(None, "the split to score (default: all of a lone COCO file, else val)")
-    out: str | None = opt(None, "folder for metrics.json, PR curves and the confusion matrix")
-    batch_size: int = opt(32, "images per model call")
-    workers: int = opt(2, "DataLoader worker processes")
-    skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
-    max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
-
-    def check(self) -> None:
-        check_flags(batch_size=self.batch_size, workers=self.workers, max_pixels=self.max_pixels)
-
-
-@dataclass
-class ExportConfig:
-    """``detector export`` and ``Detector.export``: the file written, its format and its card."""
-
-    out: str = opt("", "a .pt or .pth file, or a .onnx file (--format onnx)", required=True)
-    format: str | None = opt(None, "pt: a PyTorch checkpoint; onnx: the network and its postprocess (decode, "
-                             "thresholds, top-k, NMS) in one ONNX graph, run by predict, eval and the app with "
-                             "onnxruntime (default: from --out's suffix)", choices=("pt", "onnx"))
-    img_size: int | None = opt(None, "onnx: the graph's fixed input size (default: the checkpoint's)")
-    dynamic_batch: bool = opt(False, "onnx: any batch size (without it the graph takes batch 1; predict, eval and "
-                              "the app then run it one image at a time)")
-    half: bool = opt(False, "store weights in fp16 (computed in fp32: a .pt is loaded back as fp32, an .onnx casts "
-                     "them in the graph)")
-    card: bool = opt(False, "also write the model card (OUT with .json)")
-    test_data: str | None = opt(None, "held-out data set whose val split the card reports metrics on")
-    device: str = opt("cpu", "where the card's evaluation runs")
-    trained_on: str | None = opt(None, "the training device, for checkpoints that do not record it")
-    note: list[str] | None = opt(None, "a line for the card's notes (repeatable)", action="append")  # noqa: RUF009
-
-    def check(self) -> None:
-        check_flags(img_size=self.img_size, device=self.device)

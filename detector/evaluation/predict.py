@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from detector.core.errors import InputError
-from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, list_images, read_image
+from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from detector.data.records import ImageRecord
 from detector.evaluation.ground_truth import image_ids
 
@@ -73,8 +73,11 @@ MAX_CANDIDATES = 1000  # detections per image a model may return before a class 
 
 
 def as_tensor(image: np.ndarray) -> torch.Tensor:
-    """RGB ``uint8 [H, W, 3]`` -> ``uint8 [3, H, W]`` (the model contract's layout)."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    """RGB ``uint8 [H, W, 3]`` -> ``uint8 [3, H, W]`` (the model contract's layout); a read-only array is copied."""
+    array = np.ascontiguousarray(image)
+    if not array.flags.writeable:
+        array = array.copy()
+    return torch.from_numpy(array).permute(2, 0, 1)
 
 
 def detect_images(model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu",
@@ -143,18 +146,24 @@ def coco_results(det: dict[str, np.ndarray], category_ids: list[int], image_id: 
 
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and globs -> image paths. Raises :class:`InputError` naming
-    an input that matches nothing."""
+    """Files, folders (their images and videos, sorted) and globs -> paths. Raises :class:`InputError` naming an
+    input that matches nothing (a folder without images or videos too)."""
+    from detector.evaluation.video import VIDEO_SUFFIXES
+
+    media = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += list_images(p)
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in media and f.is_file())
+            if not found:
+                raise InputError(f"{item}: a folder with no images or videos ({', '.join(media)})")
+            paths += found
         elif p.is_file():
             paths.append(p)
         else:
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            matches = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+            matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
+            matches = [m for m in matches if m.suffix.lower() in media and m.is_file()]
             if not matches:
                 raise InputError(f"{item}: no such image, folder or matching files")
             paths += matches

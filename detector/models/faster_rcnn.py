@@ -127,17 +127,15 @@ class FasterRCNN(FrozenParts, nn.Module):
             raise ValueError(f"roi_op must be 'align' or 'pool', got {roi_op!r}")
         self.num_classes, self.backbone, self.fpn_enabled, self.roi_op = num_classes, backbone, fpn, roi_op
         self.min_size, self.max_size, self.size_divisible = min_size, max_size, size_divisible
-        self.img_size, self.letterbox = img_size, letterbox
-        self.roi_aligned = roi_aligned
+        self.img_size, self.letterbox, self.roi_aligned = img_size, letterbox, roi_aligned
         self.class_slots = list(class_slots) if class_slots is not None else list(range(num_classes))
         if len(self.class_slots) != num_classes:
             raise ValueError(f"class_slots names {len(self.class_slots)} slots for {num_classes} classes")
         self.head_classes = max(self.class_slots) + 1  # foreground outputs of the box predictor
         body, part_channels, part_strides = detection_body(backbone, frozen_bn)
         self.body = body  # ResNet: stem, stage1 .. stage4 (strides 4, 4, 8, 16, 32); MobileNet: six parts
-        if fpn_from_stage is None:
-            fpn_from_stage = 4 if backbone == "tv_mobilenet_v3_large" else 2
-        self.fpn_from_stage = fpn_from_stage
+        default_from = 4 if backbone == "tv_mobilenet_v3_large" else 2
+        self.fpn_from_stage = fpn_from_stage = default_from if fpn_from_stage is None else fpn_from_stage
         per_level = bool(anchor_sizes) and isinstance(anchor_sizes[0], (list, tuple))
         if fpn:
             self.fpn = torchvision.ops.FeaturePyramidNetwork(part_channels[fpn_from_stage:], fpn_channels,
@@ -158,8 +156,8 @@ class FasterRCNN(FrozenParts, nn.Module):
         self.box_head = box_head(channels, representation, box_head_convs, box_head_fcs)
         self.cls_score = nn.Linear(representation, self.head_classes + 1)
         self.bbox_pred = nn.Linear(representation, (self.head_classes + 1) * 4)
-        self.box_batch_size_per_image, self.box_positive_fraction = box_batch_size_per_image, box_positive_fraction
-        self.box_iou = box_iou
+        self.box_batch_size_per_image, self.box_positive_fraction, self.box_iou = (box_batch_size_per_image,
+                                                                                   box_positive_fraction, box_iou)
         self.post_defaults = {"score_threshold": score_threshold, "nms_threshold": nms_threshold, "max_detections": max_detections}
         self.freeze([body[i] for i in range(freeze_stages)])
 

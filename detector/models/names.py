@@ -9,6 +9,8 @@ BACKBONES = ("alexnet", "densenet", "googlenet", "lenet", "nin", "resnet18", "re
 
 # the smallest square input (px) each detector runs on: TinySSD's 6 halvings end at 1 px from 64; resnet_ssd's
 # body and extra blocks from 33; faster_rcnn runs below 32, but then its coarsest FPN level (stride 32) is empty
+DETECTION_BODIES = ("resnet18", "resnet34", "resnet50", "tv_resnet18", "tv_resnet34", "tv_resnet50",
+                    "tv_mobilenet_v3_large")  # --backbone of resnet_ssd / faster_rcnn (MobileNet: faster_rcnn)
 DETECTOR_MIN_INPUT = {"faster_rcnn": 32, "resnet_ssd": 33, "tiny_ssd": 64, "tiny_ssd_plus": 64}
 BACKBONE_MIN_INPUT = {"lenet": 12, "alexnet": 65, "vgg11": 32, "nin": 67, "googlenet": 8, "resnet18": 8,
                       "resnet34": 8, "resnet50": 8, "densenet": 29}  # the smallest square input each allows

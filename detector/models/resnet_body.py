@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from detector.core.errors import UsageError
 from detector.models.backbones import BACKBONES
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
@@ -38,7 +39,8 @@ def resnet_body(backbone: str, frozen_bn: bool = False) -> tuple[nn.Sequential, 
         body = nn.Sequential(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool), tv.layer1, tv.layer2, tv.layer3, tv.layer4)
         e = 4 if backbone == "tv_resnet50" else 1
         return body, (128 * e, 256 * e, 512 * e)
-    raise ValueError(f"unknown backbone {backbone!r}; choose one of resnet18/34/50 or tv_resnet18/34/50")
+    raise UsageError(f"--backbone {backbone}: unknown; choose one of resnet18/34/50, tv_resnet18/34/50 or "
+                     "tv_mobilenet_v3_large (Faster R-CNN)")
 
 
 MOBILENET_SPLITS = (0, 2, 4, 7, 13, 14, 17)  # MobileNetV3-Large's features cut into parts at its strides

@@ -1,7 +1,6 @@
 """The Python API, as a script uses it: ``Detector`` with train, val, predict and export; every input kind of
 predict; streaming in bounded memory; bad input as one exception type with the CLI's message."""
 
-import inspect
 import json
 from pathlib import Path
 
@@ -140,7 +139,7 @@ def test_stream_over_1000_images_in_flat_memory(tmp_path):
                      "category_ids": [1, 2], "img_size": 64}, tmp_path / "m.pt")
     det = Detector(tmp_path / "m.pt", device="cpu")
     stream = det.predict(folder, stream=True, conf=0.5)
-    assert inspect.isgenerator(stream)
+    assert iter(stream) is stream and not isinstance(stream, list)  # an iterator, not a list
     seen, at_100 = 0, None
     for r in stream:
         seen += 1
@@ -180,11 +179,112 @@ def test_settings_merge_the_models_own_under_the_callers(tmp_path):
     (lambda: Detector("tiny_ssd").predict(EXAMPLES), "tiny_ssd is a new model with no weights yet"),
     (lambda: Detector("tiny_ssd").train(data="nowhere", epochs=0), "--epochs 0: must be at least 1"),
     (lambda: Detector(SHAPES).export("x.txt"), "--out x.txt: end it in .pt or .pth"),
+    # values of the wrong type, as a script or a recipe file gives them
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf="0.3"), "--conf 0.3: must be a number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=None), "--conf None: must be a number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=1.5), "--max-det 1.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=100.5), "--img-size 100.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=1_000_000), "--img-size 1000000: must be at most 8192"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, batch=1.5), "--batch-size 1.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, batch=None), "batch=None: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(None), "predict: cannot read a NoneType"),
+    (lambda: Detector(SHAPES).predict(5), "predict: cannot read a int"),
+    (lambda: Detector(SHAPES).predict([[EXAMPLES]]), "predict: a list holds"),
+    (lambda: Detector(SHAPES).predict([]), "no images given"),
+    (lambda: Detector(SHAPES).predict(Image.new("RGB", (0, 0))), "nothing to detect in"),
+    (lambda: Detector(SHAPES).predict(np.zeros((200, 200, 3), np.uint8), max_pixels=100), "over the cap of 100"),
+    (lambda: Detector(SHAPES, device=0), "--device 0: must be text"),
+    (lambda: Detector("tiny_ssd").train(data="d", epochs="ten"), "--epochs ten: must be a whole number"),
+    (lambda: Detector("tiny_ssd").train(data="d", anchors="bogus"), "--anchors bogus: choose one of model, auto"),
+    (lambda: Detector("tiny_ssd").train(data="d", model_kwargs="x"), "--model-kwargs x: must be a mapping"),
+    (lambda: Detector("tiny_ssd").train(data="d", amp="yes"), "--amp yes: must be true or false"),
+    (lambda: Detector("resnet_ssd").train(data="d", backbone="resnet999"), "--backbone resnet999: choose one of"),
+    (lambda: Detector(SHAPES).export("a.pt", format="tflite"), "--format tflite: choose one of pt, onnx"),
+    (lambda: Detector(SHAPES).export("a.pt", out="b.pt"), "export(): no setting out"),
+    (lambda: evaluate(data=str(SHAPES), predictions="p.json", bogus=1), "evaluate(): no setting bogus"),
 ])
 def test_bad_input_is_one_exception_type_with_the_clis_message(make, message):
     with pytest.raises(DetectorError) as e:
         make()
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_train_takes_a_config_or_keywords_not_both(tmp_path):
+    from detector.engine.config import TrainConfig
+
+    with pytest.raises(UsageError, match="not both"):
+        Detector("tiny_ssd").train(data="d", config=TrainConfig(), epochs=3)
+
+
+def test_empty_metrics_say_nothing_was_evaluated():
+    m = Metrics({})
+    assert not m.evaluated and m.ap is None and repr(m) == "Metrics(nothing evaluated: no val split)"
+    with pytest.raises(UsageError, match="nothing was evaluated"):
+        m.table()
+
+
+def test_results_save_errors_are_the_librarys(tmp_path):
+    r = Detector(SHAPES, device="cpu").predict(next(EXAMPLES.glob("*.jpg")))[0]
+    with pytest.raises(UsageError, match="out.txt: end it in an image format"):
+        r.save(tmp_path / "out.txt")
+    with pytest.raises(DetectorError, match="cannot write there"):
+        r.save(tmp_path / "no" / "such" / "x.png")
+    r.image = None
+    with pytest.raises(UsageError, match="plot\\(\\) needs the image"):
+        r.plot()
+
+
+def test_evaluate_takes_a_list_and_names_a_folder(tiny, tmp_path):
+    assert evaluate(data=tiny["data"], predictions=[]).ap == 0.0
+    with pytest.raises(DetectorError, match="a folder, not a JSON file"):
+        evaluate(data=tiny["data"], predictions=tmp_path)
+
+
+def test_a_16_bit_pil_image_is_scaled_as_the_file_would_be(tmp_path):
+    grey = (np.random.default_rng(0).integers(0, 256, (64, 80)) * 257).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    det = Detector(SHAPES, device="cpu")
+    from_file = det.predict(tmp_path / "g16.png")[0].image.astype(int)
+    from_pil = det.predict(Image.open(tmp_path / "g16.png"))[0].image.astype(int)
+    assert from_pil.mean() < 200 and abs(from_pil - from_file).max() <= 1
+
+
+def test_a_generator_is_read_one_item_at_a_time():
+    det = Detector(SHAPES, device="cpu")
+    pulled = []
+
+    def frames():
+        for i in range(5):
+            pulled.append(i)
+            yield np.full((40, 40, 3), 30 * i, np.uint8)
+
+    stream = det.predict(frames(), stream=True)
+    next(stream)
+    assert pulled == [0]  # not the whole generator first
+    assert len(list(stream)) == 4
+
+
+def test_skipped_files_belong_to_their_call(tmp_path):
+    (tmp_path / "bad.png").write_text("not an image")
+    Image.new("RGB", (40, 30)).save(tmp_path / "good.png")
+    det = Detector(SHAPES, device="cpu")
+    stream = det.predict(tmp_path, stream=True, errors="skip")
+    det.predict(tmp_path / "good.png")  # another call on the same Detector in between
+    assert len(list(stream)) == 1 and len(stream.skipped) == 1 and "bad.png" in stream.skipped[0]
+    listed = det.predict(tmp_path, errors="skip")
+    assert listed.skipped == stream.skipped
+
+
+def test_folders_and_globs_take_videos_and_an_empty_folder_is_an_error(tmp_path):
+    frame = np.asarray(Image.open(next(EXAMPLES.glob("*.jpg"))).convert("RGB"))
+    (tmp_path / "vids").mkdir()
+    write_video(tmp_path / "vids" / "a.webm", [frame] * 2)
+    det = Detector(SHAPES, device="cpu")
+    assert [r.frame for r in det.predict(tmp_path / "vids")] == [0, 1]
+    assert [r.frame for r in det.predict(str(tmp_path / "vids" / "*.webm"))] == [0, 1]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DetectorError, match="a folder with no images or videos"):
+        det.predict(tmp_path / "empty")
 
 
 def test_an_unreadable_image_raises_or_is_skipped(tmp_path):
