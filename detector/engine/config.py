@@ -231,7 +231,7 @@ def check_fields(cfg) -> None:
     :class:`ConfigError` naming the first field that does not fit."""
     for f in fields(cfg):
         value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
-        choices = f.metadata.get("argparse", {}).get("choices")
+        choices = f.metadata.get("argparse", {}).get("choices") if f.name != "model" else None  # the registry's
         if f.type == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{flag} {value}: must be true or false")
         if f.type == "dict" and not isinstance(value, dict):

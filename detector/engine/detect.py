@@ -28,7 +28,14 @@ from detector.data.loader import DetectionDataset, make_loader
 from detector.data.multiscale import resize_batch, with_sizes
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
-from detector.engine.config import CPU_BATCH, GPU_BATCH, TrainConfig, default_batch_size, multi_scale_sizes
+from detector.engine.config import (
+    CPU_BATCH,
+    GPU_BATCH,
+    ConfigError,
+    TrainConfig,
+    default_batch_size,
+    multi_scale_sizes,
+)
 from detector.engine.distributed import Dist, broadcast_from_main, gather_to_main, sync_batchnorm, wrap_ddp
 from detector.engine.ema import ModelEMA
 from detector.engine.loop import (
@@ -48,7 +55,7 @@ from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.predict import predict_records
 from detector.models.checkpoint import load_checkpoint
 from detector.models.names import DETECTOR_MIN_INPUT
-from detector.models.registry import build_model
+from detector.models.registry import MODELS, build_model
 from detector.models.resnet_body import load_backbone
 
 __all__ = ["TrainingError", "train"]
@@ -108,6 +115,8 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, say) -> dict:
+    if cfg.model not in MODELS:
+        raise ConfigError(f"--model {cfg.model}: choose one of {', '.join(sorted(MODELS))}")
     device = resolve_device(device_name)
     if cfg.batch_size is None:
         cfg.batch_size = default_batch_size(device.type, ranks.world)
