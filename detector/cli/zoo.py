@@ -1,6 +1,6 @@
 """``detector import``: torchvision's COCO detectors as checkpoints of this project.
 
-    detector import torchvision:fasterrcnn_resnet50_fpn --out models/frcnn-r50-coco.pt
+    detector import torchvision:ssdlite320_mobilenet_v3_large --out models/ssdlite-coco.pt
     detector import torchvision:fasterrcnn_resnet50_fpn_v2 --out models/frcnn-r50v2-coco.pt --weights-file f.pth
 """
 
@@ -10,8 +10,7 @@ import argparse
 from pathlib import Path
 
 from detector.core.errors import UsageError
-
-ZOO_NAMES = ("torchvision:fasterrcnn_resnet50_fpn", "torchvision:fasterrcnn_resnet50_fpn_v2")  # detector.engine.zoo.ZOO
+from detector.models.names import ZOO_NAMES
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -26,7 +25,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_zoo_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="torchvision's COCO Faster R-CNN as a checkpoint of this project")
+    p = sub.add_parser("import", help="torchvision's COCO detectors (Faster R-CNN, SSD300, SSDlite) as checkpoints of "
+                       "this project")
     p.add_argument("name", choices=ZOO_NAMES)
     p.add_argument("--out", required=True, help="the checkpoint to write (.pt or .pth)")
     p.add_argument("--weights-file", help="torchvision's downloaded .pth (default: its weights API: the torch hub "

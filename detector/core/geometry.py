@@ -76,7 +76,11 @@ def resize(image: Tensor, height: int, width: int, mode: str = "opencv") -> Tens
 
 def fit_image(image: Tensor, size: int, letterbox: bool = False, mode: str = "opencv") -> tuple[Tensor, list[int]]:
     """One ``Tensor[3, h, w]`` -> ``(Tensor[3, size, size], frame)``; ``frame`` is ``[h, w, new_h, new_w, top,
-    left]``: where the image went (squash: ``[h, w, size, size, 0, 0]``). ``mode``: :func:`resize`'s."""
+    left]``: where the image went (squash: ``[h, w, size, size, 0, 0]``). ``mode``: :func:`resize`'s; with
+    ``"bilinear"`` (torchvision's models) a uint8 image becomes float in [0, 1] first, as torchvision's
+    transforms have it, so nothing is rounded."""
+    if mode == "bilinear" and image.dtype == torch.uint8:
+        image = image.float() / 255
     h, w = image.shape[-2:]
     if not letterbox:
         return resize(image, size, size, mode), [h, w, size, size, 0, 0]

@@ -172,6 +172,47 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
                ranks=ranks)
 
 
+ZOO_FINETUNE = {"lr": 1e-4, "epochs": 20}  # fine-tuning a COCO model: AdamW at a tenth of a from-scratch lr or less
+
+
+def zoo_start(cfg: TrainConfig, say) -> dict:
+    """``--pretrained torchvision:NAME``: the zoo checkpoint, with ``cfg`` set to build its architecture for the
+    data's classes: its model (when ``--model`` was not given), its keywords (the class slots left out), its input
+    size, and the fine-tuning recipe (:data:`ZOO_FINETUNE`) where the flags do not say otherwise."""
+    from detector.engine.zoo import zoo_checkpoint
+
+    zoo = zoo_checkpoint(cfg.pretrained)
+    if "model" not in cfg.given:
+        cfg.model = zoo["model_name"]
+    if cfg.model != zoo["model_name"]:
+        raise TrainingError(f"--pretrained {cfg.pretrained} is a {zoo['model_name']}; give --model "
+                            f"{zoo['model_name']} (or leave --model out)")
+    kwargs = {k: v for k, v in zoo["model_kwargs"].items() if k != "class_slots"}
+    cfg.model_kwargs = {**kwargs, **cfg.model_kwargs}
+    chosen = {k: v for k, v in {"img_size": zoo["img_size"], **ZOO_FINETUNE}.items() if k not in cfg.given}
+    for k, v in chosen.items():
+        setattr(cfg, k, v)
+    if chosen:
+        say("fine-tuning recipe: " + ", ".join(f"{k.replace('_', '-')} {v}" for k, v in chosen.items())
+            + " (flags override)")
+    return zoo
+
+
+def load_zoo_weights(model: torch.nn.Module, zoo: dict, cfg: TrainConfig, say) -> None:
+    """Every tensor of the zoo model that fits ``model``, but its class-specific predictors (built for the data's
+    classes: :data:`detector.engine.zoo.FRESH`); the log says what was loaded and what starts fresh."""
+    from detector.engine.zoo import FRESH
+
+    fresh = FRESH.get(zoo["model_name"], ())
+    own = model.state_dict()
+    taken = {k: v.float() if v.is_floating_point() else v for k, v in zoo["model"].items()
+             if k in own and not k.startswith(fresh) and own[k].shape == v.shape}
+    model.load_state_dict(taken, strict=False)
+    left = sorted({k.split(".")[0] for k in own if k not in taken and not k.endswith("num_batches_tracked")})
+    say(f"pretrained: {len(taken)} of {len(own)} tensors from {cfg.pretrained} (COCO); fresh for this data's "
+        f"{model.num_classes} classes: {', '.join(left) or 'nothing'}")
+
+
 def start_from(model: torch.nn.Module, cfg: TrainConfig, num_classes: int, say) -> None:
     """Load the weights of the detector checkpoint ``cfg.weights`` into ``model`` (the same model, keywords and
     number of classes: what ``Detector("x.pt").train()`` continues from); a :class:`TrainingError` otherwise."""
@@ -192,6 +233,9 @@ def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict |
     """``(model, anchor fit report or None)``: the model ``cfg`` names; a new run (not ``--resume``) also gets
     ``--anchors auto``'s fitted sizes (written into ``cfg.model_kwargs``, so the checkpoint rebuilds them; the
     model is rebuilt from the same seed, as if they had been given) and the ``--pretrained`` body."""
+    zoo = None
+    if cfg.pretrained and cfg.pretrained.startswith("torchvision:") and ckpt is None:
+        zoo = zoo_start(cfg, say)  # sets the zoo model's architecture (and its fine-tuning recipe) on cfg
     geometry = {"img_size": cfg.img_size, "letterbox": cfg.letterbox}  # the model's own (kept in the checkpoint)
     model, report = build_model(cfg.model, num_classes, **geometry, **cfg.model_kwargs), (ckpt or {}).get("anchor_fit")
     if cfg.anchors == "auto" and ckpt is None:
@@ -203,7 +247,9 @@ def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict |
             model = build_model(cfg.model, num_classes, **geometry, **cfg.model_kwargs)
     if cfg.weights and ckpt is None:
         start_from(model, cfg, num_classes, say)
-    if cfg.pretrained and ckpt is None:
+    if zoo is not None:
+        load_zoo_weights(model, zoo, cfg, say)
+    elif cfg.pretrained and ckpt is None:
         if not hasattr(model, "backbone"):
             raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
         loaded = load_backbone(model, cfg.pretrained)

@@ -90,15 +90,27 @@ class SSDGraph(nn.Module):
         self.pre_nms_top_k = model.post_defaults["pre_nms_top_k"]
 
     def forward(self, images: Tensor, score_threshold: Tensor, iou_threshold: Tensor, max_detections: Tensor):
-        cls_logits, offsets, _ = self.model.head_outputs(images)  # (B, A, C + 1), (B, A, 4)
-        B, A, C1 = cls_logits.shape
-        C = C1 - 1
-        scores = cls_logits.float().softmax(-1)[..., 1:].reshape(B, A * C)  # (B, A*C): index = anchor * C + class
-        k = A * C if self.pre_nms_top_k is None else min(int(self.pre_nms_top_k), A * C)
-        top_scores, top_idx = scores.topk(k, dim=1)  # (B, k) each, sorted
-        anchor, labels = top_idx // C, top_idx % C  # (B, k) each
+        model = self.model
+        cls_logits, offsets, _ = model.head_outputs(images)  # (B, A, S + 1), (B, A, 4)
+        B, A = cls_logits.shape[:2]
+        probs = cls_logits.float().softmax(-1)[..., 1:]  # (B, A, S): over every output, as the model
+        if model.head_classes != model.num_classes:
+            probs = probs[..., model.class_slots]  # (B, A, C): the classes' slots
+        C = probs.shape[-1]
+        if model.per_class_top_k:  # the best k anchors of each class (torchvision's SSD)
+            k = A if self.pre_nms_top_k is None else min(int(self.pre_nms_top_k), A)
+            top_scores, anchor = probs.transpose(1, 2).topk(k, dim=2)  # (B, C, k) each
+            labels = torch.arange(C, device=probs.device)[None, :, None].expand(B, C, k).reshape(B, C * k)
+            top_scores, anchor, k = top_scores.reshape(B, C * k), anchor.reshape(B, C * k), C * k  # (B, C*k)
+        else:  # the best k (anchor, class) pairs of each image
+            scores = probs.reshape(B, A * C)  # (B, A*C): index = anchor * C + class
+            k = A * C if self.pre_nms_top_k is None else min(int(self.pre_nms_top_k), A * C)
+            top_scores, top_idx = scores.topk(k, dim=1)  # (B, k) each, sorted
+            anchor, labels = top_idx // C, top_idx % C  # (B, k) each
         picked = offsets.float().gather(1, anchor[..., None].expand(B, k, 4))  # (B, k, 4)
         boxes = decode(self.anchors[anchor], picked)  # (B, k, 4) normalized
+        if model.clip_before_nms:
+            boxes = boxes.clamp(0.0, 1.0)
         own = labels[:, None, :] == torch.arange(C, device=labels.device)[None, :, None]  # (B, C, k)
         passing = own & (top_scores >= score_threshold)[:, None, :]  # (B, C, k)
         nms_scores = torch.where(passing, top_scores[:, None, :], -1.0)  # (B, C, k): -1 takes no part
@@ -124,7 +136,7 @@ def _metadata(ckpt: dict, model: SSD, size: int, dynamic_batch: bool, half: bool
             "post_defaults": json.dumps(post), "img_size": str(size), "epoch": str(int(ckpt.get("epoch", -1))),
             "pre_nms_top_k": str(int(model.post_defaults["pre_nms_top_k"] or -1)), "command": ckpt.get("command", ""),
             "source": source, "dynamic_batch": str(dynamic_batch).lower(), "half": str(half).lower(),
-            "letterbox": str(bool(ckpt.get("letterbox", False))).lower()}
+            "letterbox": str(bool(ckpt.get("letterbox", False))).lower(), "resize": model.resize}
 
 
 def trace(graph: SSDGraph, dynamic_batch: bool):

@@ -1,19 +1,22 @@
-"""Torchvision's COCO detectors as checkpoints of this project (the model zoo).
+"""Torchvision's COCO detectors as checkpoints of this project (the model zoo), and as the start of a fine-tuning.
 
-    detector import torchvision:fasterrcnn_resnet50_fpn --out models/frcnn-r50-coco.pt
-    detector import torchvision:fasterrcnn_resnet50_fpn_v2 --out models/frcnn-r50v2-coco.pt --weights-file f.pth
+    detector import torchvision:ssdlite320_mobilenet_v3_large --out models/ssdlite-coco.pt
+    detector predict photo.jpg --weights torchvision:fasterrcnn_mobilenet_v3_large_320_fpn
+    detector train --pretrained torchvision:ssdlite320_mobilenet_v3_large --data my-photos/
 
-The weights come from torchvision's own weights API (its download, or the torch hub cache) or from a ``.pth``
-state dict given as a file; :func:`detector.models.faster_rcnn.from_torchvision` copies them into our model.
-The checkpoint holds COCO's 80 classes with their original category ids (torchvision's head has 90 slots, the
-ids 1..90, ten of them unused: ``class_slots`` maps each class to its slot).
+The weights come from torchvision's own weights API: the torch hub cache (``$TORCH_HOME/hub/checkpoints``), or a
+download with a progress bar; or from a ``.pth`` state dict given as a file. Offline, without the file, one line
+says which file to put where. The models are this project's (:mod:`detector.models.zoo_rcnn`,
+:mod:`detector.models.zoo_ssd`): torchvision's weights copied into them. A checkpoint holds COCO's 80 classes
+with their original category ids (torchvision's heads have 91 slots, background and the ids 1..90, ten unused:
+``class_slots`` maps each class to its slot).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,10 +25,35 @@ from detector.core.errors import UsageError
 from detector.engine.checkpoint import save_checkpoint
 from detector.models.checkpoint import CheckpointError
 
-ZOO = {  # name -> (torchvision builder, its weights enum)
-    "torchvision:fasterrcnn_resnet50_fpn": ("fasterrcnn_resnet50_fpn", "FasterRCNN_ResNet50_FPN_Weights"),
-    "torchvision:fasterrcnn_resnet50_fpn_v2": ("fasterrcnn_resnet50_fpn_v2", "FasterRCNN_ResNet50_FPN_V2_Weights"),
+
+@dataclass(frozen=True)
+class ZooModel:
+    builder: str  # torchvision.models.detection's function
+    weights: str  # its weights enum
+    model: str  # this project's model name
+    box_ap: float  # torchvision's published COCO val2017 box AP (theirs, not measured here)
+    size_mb: float  # the download
+
+
+ZOO = {
+    "torchvision:fasterrcnn_resnet50_fpn": ZooModel("fasterrcnn_resnet50_fpn", "FasterRCNN_ResNet50_FPN_Weights",
+                                                    "faster_rcnn", 37.0, 159.7),
+    "torchvision:fasterrcnn_resnet50_fpn_v2": ZooModel("fasterrcnn_resnet50_fpn_v2", "FasterRCNN_ResNet50_FPN_V2_Weights",
+                                                       "faster_rcnn", 46.7, 167.1),
+    "torchvision:fasterrcnn_mobilenet_v3_large_fpn": ZooModel("fasterrcnn_mobilenet_v3_large_fpn",
+                                                              "FasterRCNN_MobileNet_V3_Large_FPN_Weights",
+                                                              "faster_rcnn", 32.8, 74.2),
+    "torchvision:fasterrcnn_mobilenet_v3_large_320_fpn": ZooModel("fasterrcnn_mobilenet_v3_large_320_fpn",
+                                                                  "FasterRCNN_MobileNet_V3_Large_320_FPN_Weights",
+                                                                  "faster_rcnn", 22.8, 74.2),
+    "torchvision:ssd300_vgg16": ZooModel("ssd300_vgg16", "SSD300_VGG16_Weights", "ssd300_vgg16", 25.1, 136.0),
+    "torchvision:ssdlite320_mobilenet_v3_large": ZooModel("ssdlite320_mobilenet_v3_large",
+                                                          "SSDLite320_MobileNet_V3_Large_Weights",
+                                                          "ssdlite320_mobilenet_v3_large", 21.3, 13.4),
 }
+# the fresh parts of a fine-tuned zoo model: the class-specific predictors (an SSD's box head is class-agnostic)
+FRESH = {"faster_rcnn": ("cls_score.", "bbox_pred."), "ssd300_vgg16": ("cls_heads.",),
+         "ssdlite320_mobilenet_v3_large": ("cls_heads.",)}
 
 
 def coco_classes(categories: list[str]) -> tuple[list[str], list[int]]:
@@ -35,23 +63,44 @@ def coco_classes(categories: list[str]) -> tuple[list[str], list[int]]:
     return [n for n, _ in pairs], [i for _, i in pairs]
 
 
-def _hub_folder() -> Path:
-    return Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+def hub_folder() -> Path:
+    """Where torchvision's weights API keeps its downloads."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def zoo_entry(name: str) -> ZooModel:
+    if name not in ZOO:
+        raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(sorted(ZOO))}")
+    return ZOO[name]
+
+
+def _reachable(url: str, timeout: float = 10.0) -> bool:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout).close()
+    except Exception:  # noqa: BLE001 - offline, proxy, DNS: all mean it cannot be downloaded now
+        return False
+    return True
 
 
 def _torchvision_model(name: str, weights_file: str | None):
+    """``(weights enum member, torchvision's model with the COCO weights)``: from the hub cache, a download
+    (torchvision shows its progress bar), or ``weights_file``."""
     import torchvision.models.detection as tvd
 
-    builder, enum = ZOO[name]
-    weights = getattr(tvd, enum).COCO_V1
+    entry = zoo_entry(name)
+    weights = getattr(tvd, entry.weights).COCO_V1
+    builder = getattr(tvd, entry.builder)
     if weights_file is None:
+        file = hub_folder() / weights.url.rsplit("/", 1)[-1]
+        if not file.is_file() and (os.environ.get("DETECTOR_OFFLINE") or not _reachable(weights.url)):
+            raise CheckpointError(f"could not get torchvision's {entry.builder} weights (no network?): put "
+                                  f"{file.name} in {file.parent} or pass --weights-file PATH ({weights.url})")
         try:
-            with contextlib.redirect_stderr(io.StringIO()):  # torch hub's "Downloading ..." before it fails
-                return builder, weights, getattr(tvd, builder)(weights=weights, weights_backbone=None)
-        except Exception:  # noqa: BLE001 - offline, proxy, disk: all mean the file is not there
-            file = weights.url.rsplit("/", 1)[-1]
-            raise CheckpointError(f"could not get torchvision's {builder} weights (no network?): put {file} in "
-                                  f"{_hub_folder()} or pass --weights-file PATH ({weights.url})") from None
+            return weights, builder(weights=weights, weights_backbone=None)
+        except Exception as e:  # noqa: BLE001 - a broken download or cache file: one line, naming it
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise CheckpointError(f"{file}: torchvision's {entry.builder} weights could not be loaded ({reason}); "
+                                  "delete it to download it again") from None
     path = Path(weights_file).expanduser()
     if not path.is_file():
         raise CheckpointError(f"--weights-file {path}: no such file")
@@ -59,13 +108,13 @@ def _torchvision_model(name: str, weights_file: str | None):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read is the same to the user
         raise CheckpointError(f"{path}: not a readable state dict ({str(e).splitlines()[0][:200]})") from None
-    model = getattr(tvd, builder)(weights=None, weights_backbone=None, num_classes=len(weights.meta["categories"]))
+    model = builder(weights=None, weights_backbone=None, num_classes=len(weights.meta["categories"]))
     try:
         model.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
     except Exception as e:  # noqa: BLE001 - wrong keys or shapes
-        raise CheckpointError(f"{path}: not the weights of torchvision's {builder} "
+        raise CheckpointError(f"{path}: not the weights of torchvision's {entry.builder} "
                               f"({str(e).strip().splitlines()[0][:200]})") from None
-    return builder, weights, model
+    return weights, model
 
 
 def import_torchvision(name: str, out: str | Path, weights_file: str | None = None) -> dict:
@@ -79,19 +128,25 @@ def zoo_checkpoint(name: str, weights_file: str | None = None) -> dict:
     """A checkpoint (in memory) of this project holding torchvision's model ``name`` (a key of ``ZOO``), its
     weights from torchvision's weights API (or ``weights_file``); a :class:`CheckpointError` in one line
     offline."""
-    from detector.models.zoo_rcnn import from_torchvision
-
-    if name not in ZOO:
-        raise UsageError(f"unknown zoo model {name!r}; choose one of {', '.join(sorted(ZOO))}")
-    builder, weights, tv = _torchvision_model(name, weights_file)
+    entry = zoo_entry(name)
+    weights, tv = _torchvision_model(name, weights_file)
     classes, ids = coco_classes(weights.meta["categories"])
-    v1 = builder == "fasterrcnn_resnet50_fpn"
-    # as torchvision builds it around its COCO weights: v1's body in FrozenBatchNorm2d, stem and stage 1 fixed
-    model = from_torchvision(tv, class_slots=[i - 1 for i in ids], frozen_bn=v1, freeze_stages=2)
-    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()}
-    ckpt = {"model": model.state_dict(), "model_name": "faster_rcnn", "model_kwargs": kwargs, "classes": classes,
-            "category_ids": ids, "img_size": model.min_size, "epoch": -1,
-            "command": f"detector import {name}", "metrics": {"coco_val2017_box_ap_torchvision": weights.meta["_metrics"]
-                                                             ["COCO-val2017"]["box_map"] / 100},
-            "source": weights.url}
-    return ckpt
+    slots = [i - 1 for i in ids]
+    if entry.model == "faster_rcnn":
+        from detector.models.zoo_rcnn import from_torchvision
+
+        v1 = entry.builder == "fasterrcnn_resnet50_fpn"
+        mobile = "mobilenet" in entry.builder
+        # as torchvision builds them around their COCO weights: FrozenBatchNorm2d bodies (v1's and MobileNet's),
+        # the first body parts fixed
+        model = from_torchvision(tv, class_slots=slots, frozen_bn=v1 or mobile, freeze_stages=3 if mobile else 2)
+        img_size = model.min_size
+    else:
+        from detector.models.zoo_ssd import from_torchvision
+
+        model = from_torchvision(tv, class_slots=slots)
+        img_size = model.img_size
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items() if k != "name"}
+    return {"model": model.state_dict(), "model_name": entry.model, "model_kwargs": kwargs, "classes": classes,
+            "category_ids": ids, "img_size": img_size, "epoch": -1, "command": f"detector import {name}",
+            "metrics": {"coco_val2017_box_ap_torchvision": entry.box_ap / 100}, "source": weights.url}

@@ -32,7 +32,7 @@ from detector.models.checkpoint import CheckpointError
 
 FORMAT_KEY, FORMAT_VERSION = "detector_onnx", "1"  # marks a graph written by `detector export --format onnx`
 JSON_KEYS = ("classes", "category_ids", "model_kwargs", "metrics", "post_defaults")  # stored as JSON text
-TEXT_KEYS = ("model_name", "command", "source")
+TEXT_KEYS = ("model_name", "command", "source", "resize")
 INT_KEYS = ("img_size", "epoch", "pre_nms_top_k")
 FLAG_KEYS = ("dynamic_batch", "half", "letterbox")  # "true" or "false"
 METADATA_KEYS = (FORMAT_KEY, *JSON_KEYS, *TEXT_KEYS, *INT_KEYS, *FLAG_KEYS)
@@ -84,7 +84,7 @@ class OnnxDetector(nn.Module):
         super().__init__()
         self.session, self.info = session, info
         self.size = self.img_size = int(info["img_size"])
-        self.letterbox = bool(info.get("letterbox"))
+        self.letterbox, self.resize = bool(info.get("letterbox")), info.get("resize", "opencv")
         self.post_defaults = dict(info["post_defaults"])
         self.batch_limit = None if info.get("dynamic_batch") else 1  # a graph exported without --dynamic-batch
         given = session.get_inputs() + session.get_overridable_initializers()  # inputs, and inputs with defaults
@@ -106,7 +106,7 @@ class OnnxDetector(nn.Module):
             raise UsageError(f"--img-size {size}: {self.info.get('source', 'this ONNX model')} takes {self.size} px, "
                              "the size it was exported at (export it again with --img-size to change it)")
         check_images(images)
-        images, frames = fit_images(images, self.size, self.letterbox)  # (B, 3, S, S), (B, 6)
+        images, frames = fit_images(images, self.size, self.letterbox, self.resize)  # (B, 3, S, S), (B, 6)
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()  # (B, 3, S, S) as in the contract
         x = x.detach().cpu().contiguous().numpy()
         settings = post_settings(self.post_defaults, post)

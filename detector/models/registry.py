@@ -18,12 +18,15 @@ from detector.models.faster_rcnn import faster_rcnn
 from detector.models.onnx_backend import load_onnx_detector
 from detector.models.resnet_ssd import resnet_ssd
 from detector.models.tiny_ssd import tiny_ssd, tiny_ssd_plus
+from detector.models.zoo_ssd import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 MODELS = {
     "tiny_ssd": tiny_ssd,  # the book's network, anchors and loss
     "tiny_ssd_plus": tiny_ssd_plus,  # the same network with small-object anchors, hard negative mining, smooth L1
     "resnet_ssd": resnet_ssd,  # the same heads and core on a ResNet body (model_kwargs: backbone, freeze_stages)
-    "faster_rcnn": faster_rcnn,  # RPN + RoI heads on a ResNet body, FPN by default (model_kwargs: backbone, fpn, ...)
+    "faster_rcnn": faster_rcnn,  # RPN + RoI heads on a ResNet or MobileNetV3 body, FPN by default (backbone, fpn, ...)
+    "ssd300_vgg16": ssd300_vgg16,  # the SSD paper's SSD300 on VGG16 (torchvision's layout and settings)
+    "ssdlite320_mobilenet_v3_large": ssdlite320_mobilenet_v3_large,  # SSDlite on MobileNetV3-Large (torchvision's)
 }
 
 

@@ -83,7 +83,7 @@ def ssd300_vgg16(num_classes: int, **kwargs) -> SSD:
     blocks, channels = vgg16_blocks()
     sizes, ratios = default_boxes(SSD300_SCALES, SSD300_RATIOS)
     norms = nn.ModuleList([L2Norm(512), *[nn.Identity() for _ in range(5)]])
-    return SSD(num_classes, blocks, channels, sizes, ratios, level_norms=norms, **{**SSD300, **kwargs})
+    return SSD(num_classes, blocks, channels, level_norms=norms, **{"sizes": sizes, "ratios": ratios, **SSD300, **kwargs})
 
 
 def mobilenet_blocks() -> tuple[nn.ModuleList, list[int]]:
@@ -109,7 +109,7 @@ def ssdlite320_mobilenet_v3_large(num_classes: int, **kwargs) -> SSD:
     """SSDlite320 over MobileNetV3-Large (torchvision's layout); ``kwargs`` override its settings."""
     blocks, channels = mobilenet_blocks()
     sizes, ratios = default_boxes(SSDLITE_SCALES, SSDLITE_RATIOS)
-    return SSD(num_classes, blocks, channels, sizes, ratios, **{**SSDLITE, **kwargs})
+    return SSD(num_classes, blocks, channels, **{"sizes": sizes, "ratios": ratios, **SSDLITE, **kwargs})
 
 
 def copy_modules(pairs: list[tuple[nn.Module, nn.Module]]) -> None:
