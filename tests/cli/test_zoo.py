@@ -8,55 +8,14 @@ import os
 import numpy as np
 import pytest
 import torch
-import torchvision
 
 from detector import Detector
 from detector.cli.main import main
-from detector.engine.zoo import ZOO, hub_folder
+from detector.engine.zoo import hub_folder
 
 skimage_data = pytest.importorskip("skimage.data")
 NEW = ["torchvision:fasterrcnn_mobilenet_v3_large_320_fpn", "torchvision:fasterrcnn_mobilenet_v3_large_fpn",
        "torchvision:ssd300_vgg16", "torchvision:ssdlite320_mobilenet_v3_large"]
-
-
-def seeded(name: str):
-    """torchvision's model with the COCO layout (91 outputs) and weights that make varied, confident detections."""
-    entry = ZOO[name]
-    torch.manual_seed(0)
-    tv = getattr(torchvision.models.detection, entry.builder)(weights=None, weights_backbone=None, num_classes=91)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in tv.backbone.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                torch.nn.init.kaiming_normal_(m.weight, generator=g)
-                if entry.model == "faster_rcnn":
-                    m.weight.mul_(0.9)  # the body's maps near 1 (Kaiming alone: near 100, and huge RPN offsets)
-        if entry.builder == "ssd300_vgg16":
-            tv.backbone.features[0].weight.div_(100.0)
-        if entry.model == "faster_rcnn":
-            layers = [tv.rpn.head.cls_logits, tv.roi_heads.box_predictor.cls_score]
-        else:
-            layers = [m[-1] if isinstance(m, torch.nn.Sequential) else m for m in tv.head.classification_head.module_list]
-        for layer in layers:
-            layer.weight.mul_(0.2 if entry.builder == "ssd300_vgg16" else 3.0)
-            layer.bias.copy_(torch.randn(layer.bias.shape, generator=g))
-    return tv.eval()
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty torch hub cache of this test's own; ``plant(name)`` puts seeded weights in it, as a download would."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("DETECTOR_OFFLINE", "1")  # nothing is downloaded: what is not in the cache is missing
-
-    def plant(name: str):
-        """Plant the weights; returns torchvision's own model loaded from them, as a user of torchvision has it."""
-        weights = getattr(torchvision.models.detection, ZOO[name].weights).COCO_V1
-        hub_folder().mkdir(parents=True, exist_ok=True)
-        torch.save(seeded(name).state_dict(), hub_folder() / weights.url.rsplit("/", 1)[-1])
-        return getattr(torchvision.models.detection, ZOO[name].builder)(weights=weights, weights_backbone=None).eval()
-
-    return plant
 
 
 def rows(boxes, scores, ids):
