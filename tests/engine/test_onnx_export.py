@@ -178,3 +178,25 @@ def test_the_shipped_onnx_files_are_their_checkpoints(name, shapes_yaml):
     x = images(shapes_yaml, ckpt["img_size"])
     with torch.no_grad():
         assert_same_detections(onnx_model(x), torch_model(x), ckpt["img_size"], at_least=1)
+
+
+def test_a_zoo_ssdlite_exports_with_parity(hub, tmp_path, shapes_yaml):
+    """torchvision's SSDlite through the zoo (seeded COCO weights, 80 classes in 90 slots, per-class top-k,
+    boxes clipped before NMS, its own normalization and bilinear resize): the graph gives PyTorch's detections."""
+    from detector.engine.zoo import import_torchvision
+
+    hub("torchvision:ssdlite320_mobilenet_v3_large")
+    ckpt = tmp_path / "ssdlite.pt"
+    import_torchvision("torchvision:ssdlite320_mobilenet_v3_large", ckpt)
+    export_onnx(ckpt, tmp_path / "ssdlite.onnx", dynamic_batch=True, log=lambda s: None)
+    torch_model, _ = load_detector(ckpt)
+    onnx_model, info = load_detector(tmp_path / "ssdlite.onnx")
+    assert info["resize"] == "bilinear" and info["img_size"] == 320 and len(info["classes"]) == 80
+    x = images(shapes_yaml, 320)
+    post = {"score_threshold": 0.2}
+    with torch.no_grad():
+        want = torch_model(x, post=post)
+        assert all(len(d["scores"].unique()) > 20 for d in want)
+        assert_same_detections(onnx_model(x, post=post), want, 320, at_least=20)
+        photo = [torch.from_numpy(skimage_data.coffee()).permute(2, 0, 1)]  # any size: fitted by both the same way
+        assert_same_detections(onnx_model(photo, post=post), torch_model(photo, post=post), 400, at_least=20)
