@@ -25,12 +25,44 @@ DEFAULT_MODELS = ("tinyssd-shapes.onnx", "tinyssd-shapes.pt")
 
 @dataclass
 class ModelEntry:
-    """A checkpoint the demo offers: where it is, its classes and what its card or checkpoint says of it."""
+    """A model the demo offers: where it is (a checkpoint, an ``.onnx``, or a zoo name ``torchvision:NAME``), its
+    classes and what its card, checkpoint or the zoo's table says of it."""
 
     label: str
-    path: Path
+    path: Path | str
     classes: list[str] = field(default_factory=list)
     summary: str = ""
+
+    @property
+    def is_zoo(self) -> bool:
+        return str(self.path).startswith("torchvision:")
+
+    def detects(self) -> str:
+        """One line: what the model detects."""
+        if len(self.classes) > 12:
+            return f"{len(self.classes)} everyday object classes (COCO: {', '.join(self.classes[:6])}, ...)"
+        if not self.classes:
+            return "(classes unknown)"
+        return ", ".join(self.classes[:-1]) + (" and " if len(self.classes) > 1 else "") + self.classes[-1]
+
+
+def zoo_entries() -> dict[str, ModelEntry]:
+    """The zoo's COCO models (:data:`detector.engine.zoo.ZOO`), each with its 80 classes, torchvision's published
+    COCO box AP and the download's size, and whether it is in the torch hub cache already (nothing is
+    downloaded here: the first detection with it downloads it, with its progress in the page)."""
+    import torchvision.models.detection as tvd
+
+    from detector.engine.zoo import ZOO, coco_classes, hub_folder
+
+    entries = {}
+    for name, z in sorted(ZOO.items(), key=lambda kv: kv[1].size_mb):
+        weights = getattr(tvd, z.weights).COCO_V1
+        cached = (hub_folder() / weights.url.rsplit("/", 1)[-1]).is_file()
+        label = f"COCO: {name.removeprefix('torchvision:')}"
+        summary = (f"torchvision's COCO model, box AP {z.box_ap} (theirs); {z.size_mb:.0f} MB, "
+                   + ("downloaded" if cached else "downloaded on first use"))
+        entries[label] = ModelEntry(label, name, coco_classes(weights.meta["categories"])[0], summary)
+    return entries
 
 
 def _metric_text(metrics: dict | None) -> str:
@@ -111,11 +143,11 @@ class ModelCache:
     def __init__(self, device: torch.device | str = "cpu", capacity: int = 3):
         self.device = torch.device(device)
         self.capacity = capacity
-        self._models: OrderedDict[Path, Detector] = OrderedDict()
+        self._models: OrderedDict[Path | str, Detector] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, path: Path) -> Detector:
-        key = Path(path).resolve()
+    def get(self, path: Path | str) -> Detector:
+        key = str(path) if str(path).startswith("torchvision:") else Path(path).resolve()
         with self.lock:
             if key not in self._models:
                 try:

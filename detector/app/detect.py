@@ -148,8 +148,10 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
         if image.shape[0] * image.shape[1] > DISPLAY_SIDE**2:
             messages.append(f"{name}: {image.shape[1]}x{image.shape[0]} shown downscaled; boxes are in its pixels")
         if not len(det.labels):
+            hint = "" if entry.is_zoo else "; for other objects choose a COCO model in the Model list"
             messages.append(f"{name}: no objects found at confidence {conf:g}"
-                            + (f" among {', '.join(classes)}" if classes else ""))
+                            + (f" among {', '.join(classes)}" if classes else "")
+                            + f". {entry.label} detects only {entry.detects()}{hint}")
         images.append((draw_detections(image, det, classes_of), f"{name}: {plural(len(det.labels), 'object')}"))
         rows += det.rows(classes_of)
         results += coco_results({"boxes": det.boxes, "scores": det.scores, "labels": det.labels},
@@ -161,7 +163,7 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
     if dets:
         per = f" ({len(dets)} images, {total_ms / len(dets):.0f} ms each)" if len(dets) > 1 else ""
         summary = (f"**{plural(count, 'object')}** in {total_ms:.0f} ms{per} on {cache.device.type} "
-                   f"(model {model_s * 1000:.0f} ms)")
+                   f"with {entry.label} (model {model_s * 1000:.0f} ms)")
         if len(dets) > 1:  # the count of each image, readable without scrolling through the gallery
             summary += "  \n" + " · ".join(f"{d.name}: {plural(len(d.labels), 'object')}" for d in dets)
     return DetectResult(images, rows, summary, messages, json_path, dets)

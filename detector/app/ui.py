@@ -27,6 +27,7 @@ from detector.app.catalog import (
     default_models_dirs,
     describe_checkpoint,
     discover_models,
+    zoo_entries,
 )
 from detector.app.components import (
     HEAVY,
@@ -45,6 +46,7 @@ from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
 from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
 from detector.app.uploads import BadInput, load_upload, unit
+from detector.core.errors import UsageError
 from detector.core.thresholds import CONF, IOU
 from detector.engine.loop import resolve_device
 from detector.evaluation.video import VIDEO_SUFFIXES
@@ -65,9 +67,19 @@ device; bad input gives `{{"error": "..."}}`."""
 
 
 def model_card_text(entry: ModelEntry | None) -> str:
+    """The line under the model list: what the selected model detects, and where to go for other objects."""
     if entry is None:
         return "No model found."
-    return f"**{entry.label}** ({entry.path}): {entry.summary}. Classes: {', '.join(entry.classes) or '?'}."
+    text = f"**{entry.label}** detects {entry.detects()}. {entry.summary}."
+    if not entry.is_zoo:
+        text += " For everyday objects (people, animals, cups, ...) choose a COCO model in the list."
+    return text
+
+
+def owner(entries: dict[str, ModelEntry], stem: str) -> str | None:
+    """The label of the shipped model ``stem`` in the list (its ONNX graph first, as the default), or None."""
+    return next((label for suffix in (".onnx", ".pt") for label, e in entries.items()
+                 if Path(str(e.path)).name == stem + suffix), None)
 
 
 def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
@@ -88,17 +100,25 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
         return r.images, r.summary, messages, r.rows, r.json_path
 
     @guarded(lambda message: (f"**{message}**", gr.update()))
-    def on_model(label):
+    def on_model(label, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to ask for progress
         entry = entries.get(label)
+        if entry is not None and entry.is_zoo:  # loaded now: a download shows its progress here, offline says why
+            progress(0, desc=f"loading {entry.label} (a download the first time)")
+            cache.get(entry.path)
+            entry.summary = entry.summary.replace("downloaded on first use", "downloaded")
         return model_card_text(entry), gr.update(choices=entry.classes if entry else [], value=[])
 
     with gr.Row():
         with gr.Column(scale=1):
             files = gr.File(file_count="multiple", label="Images (one or several)", height=140)
-            if examples:  # a row per example; the input's value is a list of files
-                gr.Examples([[[str(p)]] for p in examples], inputs=[files], label="Examples (generated shapes, val)")
+            # a row per example: its files, and the model it belongs to (a click selects that model too)
+            shapes_model, raccoon_model = owner(entries, "tinyssd-shapes"), owner(entries, "tinyssd-raccoon")
+            if examples:
+                gr.Examples([[[str(p)], shapes_model or first.label] for p in examples], inputs=[files, model],
+                            label=f"Examples (generated shapes, val){f': {shapes_model}' if shapes_model else ''}")
             if photos:
-                gr.Examples([[[str(p)]] for p in photos], inputs=[files], label="Examples (real photographs, raccoon val)")
+                gr.Examples([[[str(p)], raccoon_model or first.label] for p in photos], inputs=[files, model],
+                            label=f"Examples (real photographs, raccoon val){f': {raccoon_model}' if raccoon_model else ''}")
             conf = Slider(0.0, 1.0, CONF, step=0.01, label="Confidence threshold")
             iou = Slider(0.0, 1.0, IOU, step=0.01, label="NMS IoU")
             max_det = Number(100, minimum=1, maximum=1000, precision=0, label="Max detections per image")
@@ -118,7 +138,7 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
     outputs = [gallery, summary, messages, table, download]
     run.click(on_detect, inputs, outputs, api_visibility="private", **HEAVY)
     files.change(on_detect, inputs, outputs, api_visibility="private", **HEAVY)
-    model.change(on_model, [model], [card, classes], api_visibility="private")
+    model.change(on_model, [model], [card, classes], api_visibility="private", **HEAVY)
 
 
 def video_section(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdown, conf, iou,
@@ -305,7 +325,15 @@ def build_app(entries: dict[str, ModelEntry], default: str, cache: ModelCache, e
 
 
 def resolve_models(weights: str | None) -> tuple[dict[str, ModelEntry], str]:
-    """The dropdown's entries and the default label: ``--weights`` if given, else the bundled default."""
+    """The dropdown's entries (the checkpoints found, then the zoo's COCO models) and the default label:
+    ``--weights`` / ``--model`` if given (a file or ``torchvision:NAME``), else the bundled default."""
+    zoo = zoo_entries()
+    if weights and weights.startswith("torchvision:"):
+        default = next((label for label, e in zoo.items() if e.path == weights), None)
+        if default is None:
+            raise UsageError(f"--model {weights}: not a zoo model; choose one of "
+                             f"{', '.join(e.path for e in zoo.values())}")
+        return {**discover_models(default_models_dirs(), "runs"), **zoo}, default
     extra = [Path(weights)] if weights else []
     if weights and not Path(weights).is_file():
         raise SystemExit(f"error: --weights {weights}: no such file")
@@ -315,10 +343,10 @@ def resolve_models(weights: str | None) -> tuple[dict[str, ModelEntry], str]:
     if not entries:
         raise SystemExit("error: no model found: pass --weights PATH, or train one (detector train ...)")
     if weights:
-        default = next(k for k, e in entries.items() if e.path.resolve() == Path(weights).resolve())
+        default = next(k for k, e in entries.items() if Path(e.path).resolve() == Path(weights).resolve())
     else:
         default = next((m for m in DEFAULT_MODELS if m in entries), next(iter(entries)))
-    return entries, default
+    return {**entries, **zoo}, default
 
 
 # The Detect tab's gallery: one column of whole images at their own aspect ratio, each with its caption, the

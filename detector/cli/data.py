@@ -101,6 +101,28 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_negatives(args: argparse.Namespace) -> int:
+    from detector.data.check import prepare_split
+    from detector.data.negatives import write_background_crops
+
+    data = _load(args.source)
+    check_no_overlap_with(args.out, args.source)
+    _, records = prepare_split(args.source, args.split, "skip", data=data)
+    written = write_background_crops(records, args.out, args.count, args.seed)
+    print(f"wrote {written} background crops (no object of {', '.join(data.classes)}) to {args.out}; train with "
+          f"--negatives {args.out}")
+    return 0
+
+
+def check_no_overlap_with(out: str, source: str) -> None:
+    """``--out`` must not be (in) the source data set's folder."""
+    src = Path(source).resolve()
+    src = src if src.is_dir() else src.parent
+    target = Path(out).resolve()
+    if target == src or src in target.parents:
+        raise UsageError(f"--out {out} is inside the data set {source}; choose a folder outside it")
+
+
 def add_data_parser(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="check, convert, generate and look at data sets").add_subparsers(
         dest="data_command", required=True)
@@ -132,6 +154,15 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     p.add_argument("--workers", type=positive_int, default=2)
     p.set_defaults(func=cmd_synth)
+
+    p = data.add_parser("negatives", help="background crops (no object) of a data set's photographs, for "
+                        "train --negatives")
+    p.add_argument("source", help="the data set whose photographs are cropped")
+    p.add_argument("--out", required=True)
+    p.add_argument("--count", type=positive_int, default=300)
+    p.add_argument("--split", default="train")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_negatives)
 
     p = data.add_parser("show", help="write a few images with their boxes drawn, after augmentation")
     p.add_argument("path")

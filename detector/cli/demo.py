@@ -13,7 +13,8 @@ import argparse
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--weights", help="checkpoint to open with (default: models/tinyssd-shapes.pt)")
+    parser.add_argument("--weights", "--model", dest="weights", help="the model to open with: a checkpoint, an .onnx "
+                        "file or a zoo name torchvision:NAME (default: models/tinyssd-shapes.onnx)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--share", action="store_true", help="also make a public gradio.live link (off by default)")
     parser.add_argument("--queue-size", type=int, default=64,

@@ -18,7 +18,7 @@ from detector.models.recipes import FINETUNE
 
 RESUME_KEEPS = ("model", "data", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "img_size", "seed",
                 "eval_every", "model_kwargs", "letterbox", "multi_scale", "mosaic", "mixup", "ema_decay",
-                "anchors", "optimizer", "momentum", "schedule", "init")
+                "anchors", "optimizer", "momentum", "schedule", "init", "negatives")
 # a resumed run keeps RESUME_KEEPS (device, workers, amp may change); a classifier run saved before the
 # per-network recipes (detector.models.recipes) lacks the last four keys and trained with these:
 BEFORE_RECIPES = {k: getattr(FINETUNE, k) for k in ("optimizer", "momentum", "schedule", "init")}

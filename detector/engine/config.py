@@ -178,6 +178,7 @@ class TrainConfig(RunConfig):
                          "auto: device on a GPU", choices=("auto", "loader", "device"))
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
+    negatives: str | None = opt(None, "a folder of images without objects, trained as background (negatives)")
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
     backbone: str | None = opt(None, "resnet_ssd/faster_rcnn: resnet18/34/50 (the book's), tv_resnet18/34/50 "
                                "(torchvision's), tv_mobilenet_v3_large (faster_rcnn); kept in the model's keywords",

@@ -26,6 +26,7 @@ from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
 from detector.data.multiscale import resize_batch, with_sizes
+from detector.data.negatives import background_records
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
 from detector.engine.config import (
@@ -127,8 +128,15 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
     val_records = (prepare_split(cfg.data, "val", policy, log=say, data=data, max_pixels=cfg.max_pixels)[1]
                    if "val" in data.splits else [])
+    if cfg.negatives:
+        negatives = background_records(cfg.negatives, cfg.max_pixels, first_id=len(train_records) + 1,
+                                       skip_invalid=cfg.skip_invalid)
+        say(f"negatives: {len(negatives)} background images from {cfg.negatives}")
+        train_records = train_records + negatives
     if not train_records:
         raise TrainingError(f"{cfg.data}: the train split has no usable images")
+    empty = sum(len(r.boxes) == 0 for r in train_records)
+    say(f"train: {len(train_records)} images, {empty} of them without objects (background)")
     category_ids = default_category_ids(data.classes, data.category_ids)
 
     model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)

@@ -175,3 +175,91 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
         page.screenshot(path=str(shots / "api.png"), full_page=True)
         assert "Traceback" not in page.content()
         browser.close()
+
+
+@pytest.fixture
+def zoo_app(tmp_path):
+    """The app on the shapes model, with seeded SSDlite COCO weights planted in its own torch hub cache, offline."""
+    import torch
+    import torchvision
+    from conftest import seeded_zoo_model
+
+    from detector.engine.zoo import ZOO
+
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    name = "torchvision:ssdlite320_mobilenet_v3_large"
+    weights = getattr(torchvision.models.detection, ZOO[name].weights).COCO_V1
+    torch.save(seeded_zoo_model(name).state_dict(), hub / weights.url.rsplit("/", 1)[-1])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "DETECTOR_OFFLINE": "1"}
+    log = open(tmp_path / "app.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights",
+                             str(ROOT / "models" / "tinyssd-shapes.pt")], cwd=tmp_path, stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail(f"app did not start: {(tmp_path / 'app.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.mark.slow
+def test_examples_choose_their_model_coco_from_the_list_and_empty_results_say_why(zoo_app, tmp_path):
+    """A raccoon example click runs the raccoon model (and the page says so); a blank image gets a message naming
+    the model's classes; the COCO entry (weights from the cache) finds COCO's classes."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    sync_playwright = _browser_or_skip()
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
+    photo = tmp_path / "coffee.jpg"
+    Image.fromarray(skdata.coffee()).save(photo, quality=92)
+    shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(zoo_app)
+        assert "detects circle, triangle, square, star and cross" in page.content()
+        page.locator("input[type=file]").first.set_input_files(str(blank))
+        page.wait_for_function("document.querySelector('#messages')?.innerText.includes('no objects found')",
+                               timeout=60_000)
+        said = page.locator("#messages").inner_text()
+        assert "detects only circle, triangle, square, star and cross" in said and "COCO model" in said
+        page.screenshot(path=str(shots / "empty-result.png"), full_page=True)
+
+        page.get_by_text("raccoon-41.jpg", exact=True).first.click()  # the example chooses its own model
+        count = wait_for_detections(page, "raccoon")
+        assert count >= 1 and "tinyssd-raccoon" in page.locator("#summary").inner_text()
+        page.wait_for_function("document.body.innerText.includes('detects raccoon')", timeout=30_000)
+        page.screenshot(path=str(shots / "raccoon-example.png"), full_page=True)
+
+        page.get_by_label("Model").click()
+        page.get_by_role("option", name="COCO: ssdlite320_mobilenet_v3_large").click()
+        page.wait_for_function("document.body.innerText.includes('80 everyday object classes')", timeout=120_000)
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        page.wait_for_function("document.querySelector('#summary')?.innerText.includes('ssdlite320')",
+                               timeout=120_000)
+        table = page.locator("#table").inner_text()
+        from detector.app.catalog import zoo_entries
+
+        coco = next(iter(zoo_entries().values())).classes
+        assert any(f"\t{c}\t" in table or f"\n{c}\n" in table or c in table.split() for c in coco)
+        page.screenshot(path=str(shots / "coco-model.png"), full_page=True)
+        assert "Traceback" not in page.content()
+        browser.close()

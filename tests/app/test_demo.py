@@ -17,6 +17,7 @@ from detector.app.examples import example_boxes_text, make_examples, photo_examp
 from detector.app.figures import anchors_figure, matching_figure, nms_figure, parse_boxes
 from detector.app.uploads import BadInput, load_upload
 from detector.core.boxes import box_iou, decode
+from detector.core.errors import DetectorError
 from detector.data.synth import SHAPES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -381,3 +382,40 @@ def test_the_shipped_photos_carry_their_truth_and_the_raccoon_model_finds_the_ra
             found += int((box_iou(torch.from_numpy(boxes), torch.from_numpy(det.boxes)).max(1).values >= 0.5).sum())
     assert found >= total - 1, f"found {found} of {total} raccoons"
     assert example_boxes_text(photos[0]).count("\n") == 1  # two raccoons in raccoon-145
+
+
+# ------------------------------------------------------------------------------------------------ the zoo
+def test_zoo_entries_say_what_they_detect_and_a_missing_file_is_named(hub, tmp_path):
+    from detector.app.catalog import zoo_entries
+    from detector.app.ui import resolve_models
+
+    entries = zoo_entries()
+    lite = entries["COCO: ssdlite320_mobilenet_v3_large"]
+    assert len(lite.classes) == 80 and "box AP 21.3 (theirs); 13 MB, downloaded on first use" in lite.summary
+    assert lite.detects().startswith("80 everyday object classes (COCO: person, bicycle")
+    assert next(iter(entries)) == "COCO: ssdlite320_mobilenet_v3_large"  # the smallest download first
+    cache = ModelCache("cpu")
+    with pytest.raises(DetectorError, match="put ssdlite320_mobilenet_v3_large_coco-a79551df.pth in"):
+        cache.get(lite.path)  # offline, not in the cache: one line says which file to put where
+    hub("torchvision:ssdlite320_mobilenet_v3_large")
+    assert "downloaded." in zoo_entries()["COCO: ssdlite320_mobilenet_v3_large"].summary + "."
+    image = tmp_path / "coffee.png"
+    Image.fromarray(data_coffee()).save(image)
+    r = run_detect([str(image)], lite, cache, conf=0.3, downloads=tmp_path)
+    assert r.rows and all(row[1] in lite.classes for row in r.rows)  # COCO's names
+    all_entries, default = resolve_models("torchvision:ssdlite320_mobilenet_v3_large")
+    assert default == "COCO: ssdlite320_mobilenet_v3_large" and "tinyssd-shapes.pt" in all_entries
+
+
+def test_an_empty_result_names_the_models_classes(entry, cache, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 150), (128, 128, 128)).save(blank)
+    r = run_detect([str(blank)], entry, cache, conf=0.5, downloads=tmp_path)
+    assert any("detects only circle, triangle, square, star and cross; for other objects choose a COCO model" in m
+               for m in r.messages)
+
+
+def data_coffee():
+    from skimage import data
+
+    return data.coffee()
