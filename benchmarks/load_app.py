@@ -179,13 +179,64 @@ def run(clients: int = 20, seconds: float = 60, weights: str | None = None, seed
             server.kill()
 
 
+def deep_uploads(count: int = 4, side: int = 9999, weights: str | None = None) -> dict:
+    """``count`` clients at once each send ``/detect`` a ``side x side`` 16-bit PNG (each under the 100-megapixel
+    cap): the server's peak resident memory, and whether every call was answered."""
+    tmp = Path(tempfile.mkdtemp(prefix="load-deep-"))
+    path = tmp / "deep16.png"
+    Image.fromarray(np.tile((np.arange(side, dtype=np.uint32) * 6 % 65535).astype(np.uint16), (side, 1))).save(path)
+    weights = weights or str(ROOT / "models" / "tinyssd-shapes.pt")
+    server, url = start_server(weights, 4 * count, tmp)
+    try:
+        config = json.loads(urllib.request.urlopen(url + "config", timeout=10).read())
+        fn = {d["api_name"]: i for i, d in enumerate(config["dependencies"]) if d.get("api_name")}
+        clients = [Client(url, fn) for _ in range(count)]
+        uploads = [c.upload(path) for c in clients]  # all on the server before any call
+        peak, stop = [rss_mib(server.pid)], threading.Event()
+        idle = peak[0]
+
+        def sample():
+            while not stop.is_set():
+                peak.append(rss_mib(server.pid))
+                time.sleep(0.05)
+
+        results: list = [None] * count
+
+        def call(k: int):
+            results[k] = clients[k].call("detect", [uploads[k], 0.25, 0.45, 100, Path(weights).name])
+
+        threading.Thread(target=sample, daemon=True).start()
+        start = time.perf_counter()
+        threads = [threading.Thread(target=call, args=(k,)) for k in range(count)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stop.set()
+        return {"uploads": count, "side": side, "file_mib": round(path.stat().st_size / 2**20, 1),
+                "server_rss_idle_mib": round(idle), "server_rss_peak_mib": round(max(peak)),
+                "seconds": round(time.perf_counter() - start, 1),
+                "answered": sum(r is not None and r[0] == "ok" and '"detections"' in r[1] for r in results)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--weights")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--deep", type=int, metavar="N", help="only the hostile case: N clients at once send /detect "
+                        "a 9999x9999 16-bit PNG each; the server's peak memory")
     args = parser.parse_args()
+    if args.deep:
+        print(json.dumps(deep_uploads(args.deep, weights=args.weights)))
+        return
     result = run(args.clients, args.seconds, args.weights)
     print(f"{result['calls']} calls from {args.clients} clients in {args.seconds:g} s; outcomes {result['outcomes']}")
     print(f"{'handler':<11}{'calls':>7}{'p50 ms':>9}{'p95 ms':>9}{'errors':>8}{'tracebacks':>12}")

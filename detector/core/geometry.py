@@ -54,6 +54,18 @@ def area_resize(x: Tensor, n_out: int, dim: int) -> Tensor:
 RESIZES = ("opencv", "bilinear")  # the project's rule; torchvision's detection transform (always bilinear)
 
 
+CHUNK = 1 << 22  # elements of a float copy at a time when shrinking a large image (16 MB)
+
+
+def area_resize_rows(x: Tensor, width: int) -> Tensor:
+    """:func:`area_resize` along the width of ``x (Tensor[3, h, w])``, a band of rows at a time, so that a large
+    uint8 image is never copied whole to float (a 100-megapixel photo would take 1.2 GB)."""
+    rows = max(1, CHUNK // max(1, x.shape[0] * x.shape[2]))
+    if rows >= x.shape[1]:
+        return area_resize(x, width, 2)
+    return torch.cat([area_resize(x[:, i:i + rows], width, 2) for i in range(0, x.shape[1], rows)], 1)
+
+
 def resize(image: Tensor, height: int, width: int, mode: str = "opencv") -> Tensor:
     """``Tensor[3, h, w]`` (uint8 or float) -> ``Tensor[3, height, width]`` of the same dtype: area-weighted
     averages (:func:`area_resize`) when the image shrinks at least twice along one side, bilinear otherwise;
@@ -66,7 +78,7 @@ def resize(image: Tensor, height: int, width: int, mode: str = "opencv") -> Tens
         if height > h or width > w:  # the other side grows: bilinear to it first
             x = F.interpolate(x[None].float(), size=(max(h, height), max(w, width)), mode="bilinear",
                               align_corners=False)[0]
-        x = area_resize(area_resize(x, width, 2), height, 1)  # (3, h, width) -> (3, height, width)
+        x = area_resize(area_resize_rows(x, width), height, 1)  # (3, h, width) -> (3, height, width)
     else:
         x = F.interpolate(x[None].float(), size=(height, width), mode="bilinear", align_corners=False)[0]
     if image.dtype == torch.uint8:

@@ -107,7 +107,7 @@ def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
         a = np.asarray(im)
         if im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
-            grey, how = (a.astype(np.uint32) * 255 // 65535).astype(np.uint8), "16-bit"  # integers: no float copy
+            grey, how = (a >> 8).astype(np.uint8), "16-bit"  # the high byte, as OpenCV reads 16-bit files
         else:
             a = a.astype(np.float32)
             lo, hi = float(np.nanmin(a)), float(np.nanmax(a))

@@ -20,3 +20,15 @@ def test_every_handler_under_load_answers_without_traceback_in_bounded_memory():
     assert result["server_log_tracebacks"] == 0  # no handler failed even inside the server
     assert result["server_rss_peak_mib"] < 2500
     assert result["answers_after"]
+
+
+@pytest.mark.slow
+def test_four_huge_16_bit_uploads_at_once_stay_under_2_5_gb():
+    """Four clients at once each send /detect a 9999x9999 16-bit PNG (100 megapixels, under the cap): every call
+    is answered and the server's peak memory stays under 2.5 GB (5.2 GB before the upload's conversion kept to
+    the high byte and the resize's float copies to bands of rows)."""
+    from load_app import deep_uploads
+
+    result = deep_uploads(4)
+    assert result["answered"] == 4, result
+    assert result["server_rss_peak_mib"] < 2560, result
