@@ -174,8 +174,8 @@ class Detector:
         cfg = self.predict_config(**settings)
         skipped: list[str] = []  # this call's
         self.skipped = skipped  # the last call's, for convenience (a list or a stream has its own .skipped)
-        results = Prediction(self._stream(model, iter_items(source, cfg.max_pixels), cfg, errors, batch, skipped),
-                             skipped)
+        items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames)
+        results = Prediction(self._stream(model, items, cfg, errors, batch, skipped), skipped)
         return results if stream else ResultsList(results, skipped)
 
     def predict_config(self, **settings) -> PredictConfig:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from detector.api.results import Metrics
 from detector.core.errors import InputError, UsageError
+from detector.core.files import write_atomic
 from detector.data.check import prepare_split
 from detector.data.dataset import load_dataset
 from detector.data.records import default_category_ids
@@ -20,7 +21,7 @@ from detector.engine.modes import EvalConfig
 from detector.evaluation.coco import coco_evaluate, confusion_matrix
 from detector.evaluation.ground_truth import ground_truth
 from detector.evaluation.plots import plot_confusion, plot_pr_curves
-from detector.evaluation.results import read_results
+from detector.evaluation.results import join_by_file, read_results
 
 logger = logging.getLogger("detector")
 
@@ -59,15 +60,14 @@ def score(cfg: EvalConfig, data, gt: dict, category_ids: list[int], results: lis
     stats, ev = coco_evaluate(gt, data.classes, category_ids, results, source=source)
     if cfg.out:
         out = Path(cfg.out)
+        write_atomic(out / "metrics.json", json.dumps(stats, indent=2))
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "metrics.json").write_text(json.dumps(stats, indent=2))
+            if ev is not None:
+                plot_pr_curves(ev, data.classes, out)
+            plot_confusion(confusion_matrix(gt, results, category_ids), data.classes, out / "confusion_matrix.png")
         except OSError as e:
-            raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write "
-                             "to") from None
-        if ev is not None:
-            plot_pr_curves(ev, data.classes, out)
-        plot_confusion(confusion_matrix(gt, results, category_ids), data.classes, out / "confusion_matrix.png")
+            raise InputError(f"--out {out}: the plots could not be written ({e.strerror or e}); metrics.json "
+                             "was") from None
         logger.debug("wrote %s, PR curves and the confusion matrix", out / "metrics.json")
     return Metrics(stats, len(gt["images"]))
 
@@ -85,5 +85,7 @@ def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings)
     split, dataset, records = load_split(cfg, read_images=False)
     gt, category_ids = ground_truth_of(dataset, split, records)
     results = predictions if isinstance(predictions, list) else read_results(predictions)
-    return score(cfg, dataset, gt, category_ids, results, "predictions" if isinstance(predictions, list)
-                 else str(predictions))
+    source = "predictions" if isinstance(predictions, list) else str(predictions)
+    results, how = join_by_file(results, records, gt, source)
+    logger.info("%s: %d predictions joined to the %d images of %s %s", source, len(results), len(records), split, how)
+    return score(cfg, dataset, gt, category_ids, results, source)

@@ -57,6 +57,9 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     cfg = ExportConfig(out=str(out), **settings)
     cfg.check()
     fmt = export_format(cfg)
+    if Path(out).resolve() == Path(weights).resolve():
+        raise UsageError(f"--out {out} is the checkpoint it exports (--weights): writing there would replace it; "
+                         "choose another --out")
     if cfg.card:
         check_card(weights, cfg)  # before anything is written
     if fmt == "onnx":

@@ -67,7 +67,7 @@ def _kind(source) -> str:
     raise UsageError(f"predict: cannot read a {type(source).__name__}; give {ACCEPTED}, or a list of them")
 
 
-def iter_items(source, max_pixels: int | None) -> Iterator[Item]:
+def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
     """Each image of ``source`` in order (each frame of a video); an unreadable file is an :class:`Item` with
     its ``error``. In a list or tuple, every path is looked up before anything is read (one that names nothing
     is an :class:`InputError` at once); a generator is read as it goes."""
@@ -90,18 +90,18 @@ def iter_items(source, max_pixels: int | None) -> Iterator[Item]:
         if kind == "image":
             yield Item(as_rgb(item, max_pixels))
         elif kind == "path":
-            yield from _files(item, max_pixels)
+            yield from _files(item, max_pixels, skip_bad_frames)
         else:
             raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
 
 
-def _files(item: str | Path, max_pixels: int | None) -> Iterator[Item]:
+def _files(item: str | Path, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
     paths = expand_inputs([item])
     if not paths:
         raise InputError(f"{item}: a folder with no images or videos")
     for path in paths:
         if is_video(path):
-            yield from _frames(path, max_pixels)
+            yield from _frames(path, max_pixels, skip_bad_frames)
             continue
         try:
             yield Item(read_image(path, max_pixels), str(path))
@@ -109,9 +109,9 @@ def _files(item: str | Path, max_pixels: int | None) -> Iterator[Item]:
             yield Item(None, str(path), error=str(e))
 
 
-def _frames(path: Path, max_pixels: int | None) -> Iterator[Item]:
+def _frames(path: Path, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
     try:
-        info, frames = read_frames(path, max_pixels)
+        info, frames = read_frames(path, max_pixels, skip_bad_frames=skip_bad_frames)
         for k, frame in enumerate(frames):
             yield Item(frame, str(path), frame=k, fps=info["fps"])
     except VideoError as e:

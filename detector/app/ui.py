@@ -19,6 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+from starlette.middleware import Middleware
 
 from detector.app.catalog import (
     DEFAULT_MODELS,
@@ -45,8 +46,10 @@ from detector.app.components import (
 from detector.app.detect import ROW_HEADERS, api_detect, run_detect, run_video
 from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
+from detector.app.limits import RequestLimits, UploadBudget
 from detector.app.uploads import BadInput, load_upload, unit
 from detector.core.errors import UsageError
+from detector.core.files import parse_size
 from detector.core.thresholds import CONF, IOU
 from detector.engine.loop import resolve_device
 from detector.evaluation.video import VIDEO_SUFFIXES
@@ -378,10 +381,12 @@ def serve(args: argparse.Namespace, block: bool = True):
     demo = build_app(entries, default, cache, make_examples(EXAMPLES_DIR), server_url(args.host, args.port), downloads,
                      photos)
     demo.queue(max_size=args.queue_size, default_concurrency_limit=1)
+    budget = UploadBudget(parse_size(args.upload_budget), parse_size(args.client_upload_budget))
     try:
         demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                    max_file_size=args.max_file_size, prevent_thread_lock=not block, show_error=False,
-                    footer_links=["api"], state_session_capacity=SESSION_CAPACITY, css=CSS)
+                    max_file_size=parse_size(args.max_file_size), prevent_thread_lock=not block, show_error=False,
+                    footer_links=["api"], state_session_capacity=SESSION_CAPACITY, css=CSS,
+                    app_kwargs={"middleware": [Middleware(RequestLimits, budget=budget)]})
     except OSError as e:
         raise SystemExit(f"error: cannot serve on {args.host}:{args.port} ({e}); is another demo running? "
                          "Pass --port") from None

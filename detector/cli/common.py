@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import shlex
 from collections.abc import Callable
@@ -37,6 +38,39 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def bounded_int(low: int, high: int):
+    """argparse type: a whole number in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    parse.__name__ = "int"  # argparse's "invalid int value" for text
+    return parse
+
+
+def finite_positive(text: str) -> float:
+    """argparse type: a finite number above 0."""
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
+    return value
+
+
+def file_size(text: str) -> str:
+    """argparse type: a size such as ``50mb``, ``1gb``, ``500kb`` or bytes (Gradio's ``max_file_size``)."""
+    from detector.core.files import parse_size
+
+    try:
+        if parse_size(text) < 1:
+            raise ValueError(f"must be at least 1 byte, got {text}")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def count(text: str) -> int:

@@ -12,7 +12,14 @@ import argparse
 import os
 from pathlib import Path
 
-from detector.cli.common import add_max_pixels_argument, count, make_out_folder, plural, positive_int
+from detector.cli.common import (
+    add_max_pixels_argument,
+    bounded_int,
+    count,
+    make_out_folder,
+    plural,
+    positive_int,
+)
 from detector.core.errors import InputError, UsageError
 
 
@@ -74,7 +81,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     train = 1000 if args.train is None else args.train
     val = (100 if args.preset == "bananas" else 200) if args.val is None else args.val
-    path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers, progress=True)
+    path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers, progress=True,
+                         exist_ok=args.exist_ok)
     print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
     return 0
 
@@ -151,8 +159,10 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", type=count, default=None, help="train images (shapes 1000, bananas 1000)")
     p.add_argument("--val", type=count, default=None, help="val images (shapes 200, bananas 100)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
+    p.add_argument("--size", type=bounded_int(32, 4096), default=256, help="image side in pixels (32-4096)")
     p.add_argument("--workers", type=positive_int, default=2)
+    p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (its files of the same "
+                   "names are replaced)")
     p.set_defaults(func=cmd_synth)
 
     p = data.add_parser("negatives", help="background crops (no object) of a data set's photographs, for "
@@ -168,8 +178,8 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path")
     p.add_argument("--out", required=True)
     p.add_argument("--split", default="train")
-    p.add_argument("--num", type=int, default=8)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--num", type=positive_int, default=8)
+    p.add_argument("--size", type=bounded_int(32, 4096), default=256, help="the model's input side (32-4096)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-augment", action="store_true", help="show the eval preset instead")
     p.set_defaults(func=cmd_show)

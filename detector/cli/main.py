@@ -19,12 +19,12 @@ from pathlib import Path
 
 from detector import __version__
 from detector.cli.classify import add_classify_parser
-from detector.cli.common import add_max_pixels_argument
+from detector.cli.common import add_max_pixels_argument, bounded_int, finite_positive
 from detector.cli.data import add_data_parser
 from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
 from detector.cli.zoo import add_zoo_parser
-from detector.core.errors import DetectorError, InputError
+from detector.core.errors import DetectorError, InputError, UsageError
 from detector.core.progress import setup_cli_logging
 
 
@@ -52,8 +52,14 @@ def cmd_anchors(args: argparse.Namespace) -> int:
     drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
     k = len(args.sizes) + len(args.ratios) - 1
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    drawn.save(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise UsageError(f"--out {out}: end it in .png or .jpg (an image is written)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        drawn.save(out)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write to") \
+            from None
     print(f"{count} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {image.width}x{image.height} image: {out}")
     return 0
 
@@ -65,9 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("anchors", help="draw anchor boxes over an image (the book's display_anchors)")
     p.add_argument("image", nargs="?", help="an image file (default: a photograph that scikit-image ships)")
-    p.add_argument("--fmap", type=int, nargs=2, default=(4, 4), metavar=("H", "W"), help="feature-map size")
-    p.add_argument("--sizes", type=float, nargs="+", default=[0.15], help="anchor sizes, fractions of the image")
-    p.add_argument("--ratios", type=float, nargs="+", default=[1.0, 2.0, 0.5], help="width/height ratios")
+    p.add_argument("--fmap", type=bounded_int(1, 1000), nargs=2, default=(4, 4), metavar=("H", "W"),
+                   help="feature-map size (1-1000 cells a side, as the app)")
+    p.add_argument("--sizes", type=finite_positive, nargs="+", default=[0.15], help="anchor sizes, fractions of the image")
+    p.add_argument("--ratios", type=finite_positive, nargs="+", default=[1.0, 2.0, 0.5], help="width/height ratios")
     p.add_argument("--labels", action="store_true", help="write size and ratio on each anchor")
     p.add_argument("--out", default="anchors.png", help="output PNG")
     add_max_pixels_argument(p)

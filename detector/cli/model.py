@@ -27,6 +27,7 @@ from detector.cli.common import (
     settings_from_args,
 )
 from detector.core.errors import InputError, UsageError
+from detector.core.files import write_atomic
 from detector.core.progress import progress
 from detector.engine.config import DEVICE_HELP, TrainConfig, check_flags
 from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
@@ -69,7 +70,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     det = Detector(args.weights, device=args.device)
     settings = settings_from_args(PredictConfig, args)
     det.predict_config(**settings)  # every setting checked before any output is made
-    expand_inputs(args.inputs)  # and every input found
+    inputs = expand_inputs(args.inputs)  # and every input found
+    if args.out:
+        check_out_not_inputs(Path(args.out), inputs, args.inputs)
     out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
     if (error := make_out_folder(out)) is not None:
         raise InputError(error)
@@ -86,6 +89,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"{writer.detections} detections in {writer.images} images; wrote the drawn images, "
               f"predictions.json{labels} to {out}")
     return 1 if errors else 0
+
+
+def check_out_not_inputs(out: Path, inputs: list[Path], given: list[str]) -> None:
+    """``--out`` must not be where inputs are (their drawings, named as they are, would replace them) nor an
+    input folder: a :class:`UsageError` naming the input."""
+    target = out.resolve()
+    for item in [*given, *map(str, inputs)]:
+        p = Path(item)
+        folder = p if p.is_dir() else p.parent
+        if folder.resolve() == target:
+            raise UsageError(f"--out {out} is where {item} is read from: its drawings would be written over the "
+                             "inputs; choose another --out")
 
 
 class PredictionWriter:
@@ -115,7 +130,7 @@ class PredictionWriter:
                   file=sys.stderr)
         r.save(self.out / f"{stem}.jpg")
         if self.save_txt:
-            (self.out / "labels" / f"{stem}.txt").write_text("".join(line + "\n" for line in r.to_yolo()))
+            write_atomic(self.out / "labels" / f"{stem}.txt", "".join(line + "\n" for line in r.to_yolo()))
         self.images += 1
         self.detections += len(r)
         self.results += r.to_coco(image_id=self.images)
@@ -143,7 +158,7 @@ class PredictionWriter:
     def close(self) -> None:
         self._end_video()
         if self.images or not self.videos:
-            (self.out / "predictions.json").write_text(json.dumps(self.results))
+            write_atomic(self.out / "predictions.json", json.dumps(self.results))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

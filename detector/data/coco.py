@@ -94,6 +94,10 @@ def read_coco(ann_file: Path | str, image_root: Path | str | None = None, split:
             raise DataError(f"{f}: categories[{i}] must have an integer 'id' and a 'name'")
         if c["id"] in cat_name:
             problems.append(Problem("error", "duplicate-id", f, f"category id {c['id']}", "duplicate category id"))
+        elif str(c["name"]) in cat_name.values():
+            other = next(k for k, v in cat_name.items() if v == str(c["name"]))
+            raise DataError(f"{f}: categories[{i}]: the name {str(c['name'])!r} is also category {other}'s; each "
+                            "class needs its own name (its AP is reported by name)")
         cat_name[c["id"]] = str(c["name"])
     category_ids = sorted(cat_name)
     label_of = {cid: i for i, cid in enumerate(category_ids)}

@@ -19,8 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from detector.core.errors import UsageError
+from detector.core.progress import logger
 from detector.data.coco import write_coco
-from detector.data.records import DataError, ImageRecord
+from detector.data.records import ImageRecord
 from detector.data.voc import write_voc
 from detector.data.yolo import write_yolo
 
@@ -48,15 +49,24 @@ def check_no_overlap(out: Path | str, folders: set[Path]) -> None:
                             f"delete source images; choose an --out folder outside {folder}")
 
 
-def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: str = "") -> list[ImageRecord]:
-    """Copy (or symlink) each record's image into ``folder``; return records pointing at the new files."""
+def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: str = "",
+                  taken: set[str] | None = None) -> list[ImageRecord]:
+    """Copy (or symlink) each record's image into ``folder``; return records pointing at the new files. Names
+    are unique by stem in ``taken`` (``a.jpg`` and ``a.png`` would share ``a.xml`` or ``a.txt``: the second
+    becomes ``a_2.png``) and free of white space (VOC's lists are split on it); each renaming is said."""
     folder.mkdir(parents=True, exist_ok=True)
-    placed, seen = [], set()
+    placed, taken = [], set() if taken is None else taken
     for r in records:
-        name = prefix + Path(r.path).name
-        if name in seen:
-            raise DataError(f"{r.path}: two images of one split would both be written as {folder / name}")
-        seen.add(name)
+        original = Path(r.path).name
+        name = prefix + "_".join(original.split())
+        stem, suffix, k = Path(name).stem, Path(name).suffix, 1
+        while (stem if k == 1 else f"{stem}_{k}") in taken:
+            k += 1
+        name = name if k == 1 else f"{stem}_{k}{suffix}"
+        taken.add(Path(name).stem)
+        if name != prefix + original:
+            logger.info("note: %s is written as %s (%s)", r.path, name,
+                        "white space in VOC's lists" if k == 1 else f"an earlier image is also {stem}.*")
         dst = folder / name
         if dst.exists() or dst.is_symlink():
             dst.unlink()
@@ -88,6 +98,8 @@ def convert_dataset(splits: dict[str, list[ImageRecord]], classes: list[str], to
         return out / "data.yaml"
     names = [Path(r.path).name for rs in splits.values() for r in rs]
     prefix = len(set(names)) < len(names)  # one JPEGImages folder: make names unique across splits
-    placed = {s: _place_images(r, out / "JPEGImages", link, f"{s}_" if prefix else "") for s, r in splits.items()}
+    taken: set[str] = set()
+    placed = {s: _place_images(r, out / "JPEGImages", link, f"{s}_" if prefix else "", taken)
+              for s, r in splits.items()}
     write_voc(out, placed, classes)
     return out

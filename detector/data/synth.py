@@ -191,17 +191,26 @@ def _write_one(job: tuple) -> tuple:
     return index, str(path), boxes, labels
 
 
+MAX_SIZE = 4096  # the largest image side generated (a 4096 x 4096 image is 48 MB in memory)
+
+
 def synth_dataset(out: Path | str, preset: str = "shapes", train: int = 1000, val: int = 200, seed: int = 0,
-                  size: int = 256, workers: int = 2, progress: bool = False) -> Path:
-    """Generate a data set under ``out``; return the path of its dataset YAML.
+                  size: int = 256, workers: int = 2, progress: bool = False, exist_ok: bool = False) -> Path:
+    """Generate a data set under ``out``; return the path of its dataset YAML. A non-empty ``out`` is refused
+    (a :class:`UsageError`) unless ``exist_ok`` (its files of the same names are then replaced).
 
     Layout: ``<split>/images/*``, ``<split>/annotations.json`` (COCO) and ``dataset.yaml``; the bananas preset
     names its split folders ``bananas_train``/``bananas_val`` and also writes the book's ``label.csv`` there.
     """
     if preset not in PRESETS:
         raise UsageError(f"preset must be one of {PRESETS}, got {preset!r}")
-    if size < 32:
-        raise UsageError(f"--size {size}: must be at least 32 pixels")
+    if size < 32 or size > MAX_SIZE:
+        raise UsageError(f"--size {size}: must be between 32 and {MAX_SIZE} pixels")
+    if train < 0 or val < 0:
+        raise UsageError(f"--train {train} --val {val}: counts must be 0 or more")
+    if Path(out).is_dir() and any(Path(out).iterdir()) and not exist_ok:
+        raise UsageError(f"--out {out} is not empty{' (a data set: dataset.yaml)' if (Path(out) / 'dataset.yaml').exists() else ''}; "
+                         "choose another folder, or pass --exist-ok to write over it")
     try:
         return _synth(Path(out), preset, train, val, seed, size, workers, progress)
     except OSError as e:  # a folder or file that cannot be written (read-only, full disk, a file in the way)

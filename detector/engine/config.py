@@ -145,6 +145,8 @@ class RunConfig:
                                "many epochs")
     config: str | None = opt(None, "a YAML file of these settings (a recipe, e.g. recipes/tinyssd-shapes.yaml); "
                              "flags given override it")
+    exist_ok: bool = opt(False, "train into an --out that holds an earlier run (its last.pt, best.pt and results.csv "
+                         "are replaced); without it such an --out is refused")
     command: str = opt("", "the command line, kept in the checkpoint", cli=False)
     given: tuple[str, ...] = opt((), "the fields set on the command line (with --resume, --epochs extends the run)",
                                  cli=False)
@@ -202,6 +204,9 @@ class TrainConfig(RunConfig):
         _check(self, DETECTOR_MIN_INPUT)
         check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay,
                     freeze_stages=self.freeze_stages)
+        if "num_classes" in self.model_kwargs:
+            raise ConfigError("--model-kwargs: num_classes is not a keyword to give: it is the data set's number of "
+                              "classes")
         if (self.backbone or self.freeze_stages) and self.model not in BACKBONE_MODELS:
             raise ConfigError(f"--backbone and --freeze-stages need --model {' or '.join(BACKBONE_MODELS)}, not "
                               f"{self.model}")

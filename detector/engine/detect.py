@@ -138,6 +138,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     empty = sum(len(r.boxes) == 0 for r in train_records)
     say(f"train: {len(train_records)} images, {empty} of them without objects (background)")
     category_ids = default_category_ids(data.classes, data.category_ids)
+    if ckpt is not None and ckpt.get("classes") != data.classes:
+        raise TrainingError(f"--resume {cfg.resume}: the run learned the classes {ckpt.get('classes')}, the data "
+                            f"{cfg.data} now has {data.classes}; resume it on its own data, or start a new run")
 
     model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)
     require_one_batch(cfg.data, len(train_records), cfg.batch_size)

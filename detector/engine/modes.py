@@ -26,6 +26,8 @@ class PredictConfig:
     img_size: int | None = opt(None, "the model's input size (default: its own)")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header "
                           "before decoding")
+    skip_bad_frames: bool = opt(False, "videos: keep the frames that decode when others fail (a warning), instead "
+                                "of an error")
 
     def check(self) -> None:
         if self.conf is None:

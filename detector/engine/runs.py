@@ -23,11 +23,40 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.core.files import remove_stale_tmp
 from detector.engine.checkpoint import resumed_config
+from detector.engine.config import ConfigError
 from detector.engine.distributed import Dist, broadcast_from_main, process_group
 from detector.engine.loop import TrainingError, log
 
 LOCK_NAME = "run.lock"
+RUN_FILES = ("last.pt", "best.pt", "results.csv")  # what says a folder holds a run
+
+
+def earlier_run(folder: Path) -> list[str]:
+    """The run files already in ``folder``."""
+    return [f for f in RUN_FILES if (folder / f).exists()]
+
+
+def choose_out(cfg, say: Callable[[str], None]) -> None:
+    """A new run never writes over an earlier one without being told: with ``--out`` not given, the default
+    folder's next free name (``runs/train2``, ...; said); given, a folder holding a run is refused unless
+    ``--exist-ok``. ``--resume`` continues in its own folder."""
+    if cfg.resume:
+        return
+    out = Path(cfg.out)
+    earlier = earlier_run(out)
+    if not earlier or cfg.exist_ok:
+        return
+    if "out" not in cfg.given:
+        k = 2
+        while earlier_run(out.with_name(f"{out.name}{k}")):
+            k += 1
+        cfg.out = str(out.with_name(f"{out.name}{k}"))
+        say(f"{out} holds an earlier run: this one goes to {cfg.out} (give --out to choose)")
+        return
+    raise ConfigError(f"--out {out} holds an earlier run ({', '.join(earlier)}); choose another --out, pass "
+                      f"--exist-ok to replace it, or --resume {out / 'last.pt'} to continue it")
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -123,5 +152,10 @@ def training_run(cfg, cls: type) -> Iterator[Run]:
         say = log if ranks.main else _quiet
         cfg, ckpt = resumed_config(cfg, cls, say)
         cfg.check()
+        choose_out(cfg, say)
         with locked_folder(Path(cfg.out), ranks, say):
+            stale = remove_stale_tmp(cfg.out) if ranks.main else []
+            if stale:
+                say(f"removed {len(stale)} unfinished file(s) a killed save left in {cfg.out}: "
+                    f"{', '.join(p.name for p in stale[:3])}")
             yield Run(cfg, ckpt, ranks, device_name, say)

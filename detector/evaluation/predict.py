@@ -10,7 +10,9 @@ records (decoded in DataLoader workers). :func:`coco_results` writes detections 
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from detector.core.errors import InputError
 from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from detector.data.records import ImageRecord
 from detector.evaluation.ground_truth import image_ids
+from detector.models.checkpoint import CheckpointError
 
 
 @torch.no_grad()
@@ -38,7 +41,12 @@ def run_model(model: nn.Module, images: torch.Tensor | list[torch.Tensor], devic
     with torch.autocast(torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None):
         detections = model(batch, post=post, **extra)
     out = []
+    n = getattr(model, "num_classes", None)
     for det in detections:
+        labels = det["labels"]
+        if labels.numel() and (int(labels.min()) < 0 or (n is not None and int(labels.max()) >= n)):
+            raise CheckpointError(f"{type(model).__name__} returned labels {int(labels.min())}..{int(labels.max())} "
+                                  f"outside its {n} classes; its weights or code are not the detector's contract")
         keep = det["scores"] >= conf
         out.append({"boxes": det["boxes"][keep].float().cpu().numpy(),
                     "scores": det["scores"][keep].float().cpu().numpy(), "labels": det["labels"][keep].cpu().numpy()})
@@ -145,6 +153,22 @@ def coco_results(det: dict[str, np.ndarray], category_ids: list[int], image_id: 
     return results
 
 
+def expand_glob(pattern: str) -> list[str]:
+    """The files ``pattern`` matches; ``**`` matches any folders below (none too), walked without following links
+    to folders, so a link that loops back cannot make it endless."""
+    if "**" not in pattern:
+        return glob.glob(pattern)
+    base = pattern.split("**", 1)[0] or "."
+    patterns = {pattern, pattern.replace("**/", "")}
+    found = []
+    for root, _dirs, files in os.walk(base, followlinks=False):
+        for name in files:
+            path = os.path.join(root, name) if root != "." or base != "." else name
+            if any(fnmatch.fnmatch(path, p) for p in patterns):
+                found.append(path)
+    return found
+
+
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, sorted) and globs -> paths. Raises :class:`InputError` naming an
     input that matches nothing (a folder without images or videos too)."""
@@ -162,7 +186,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         elif p.is_file():
             paths.append(p)
         else:
-            matches = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
+            matches = sorted(Path(m) for m in expand_glob(str(item)))
             matches = [m for m in matches if m.suffix.lower() in media and m.is_file()]
             if not matches:
                 raise InputError(f"{item}: no such image, folder or matching files")

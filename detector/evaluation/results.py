@@ -67,3 +67,37 @@ def check_results(results: list, source: str, image_ids: Collection[int], catego
         problem = result_problem(r, image_ids, category_ids)
         if problem:
             raise DataError(f"{source}: entry {k}: {problem}")
+
+
+def join_by_file(results: list, records: list, gt: dict, source: str) -> tuple[list, str]:
+    """Predictions joined to the ground truth's images by their ``file_name`` (the path ``detector predict``
+    writes), never by position: each entry gets the ``image_id`` of the image with that path (or, failing that,
+    the one image of the split with that file name). Entries without any ``file_name`` keep their ``image_id``
+    (COCO's own results). Returns ``(results, how)``; a :class:`DataError` counts the entries that name no image
+    of the split, or mixes of entries with and without file names."""
+    named = [isinstance(r, dict) and isinstance(r.get("file_name"), str) for r in results]
+    if not any(named):
+        return results, "by image_id (the predictions carry no file names)"
+    if not all(named):
+        raise DataError(f"{source}: {named.count(False)} of {len(results)} entries have no 'file_name' and the others "
+                        "do; give every entry its file name, or none (to join by image_id)")
+    ids = [im["id"] for im in gt["images"]]
+    by_path = {str(Path(r.path).resolve()): i for r, i in zip(records, ids)}
+    by_name: dict[str, set] = {}
+    for r, im in zip(records, gt["images"]):
+        for name in {Path(r.path).name, Path(str(im.get("file_name", ""))).name} - {""}:
+            by_name.setdefault(name, set()).add(im["id"])
+    joined, missing = [], []
+    for r in results:
+        image_id = by_path.get(str(Path(r["file_name"]).resolve()))
+        if image_id is None:
+            candidates = by_name.get(Path(r["file_name"]).name, set())
+            image_id = next(iter(candidates)) if len(candidates) == 1 else None
+        if image_id is None:
+            missing.append(r["file_name"])
+            continue
+        joined.append({**r, "image_id": image_id})
+    if missing:
+        raise DataError(f"{source}: {len(missing)} of {len(results)} entries name images that are not in this split "
+                        f"(the first: {missing[0]}); score them against the split they were made on (--split)")
+    return joined, "by file name"

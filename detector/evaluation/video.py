@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from detector.core.errors import InputError
+from detector.core.progress import logger
 from detector.data.images import MAX_PIXELS
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg")
@@ -66,11 +67,13 @@ def open_video(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple[c
     return cap, {"fps": fps, "frames": max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))), "width": w, "height": h}
 
 
-def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS,
-                max_frames: int | None = None) -> tuple[dict, Iterator[np.ndarray]]:
+def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frames: int | None = None,
+                skip_bad_frames: bool = False) -> tuple[dict, Iterator[np.ndarray]]:
     """``(info, frames)``: the video's ``info`` (fps, frames, width, height) and its frames one by one (RGB uint8
     ``[H, W, 3]``). More than ``max_frames`` frames is a :class:`VideoError` (before any is read when the
-    container says so); so is a video without a single readable frame."""
+    container says so); so is a video without a single readable frame, and one whose frames stop short of what
+    the container declares (a frame that cannot be decoded, a truncated file), after the frames that could be
+    read: the count and the first frame missing; with ``skip_bad_frames`` that is a warning in the log."""
     cap, info = open_video(path, max_pixels)
     if max_frames is not None and info["frames"] > max_frames:
         cap.release()
@@ -92,6 +95,13 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS,
             cap.release()
         if not count:
             raise VideoError(f"{path}: no frame could be decoded")
+        declared = info["frames"]
+        if declared and declared - count > max(1, declared // 100):
+            message = (f"{path}: {count} of its {declared} frames could be decoded (frame {count} onwards failed: "
+                       "a damaged or truncated file)")
+            if not skip_bad_frames:
+                raise VideoError(message + "; pass --skip-bad-frames to keep the frames that could be")
+            logger.warning("warning: %s", message)
 
     return info, frames()
 

@@ -61,13 +61,36 @@ def read_metadata(props: dict[str, str], path: Path | str) -> dict:
         info.update({k: props[k] for k in TEXT_KEYS if k in props})
         info.update({k: int(props[k]) for k in INT_KEYS if k in props})
         info.update({k: props.get(k) == "true" for k in FLAG_KEYS})
-        if not isinstance(info["classes"], list) or not isinstance(info["img_size"], int):
-            raise TypeError("classes and img_size")
+        problem = metadata_problem(info)
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: its detector metadata is incomplete or malformed ({e})") from None
+    if problem:
+        raise CheckpointError(f"{path}: its detector metadata is incomplete or malformed ({problem}); export it again")
     info.setdefault("category_ids", list(range(1, len(info["classes"]) + 1)))
     info["format"] = "onnx"
     return info
+
+
+MAX_IMG_SIZE = 8192  # the largest input the CLI accepts (--img-size)
+
+
+def metadata_problem(info: dict) -> str | None:
+    """What is wrong with an ONNX file's detector metadata (types and ranges), or None."""
+    classes = info.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        return "'classes' must be a non-empty list of names"
+    ids = info.get("category_ids", list(range(1, len(classes) + 1)))
+    if not isinstance(ids, list) or len(ids) != len(classes) or not all(type(i) is int for i in ids):
+        return f"'category_ids' must be {len(classes)} integers, one per class"
+    if not 1 <= info.get("img_size", 0) <= MAX_IMG_SIZE:
+        return f"'img_size' {info.get('img_size')} must be 1..{MAX_IMG_SIZE}"
+    post = info.get("post_defaults")
+    keys = ("score_threshold", "nms_threshold", "max_detections")
+    if not isinstance(post, dict) or any(type(post.get(k)) not in (int, float) for k in keys):
+        return f"'post_defaults' must give {', '.join(keys)} as numbers"
+    if not (0 <= post["score_threshold"] <= 1 and 0 <= post["nms_threshold"] <= 1 and post["max_detections"] >= 1):
+        return f"'post_defaults' out of range: {post}"
+    return None
 
 
 def providers_for(device: torch.device | str, available: list[str]) -> list[str]:
@@ -118,10 +141,35 @@ class OnnxDetector(nn.Module):
             out = dict(zip(OUTPUT_NAMES, self.session.run(list(OUTPUT_NAMES), {"images": x[start:start + step], **feed_post})))
             out["batch_index"] = out["batch_index"] + start
             parts.append(out)
-        detections = split_by_image({k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}, len(x))
+        joined = {k: np.concatenate([p[k] for p in parts]) for k in OUTPUT_NAMES}
+        if (problem := outputs_problem(joined, len(x), len(self.info["classes"]))) is not None:
+            raise CheckpointError(f"{self.info.get('source', 'the ONNX model')}: {problem}; the graph is not one "
+                                  "`detector export` writes, or is damaged: export it again")
+        detections = split_by_image(joined, len(x))
+        cap = int(settings["max_detections"])
+        detections = [{k: v[:cap] for k, v in d.items()} for d in detections]  # never more than asked for
         for d, frame in zip(detections, frames):
             d["boxes"] = to_original(d["boxes"], frame)
         return detections
+
+
+def outputs_problem(out: dict[str, np.ndarray], batch_size: int, num_classes: int) -> str | None:
+    """What is wrong with a graph's outputs for a batch (shapes, labels and images in range, finite boxes and
+    scores in [0, 1]), or None."""
+    k = len(out["scores"])
+    if out["boxes"].shape != (k, 4) or out["labels"].shape != (k,) or out["batch_index"].shape != (k,):
+        return f"outputs of inconsistent shapes {[tuple(out[n].shape) for n in OUTPUT_NAMES]}"
+    if k and not (0 <= out["labels"].min() and out["labels"].max() < num_classes):
+        return f"labels {int(out['labels'].min())}..{int(out['labels'].max())} outside its {num_classes} classes"
+    if k and not (0 <= out["batch_index"].min() and out["batch_index"].max() < batch_size):
+        return f"image indices {int(out['batch_index'].min())}..{int(out['batch_index'].max())} outside a batch of {batch_size}"
+    if not (np.isfinite(out["boxes"]).all() and np.isfinite(out["scores"]).all()):
+        return "boxes or scores that are not finite numbers"
+    if k and not (0 <= out["scores"].min() and out["scores"].max() <= 1):
+        return "scores outside [0, 1]"
+    if k and (out["boxes"][:, 2:] < out["boxes"][:, :2]).any():
+        return "boxes whose corners are reversed (x2 < x1 or y2 < y1)"
+    return None
 
 
 def split_by_image(out: dict[str, np.ndarray], batch_size: int) -> list[dict[str, Tensor]]:

@@ -116,6 +116,15 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     import torch
 
     torch.save({"model": {}, "model_name": "faster_rcnn", "classes": ["a"], "img_size": 64}, p["frcnn_pt"])
+    p["old_run"] = t / "old-run"  # a folder holding an earlier run
+    p["old_run"].mkdir()
+    (p["old_run"] / "results.csv").write_text("epoch,loss\n1,2.0\n")
+    p["photos"] = t / "photos"  # a folder of inputs
+    _image(p["photos"] / "cat.png")
+    p["dup_names"] = _coco(t / "dup", [GOOD_IMAGE], [GOOD_BOX])
+    doc = json.loads(p["dup_names"].read_text())
+    doc["categories"] = [{"id": 1, "name": "thing"}, {"id": 2, "name": "thing"}]
+    p["dup_names"].write_text(json.dumps(doc))
     return {k: str(v) for k, v in p.items()}
 
 
@@ -137,7 +146,7 @@ ROWS = [
     # anchors
     ("anchors-missing", "anchors {tmp}/nope.png", 1, "no such file"),
     ("anchors-not-image", "anchors {text_png}", 1, "not a readable image"),
-    ("anchors-bad-size", "anchors {image} --sizes -0.1", 2, "sizes must all be positive"),
+    ("anchors-bad-size", "anchors {image} --sizes -0.1", 2, "must be a finite number above 0"),
     ("anchors-bad-ratio", "anchors {image} --ratios 0", 2, "ratio"),
     ("anchors-fmap-text", "anchors {image} --fmap a b", 2, "invalid int value"),
     ("anchors-over-cap", "anchors {big}", 1, "over the cap"),
@@ -313,6 +322,34 @@ ROWS = [
     ("demo-missing-weights", "demo --weights {tmp}/none.pt --port 1", 1, "no such file"),
     ("demo-random-weights", "demo --weights {random_pt} --port 1", 1, "not a checkpoint"),
     ("demo-corrupt-onnx", "demo --weights {random_onnx} --port 1", 1, "random.onnx: not an ONNX model"),
+    # no command writes over what it reads, or over an earlier run (issue 31)
+    ("predict-out-is-the-input-folder", "predict {photos} --weights " + SHIPPED + " --out {photos}", 2,
+     "is where"),
+    ("predict-out-beside-the-input", "predict {photos}/cat.png --weights " + SHIPPED + " --out {photos}", 2,
+     "its drawings would be written over the inputs"),
+    ("export-over-its-weights", "export --weights {tmp}/copy.pt --out {tmp}/copy.pt", 2, "is the checkpoint it exports"),
+    ("train-into-an-earlier-run", "train --data {shapes} --out {old_run} --device cpu", 2,
+     "holds an earlier run (results.csv); choose another --out, pass --exist-ok"),
+    ("synth-into-a-data-set", "data synth --out {shapes_dir} --train 2 --val 1", 2, "is not empty (a data set"),
+    ("synth-size-100000", "data synth --out {tmp}/big --size 100000", 2, "must be between 32 and 4096"),
+    ("show-size-0", "data show {shapes} --out {tmp}/sh --size 0", 2, "must be between 32 and 4096"),
+    ("show-num-negative", "data show {shapes} --out {tmp}/sh --num -1", 2, "must be a positive integer"),
+    ("anchors-fmap-huge", "anchors {image} --fmap 100000 100000 --out {tmp}/a.png", 2, "must be between 1 and 1000"),
+    ("anchors-ratio-inf", "anchors {image} --ratios inf --out {tmp}/a.png", 2, "must be a finite number above 0"),
+    ("anchors-out-not-an-image", "anchors {image} --out {tmp}/a.txt", 2, "end it in .png or .jpg"),
+    ("anchors-out-under-a-file", "anchors {image} --out {a_file}/a.png", 1, "cannot write there"),
+    ("demo-port-negative", "demo --port -1", 2, "must be between 1 and 65535"),
+    ("demo-port-too-large", "demo --port 70000", 2, "must be between 1 and 65535"),
+    ("demo-queue-0", "demo --queue-size 0", 2, "must be between 1 and 100000"),
+    ("demo-max-file-size-banana", "demo --max-file-size banana", 2, "must be a size such as 50mb"),
+    ("demo-max-file-size-0", "demo --max-file-size 0", 2, "must be at least 1 byte"),
+    ("demo-upload-budget-banana", "demo --upload-budget apples", 2, "argument --upload-budget: must be a size"),
+    ("demo-client-upload-budget-negative", "demo --client-upload-budget=-5mb", 2,
+     "argument --client-upload-budget: must be a size"),
+    ("train-kwargs-num-classes", "train --data {shapes} --model-kwargs {{\"num_classes\":-3}} --out {tmp}/nc --device cpu",
+     2, "num_classes is not a keyword to give"),
+    ("eval-duplicate-category-names", "eval --data {dup_names} --predictions {preds_no_bbox}", 1,
+     "the name 'thing' is also category 1's"),
     # the command itself
     ("unknown-command", "frobnicate", 2, "invalid choice"),
     ("no-command", "", 2, "required"),

@@ -22,8 +22,9 @@ def test_anchors_command_bad_input(tmp_path, capsys):
     bad.write_bytes(b"not an image")
     assert main(["anchors", str(bad)]) == 1
     assert "not a readable image" in capsys.readouterr().err
-    assert main(["anchors", "--sizes", "-0.1", "--out", str(tmp_path / "x.png")]) == 2  # a flag's value: usage
-    assert "sizes must all be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a flag's value: argparse's usage error
+        main(["anchors", "--sizes", "-0.1", "--out", str(tmp_path / "x.png")])
+    assert exit_.value.code == 2 and "--sizes: must be a finite number above 0, got -0.1" in capsys.readouterr().err
 
 
 def test_data_commands_end_to_end(tmp_path, capsys):

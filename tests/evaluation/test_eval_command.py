@@ -99,3 +99,37 @@ def test_the_split_flag_still_picks_a_split_and_names_a_missing_one(tmp_path, ca
     assert "AP @.50         1.0000" in capsys.readouterr().out  # the one box, found exactly
     assert main(["eval", "--data", str(ann), "--predictions", str(preds), "--split", "val"]) == 1
     assert "no split 'val'" in capsys.readouterr().err
+
+
+def test_predictions_are_joined_by_file_never_by_position(tmp_path, capsys):
+    """A VOC set whose val list is shuffled after the predictions were made: the same AP, because entries carry
+    their file names; predictions of the val split scored against the train split are an error, not AP 0."""
+    import random
+
+    from detector.data.synth import synth_dataset
+
+    yaml = synth_dataset(tmp_path / "s", "shapes", train=6, val=12, seed=4, size=64, workers=1)
+    assert main(["data", "convert", str(yaml), "--to", "voc", "--out", str(tmp_path / "voc")]) == 0
+    voc = tmp_path / "voc"
+    from detector.data.check import prepare_split
+
+    data, records = prepare_split(str(voc), "val")
+    cat_ids = list(range(1, len(data.classes) + 1))
+    preds = [{"image_id": k + 1, "file_name": str(r.path), "category_id": cat_ids[c], "score": 0.9,
+              "bbox": [x1, y1, x2 - x1, y2 - y1]}
+             for k, r in enumerate(records) for (x1, y1, x2, y2), c in zip(r.boxes.tolist(), r.labels.tolist())]
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    out = []
+    for shuffle in (False, True):
+        if shuffle:
+            val = voc / "ImageSets" / "Main" / "val.txt"
+            lines = val.read_text().splitlines()
+            random.Random(1).shuffle(lines)
+            val.write_text("\n".join(lines) + "\n")
+        assert main(["eval", "--data", str(voc), "--predictions", str(tmp_path / "preds.json"), "--out",
+                     str(tmp_path / f"e{shuffle}")]) == 0
+        out.append(json.loads((tmp_path / f"e{shuffle}" / "metrics.json").read_text())["AP"])
+    assert out[0] == out[1] == pytest.approx(1.0)
+    assert "joined to the 12 images of val by file name" in capsys.readouterr().err
+    assert main(["eval", "--data", str(voc), "--split", "train", "--predictions", str(tmp_path / "preds.json")]) == 1
+    assert "entries name images that are not in this split" in capsys.readouterr().err

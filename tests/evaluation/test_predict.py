@@ -80,6 +80,16 @@ def test_detect_images_maps_boxes_to_each_originals_pixels():
     assert detect_images(model, images[:1], conf=0.95)[0]["boxes"].shape == (0, 4)  # below conf: dropped
 
 
+@pytest.mark.parametrize("label", [-1, 2])
+def test_a_label_outside_the_models_classes_is_an_error_not_another_class(label):
+    from detector.models.checkpoint import CheckpointError
+
+    model = FixedBox()
+    model.num_classes, model.label = 2, label  # -1 would otherwise be named after the last class
+    with pytest.raises(CheckpointError, match=f"FixedBox returned labels {label}..{label} outside its 2 classes"):
+        detect_images(model, [np.zeros((64, 64, 3), np.uint8)])
+
+
 def test_eval_and_predict_take_the_same_path(tmp_path):
     records, paths = [], []
     for k, (h, w) in enumerate(SIZES):

@@ -2,6 +2,7 @@
 metadata read back as a checkpoint's description, and one clear error per unusable file."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_split_of_nothing_gives_empty_images():
 
 def test_the_wrapper_fits_any_size_and_refuses_what_the_graph_cannot_take(tmp_path):
     model, _ = load_detector(fixed_graph(tmp_path / "m.onnx"))
-    (big,) = model(torch.zeros(1, 3, 32, 48, dtype=torch.uint8))  # fitted to 16 x 16, boxes back in its pixels
+    big, _, _ = model(torch.zeros(3, 3, 32, 48, dtype=torch.uint8))  # fitted to 16 x 16, boxes back in its pixels
     scale = torch.tensor([48 / 16, 32 / 16, 48 / 16, 32 / 16])
     torch.testing.assert_close(big["boxes"], torch.tensor(BOXES[[0, 2]]) * scale)
     with pytest.raises(ValueError, match="takes 16 px, the size it was exported at"):
@@ -98,3 +99,33 @@ def test_cuda_provider_only_when_asked_for_and_available():
     assert providers_for("cuda", both) == both
     assert providers_for("cuda:1", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert providers_for("cpu", both) == ["CPUExecutionProvider"]
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"labels": np.array([2, 0, 3])}, "labels 0..3 outside its 3 classes"),
+    ({"labels": np.array([-1, 0, 1])}, "labels -1..1 outside its 3 classes"),
+    ({"batch_index": np.array([0, 1, -1])}, "image indices -1..1 outside a batch of 3"),
+    ({"boxes": BOXES * np.array([1, 1, np.nan, 1], np.float32)}, "not finite"),
+    ({"scores": np.array([np.inf, 0.8, 0.7], np.float32)}, "not finite"),
+    ({"boxes": BOXES[:, [2, 1, 0, 3]]}, "corners are reversed"),
+    ({"scores": np.array([1.5, 0.8, 0.7], np.float32)}, "scores outside [0, 1]"),
+])
+def test_outputs_a_graph_should_not_give_are_refused(change, message):
+    """A graph whose outputs break the contract (labels, images, boxes or scores out of range) is named in one
+    line: a label -1 would otherwise be named after the last class (Python's negative index)."""
+    from detector.models.onnx_backend import outputs_problem
+
+    out = {"boxes": BOXES, "scores": SCORES, "labels": LABELS, "batch_index": INDEX, **change}
+    assert message in outputs_problem(out, 3, 3)
+    assert outputs_problem({"boxes": BOXES, "scores": SCORES, "labels": LABELS, "batch_index": INDEX}, 3, 3) is None
+
+
+@pytest.mark.parametrize(("meta", "message"), [
+    ({"post_defaults": "{}"}, "'post_defaults' must give"),
+    ({"img_size": "0"}, "'img_size' 0 must be 1..8192"),
+    ({"img_size": "60000"}, "'img_size' 60000 must be 1..8192"),
+    ({"category_ids": "[1, 2]"}, "'category_ids' must be 3 integers"),
+])
+def test_metadata_out_of_range_is_refused_on_load(tmp_path, meta, message):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        load_detector(fixed_graph(tmp_path / "m.onnx", {**META, **meta}))
