@@ -11,6 +11,7 @@ files into ``docs/img/`` (and ``docs/demo-detect.png``, the README's picture):
 - ``eval``: ``pr-curve.png`` and ``confusion-matrix.png`` from ``detector eval --out`` of the shipped shapes model
   on the 500 held-out images of its card (seed 1); prints the AP, which should be the card's 0.703.
 - ``predict``: ``predicted.jpg``, a generated image as ``detector predict`` draws it with the shapes model.
+- ``data``: ``data-show.jpg``, four generated training images after augmentation (``detector data show``).
 - ``train``: ``results.png`` of a short run (``tiny_ssd_plus``, 200 generated images, 8 epochs at batch 8): the
   picture every run writes, not a model anyone should use.
 - ``app``: the app's tabs: ``demo-detect.png`` (Detect, a generated example and a photograph), ``app-video.png``,
@@ -88,6 +89,19 @@ def predict(tmp: Path) -> None:
     detector("predict", "demo/val/images", "--weights", str(SHAPES), "--out", "predicted", cwd=tmp)
     drawn = sorted(p for p in (tmp / "predicted").iterdir() if p.suffix == ".jpg")
     save(drawn[5], "predicted.jpg", width=512)  # four shapes found, one small star missed
+
+
+def data(tmp: Path) -> None:
+    detector("data", "synth", "--out", "shapes", "--train", "4", "--val", "0", "--seed", "0", cwd=tmp)
+    detector("data", "show", "shapes", "--out", "show", "--num", "4", "--seed", "0", cwd=tmp)
+    shown = [Image.open(p).convert("RGB") for p in sorted((tmp / "show").glob("*.png"))]
+    side = shown[0].height
+    sheet = Image.new("RGB", (sum(i.width for i in shown) + 8 * (len(shown) - 1), side), "white")
+    x = 0
+    for image in shown:
+        sheet.paste(image, (x, 0))
+        x += image.width + 8
+    save(sheet, "data-show.jpg")
 
 
 def train(tmp: Path) -> None:
@@ -209,7 +223,7 @@ def drive_app(page, example: Path, photo: Path, clip: Path, tmp: Path) -> None:
     shot(page, tmp, "app-api.png")
 
 
-STEPS = {"anchors": anchors, "eval": evaluation, "predict": predict, "train": train, "app": app}
+STEPS = {"anchors": anchors, "eval": evaluation, "predict": predict, "data": data, "train": train, "app": app}
 
 
 def main() -> None:
