@@ -1,4 +1,5 @@
-"""Every GPU claim of the README measured by one command, in under nine minutes on one H100.
+"""Every GPU claim of the docs (docs/benchmarks.md) measured by one command, in under nine minutes on one
+H100.
 
     python benchmarks/gpu_suite.py --out runs/gpu                 # on the GPU: runs/gpu/gpu_suite.json and .md
     python benchmarks/gpu_suite.py --smoke --out runs/gpu-smoke   # tiny sizes on the CPU, under 2 minutes (CI runs it)

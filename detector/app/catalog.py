@@ -19,7 +19,7 @@ from detector.models.registry import load_detector
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for an editable install
 # the first of these that the list holds is selected at start: the shipped model run by ONNX Runtime (2.1-2.6x
-# faster than PyTorch eager on the CPU, README "Export and deploy"; the same detections), else its checkpoint
+# faster than PyTorch eager on the CPU, docs/export.md; the same detections), else its checkpoint
 DEFAULT_MODELS = ("tinyssd-shapes.onnx", "tinyssd-shapes.pt")
 
 

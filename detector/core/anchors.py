@@ -79,7 +79,8 @@ class MultiLevelAnchors:
     Args:
         sizes: one sequence of sizes per level.
         ratios: one sequence of ratios per level (or a single sequence shared by every level).
-        steps, clip: :func:`generate_anchors`'s, one step per level (None: the map's own cells).
+        steps: :func:`generate_anchors`'s ``step``, one per level (None: the map's own cells).
+        clip: :func:`generate_anchors`'s ``clip``, for every level.
 
     ``anchors(feature_shapes, device)`` returns ``Tensor[sum_l H_l * W_l * K_l, 4]``; ``num_anchors_per_cell``
     gives each level's K.

@@ -175,7 +175,7 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
     Args:
         boxes (Tensor[N, 4]): xyxy.
-        scores (Tensor[N]).
+        scores (Tensor[N]): one score per box.
         iou_threshold: a box is removed when its IoU with a higher-scoring kept box is above this.
 
     Returns:
@@ -190,7 +190,7 @@ def batched_nms(boxes: Tensor, scores: Tensor, labels: Tensor, iou_threshold: fl
 
     Args:
         boxes (Tensor[N, 4]): xyxy.
-        scores (Tensor[N]).
+        scores (Tensor[N]): one score per box.
         labels (Tensor[N] int): boxes with different labels never suppress each other.
 
     Returns:

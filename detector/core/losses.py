@@ -68,7 +68,9 @@ def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1"
     """Box regression loss over matched anchors.
 
     Args:
-        pred, target (Tensor[B, A, 4]): offsets. mask (Tensor[B, A] bool): matched anchors.
+        pred (Tensor[B, A, 4]): predicted offsets.
+        target (Tensor[B, A, 4]): the anchors' target offsets.
+        mask (Tensor[B, A] bool): matched anchors.
         kind: ``"l1"`` (the book: masked L1 averaged over every anchor and coordinate) or ``"smooth_l1"``
             (summed over the matched anchors, divided by their number, or by ``num_pos`` when given).
     """

@@ -38,7 +38,10 @@ def batched_iou(anchors: Tensor, gt_boxes: Tensor, gt_valid: Tensor, fill: float
     """IoU of every ground-truth box of every image with every anchor, padding rows set to ``fill``.
 
     Args:
-        anchors (Tensor[A, 4]), gt_boxes (Tensor[B, G, 4]), gt_valid (Tensor[B, G] bool).
+        anchors (Tensor[A, 4]): xyxy.
+        gt_boxes (Tensor[B, G, 4]): xyxy, in the anchors' frame.
+        gt_valid (Tensor[B, G] bool): False marks padding rows.
+        fill: the IoU given to padding rows.
 
     Returns:
         Tensor[B, G, A] (torchvision's layout: ground truth by anchors).
@@ -112,7 +115,7 @@ def match_anchors(anchors: Tensor, gt_boxes: Tensor, gt_valid: Tensor, iou_thres
     Args:
         anchors (Tensor[A, 4]): xyxy.
         gt_boxes (Tensor[B, G, 4]): xyxy, in the anchors' frame; rows where ``gt_valid`` is False are padding.
-        gt_valid (Tensor[B, G] bool).
+        gt_valid (Tensor[B, G] bool): False marks padding rows.
 
     Returns:
         LongTensor[B, A]: the index (into G) of the box assigned to each anchor, or -1.
@@ -188,7 +191,7 @@ def sample_pos_neg(
     ignored ones (``BETWEEN``) are never sampled. Uniform without replacement, batched over images.
 
     Args:
-        matches (LongTensor[B, A]).
+        matches (LongTensor[B, A]): a matcher's output: a box index, ``BELOW_LOW`` or ``BETWEEN``.
 
     Returns:
         (pos_mask, neg_mask): bool Tensor[B, A] each.

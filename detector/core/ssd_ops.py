@@ -34,7 +34,7 @@ def assign_targets(
         anchors (Tensor[A, 4]): xyxy.
         gt_boxes (Tensor[B, G, 4]): xyxy, same frame as the anchors; padding rows where ``gt_valid`` is False.
         gt_labels (LongTensor[B, G]): data set classes 0..C-1.
-        gt_valid (Tensor[B, G] bool).
+        gt_valid (Tensor[B, G] bool): False marks padding rows.
         iou_threshold: the matching threshold.
         matcher: ``"book"`` (:func:`~detector.core.matching.match_iou`, the book's assignment) or ``"ssd"``
             (:func:`~detector.core.matching.match_ssd`, torchvision's SSD matcher).
@@ -89,7 +89,8 @@ def postprocess(
 
     Args:
         cls_logits (Tensor[B, A, C + 1]): slot 0 is background.
-        offsets (Tensor[B, A, 4]).
+        offsets (Tensor[B, A, 4]): the predicted offsets of each anchor (as
+            :func:`~detector.core.boxes.encode` writes them).
         anchors (Tensor[A, 4]): xyxy.
         pre_nms_top_k: candidates kept per image before NMS; None keeps every one. With ``per_class_top_k``,
             per image and class (torchvision's SSD: ``topk_candidates``).

@@ -97,8 +97,9 @@ CPU_BATCH, GPU_BATCH = 8, 32  # `detector train` without --batch-size
 
 def default_batch_size(device_type: str, world: int = 1) -> int:
     """``detector train``'s global batch when ``--batch-size`` is not given: 8 on a CPU (four times the optimizer
-    steps of 32 per epoch; it doubled val AP at equal wall time on this project's CPU measurements, see the README's
-    recipe table), 32 on a GPU (a batch of 8 leaves it mostly idle); rounded up to a multiple of ``world``."""
+    steps of 32 per epoch; it doubled val AP at equal wall time on this project's CPU measurements, see
+    docs/experiments/batch-size.md), 32 on a GPU (a batch of 8 leaves it mostly idle); rounded up to a multiple
+    of ``world``."""
     batch = CPU_BATCH if device_type == "cpu" else GPU_BATCH
     return -(-batch // world) * world
 

@@ -6,7 +6,7 @@ The book (D2L) trains every network from scratch with plain minibatch SGD (no mo
 constant learning rate tuned per section), Xavier-uniform weights in every ``Linear`` and ``Conv2d`` and 10
 epochs of Fashion-MNIST: 2,350 steps of 256 images (:data:`BOOK_STEPS`). The rates start from its 0.17 edition
 (``train_ch6``, sections 6.6 and 7.1-7.7). Two things change here, both measured on generated shapes' object
-crops (README, "Classification networks"):
+crops (docs/experiments/classifier-recipes.md):
 
 - steps, not epochs: a data set of a few thousand crops makes about 30 to 60 steps an epoch, so 10 epochs
   are a tenth of the book's training and the networks without BatchNorm stay near chance. Their recipes ask

@@ -1,4 +1,4 @@
-"""The demo under a short hostile load over loopback (benchmarks/load_app.py, which also runs the 20-client,
+"""The demo under a short hostile load over loopback (tools/load_app.py, which also runs the 20-client,
 60-second version): every handler, public and private, with large and bad inputs from several clients at once."""
 
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
 
 
 @pytest.mark.slow

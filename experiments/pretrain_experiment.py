@@ -1,9 +1,9 @@
 """Evidence for the classification chapters as pretrained backbones.
 
-    python benchmarks/pretrain_experiment.py table --data data/shapes                     # each network's recipe
-    python benchmarks/pretrain_experiment.py table --data data/shapes --epochs 6 --img-size 64 --lr 1e-3 \
+    python experiments/pretrain_experiment.py table --data data/shapes                     # each network's recipe
+    python experiments/pretrain_experiment.py table --data data/shapes --epochs 6 --img-size 64 --lr 1e-3 \
         --optimizer adamw                                                                  # the same for all
-    python benchmarks/pretrain_experiment.py detect --data data/shapes --epochs 12         # pretrained vs scratch
+    python experiments/pretrain_experiment.py detect --data data/shapes --epochs 12         # pretrained vs scratch
 
 ``table``: for every network in ``detector.models.backbones.BACKBONES``: parameters, FLOPs of one forward pass at its
 default input (the size the book trains it at), top-1 on the default classification set (the object crops

@@ -3,7 +3,7 @@
 # against tiny_ssd_plus on real photographs, each for the same wall-clock budget (--time, hours).
 # The three runs start together, one thread each, so they share the machine alike.
 #
-#   bash benchmarks/raccoon_compare.sh ../shared/datasets/raccoon runs/raccoon 1
+#   bash experiments/raccoon_compare.sh ../shared/datasets/raccoon runs/raccoon 1
 #
 # Then: tail -n 3 runs/raccoon/*/results.csv, or detector eval --weights runs/raccoon/<run>/best.pt --data DATA
 set -euo pipefail

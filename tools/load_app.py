@@ -1,8 +1,8 @@
 """The demo under hostile load: many clients calling every handler, public and private, with large and bad
 inputs, over raw HTTP on loopback.
 
-    python benchmarks/load_app.py                                   # 20 clients for 60 s
-    python benchmarks/load_app.py --clients 8 --seconds 15 --json runs/load.json
+    python tools/load_app.py                                        # 20 clients for 60 s
+    python tools/load_app.py --clients 8 --seconds 15 --json runs/load.json
 
 Starts ``python app.py`` on a free loopback port and speaks Gradio's queue protocol directly (upload the
 files, ``POST /gradio_api/queue/join`` with the event's id, read ``/gradio_api/queue/data``), as any script can,

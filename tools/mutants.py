@@ -1,7 +1,7 @@
 """A small mutation pass: does the suite catch plausible one-token bugs?
 
-    python benchmarks/mutants.py                        # the default targets, 8 mutants per module, seed 0
-    python benchmarks/mutants.py --per-module 20 --only detector/core/boxes.py --out runs/mutants.json
+    python tools/mutants.py                             # the default targets, 8 mutants per module, seed 0
+    python tools/mutants.py --per-module 20 --only detector/core/boxes.py --out runs/mutants.json
 
 For each target module, mutants are drawn at random (seeded) from every place where one of these edits
 applies: a comparison flipped (``<`` to ``<=``, ``==`` to ``!=``, ...), ``+``/``-`` or ``*``/``/`` swapped,

@@ -4,13 +4,13 @@
 # Every run starts from the recipe these tables measured, batch 32 (the default before batch 8 became the CPU
 # default); bs8 and bs8-aug override it.
 #
-#   bash benchmarks/recipe_ablation.sh ../shared/datasets/raccoon runs/ablation-raccoon 0.3
-#   bash benchmarks/recipe_ablation.sh data/shapes-500s5 runs/ablation-shapes-45m 0.75 default mosaic mixup multiscale bs8 img320
+#   bash experiments/recipe_ablation.sh ../shared/datasets/raccoon runs/ablation-raccoon 0.3
+#   bash experiments/recipe_ablation.sh data/shapes-500s5 runs/ablation-shapes-45m 0.75 default mosaic mixup multiscale bs8 img320
 #
 # The raccoon model's candidates (bs8, bs8-aug) ran for 1.25 h, two at a time:
-#   bash benchmarks/recipe_ablation.sh ../shared/datasets/raccoon runs/raccoon-final 1.25 bs8 bs8-aug
+#   bash experiments/recipe_ablation.sh ../shared/datasets/raccoon runs/raccoon-final 1.25 bs8 bs8-aug
 #
-# Then: python benchmarks/recipe_table.py runs/ablation-raccoon (val AP/AP50 of each run's last and best epoch).
+# Then: python experiments/recipe_table.py runs/ablation-raccoon (val AP/AP50 of each run's last and best epoch).
 set -euo pipefail -f
 DATA=${1:?usage: recipe_ablation.sh DATA OUT [HOURS] [RUN...]}
 OUT=${2:?usage: recipe_ablation.sh DATA OUT [HOURS] [RUN...]}

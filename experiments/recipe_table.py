@@ -1,6 +1,6 @@
-"""The table of a recipe ablation (``benchmarks/recipe_ablation.sh``): one row per run, from its ``results.csv``.
+"""The table of a recipe ablation (``experiments/recipe_ablation.sh``): one row per run, from its ``results.csv``.
 
-    python benchmarks/recipe_table.py runs/ablation-raccoon [runs/ablation-shapes ...]
+    python experiments/recipe_table.py runs/ablation-raccoon [runs/ablation-shapes ...]
 
 Per run: epochs done in the budget, mean training images/s, val AP/AP50 at the last epoch (what the budget gave)
 and the best AP with its epoch, and the difference of the last AP from the ``default`` run of the same folder.
