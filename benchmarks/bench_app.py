@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import statistics
@@ -96,15 +97,18 @@ class LibClient:
         return self.client.predict(handle_file(str(path)), conf, iou, max_det, api_name="/detect")
 
 
-def start_server(weights: str, queue_size: int, cwd: Path) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on a free loopback port, its output in ``cwd/server.log``; returns once it serves."""
+def start_server(weights: str, queue_size: int, cwd: Path, extra: tuple[str, ...] = (),
+                 env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` on a free loopback port (``extra``: more of its flags; ``env``: added to its
+    environment), its output in ``cwd/server.log``; returns once it serves."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     weights = str(Path(weights).resolve())  # the server runs in cwd, so a path relative to ours is resolved first
     log = open(cwd / "server.log", "w")  # noqa: SIM115 - the server's lifetime
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", weights,
-                               "--queue-size", str(queue_size)], cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+                               "--queue-size", str(queue_size), *extra], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:

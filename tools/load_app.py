@@ -3,6 +3,8 @@ inputs, over raw HTTP on loopback.
 
     python tools/load_app.py                                        # 20 clients for 60 s
     python tools/load_app.py --clients 8 --seconds 15 --json runs/load.json
+    python tools/load_app.py --deep 4                               # four 9999x9999 16-bit PNGs at once
+    python tools/load_app.py --bodies                               # 200 MB bodies, 20 x 45 MB uploads
 
 Starts ``python app.py`` on a free loopback port and speaks Gradio's queue protocol directly (upload the
 files, ``POST /gradio_api/queue/join`` with the event's id, read ``/gradio_api/queue/data``), as any script can,
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -225,6 +228,117 @@ def deep_uploads(count: int = 4, side: int = 9999, weights: str | None = None) -
             server.kill()
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def json_body(mib: int) -> bytes:
+    """A well-formed queue call of ``mib`` MB (a string where the data goes), as a hostile script sends it."""
+    return b'{"fn_index": 0, "session_hash": "hostile", "data": ["' + b"a" * (mib * 2**20) + b'"]}'
+
+
+def hostile_bodies(uploads: int = 20, upload_mib: int = 45, weights: str | None = None) -> dict:
+    """The bodies that once took the server down, while one ordinary user calls ``/detect`` over and over: one
+    200 MB JSON body (with its length), three 100 MB JSON bodies at once without a length (chunked), then
+    ``uploads`` concurrent uploads of ``upload_mib`` MB from one address. Per case, the HTTP statuses; the bytes
+    the uploads added on the server's disk; the server's peak memory; the ordinary user's slowest call during
+    the hostile requests against its calls before them (a stall shows as a gap)."""
+    import httpx
+
+    tmp = Path(tempfile.mkdtemp(prefix="load-bodies-"))
+    files = make_inputs(tmp)
+    weights = weights or str(ROOT / "models" / "tinyssd-shapes.pt")
+    upload_dir = tmp / "gradio"
+    server, url = start_server(weights, 64, tmp, env={"GRADIO_TEMP_DIR": str(upload_dir)})
+    base = url.rstrip("/") + "/gradio_api"
+    try:
+        config = json.loads(urllib.request.urlopen(url + "config", timeout=10).read())
+        fn = {d["api_name"]: i for i, d in enumerate(config["dependencies"]) if d.get("api_name")}
+        peak, stop, victim = [rss_mib(server.pid)], threading.Event(), []
+        idle = peak[0]
+
+        def sample():
+            while not stop.is_set():
+                peak.append(rss_mib(server.pid))
+                time.sleep(0.05)
+
+        def ordinary_user():
+            c = Client(url, fn)
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    outcome, _ = c.call("detect", [c.upload(files["photo0"]), 0.25, 0.45, 100, Path(weights).name])
+                except Exception as e:  # noqa: BLE001 - a failed call is a result to report
+                    outcome = f"client {type(e).__name__}: {e}"
+                victim.append((t0, time.perf_counter() - t0, outcome))
+
+        threading.Thread(target=sample, daemon=True).start()
+        user = threading.Thread(target=ordinary_user, daemon=True)
+        user.start()
+        time.sleep(3)  # the ordinary user's pace before anything hostile
+        hostile_start = time.perf_counter()
+        http = httpx.Client(timeout=120)
+        result = {"json_200mb": http.post(f"{base}/queue/join", content=json_body(200),
+                                          headers={"content-type": "application/json"}).status_code}
+
+        def chunked_json(k: int, out: list):
+            def body():
+                whole = json_body(100)
+                for i in range(0, len(whole), 2**20):
+                    yield whole[i:i + 2**20]
+            try:
+                out[k] = httpx.post(f"{base}/queue/join", content=body(), timeout=120,
+                                    headers={"content-type": "application/json"}).status_code
+            except httpx.HTTPError as e:  # the server may close the connection once it has answered
+                out[k] = type(e).__name__
+
+        statuses: list = [None] * 3
+        threads = [threading.Thread(target=chunked_json, args=(k, statuses)) for k in range(3)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        result["json_100mb_chunked_x3"] = statuses
+        big = tmp / "upload.bin"
+        big.write_bytes(np.random.default_rng(0).integers(0, 255, upload_mib * 2**20, dtype=np.uint8).tobytes())
+        before = folder_bytes(upload_dir)
+
+        def upload(k: int, out: list):
+            try:
+                with open(big, "rb") as f:
+                    out[k] = httpx.post(f"{base}/upload", timeout=120,
+                                        files={"files": (f"u{k}.bin", f, "application/octet-stream")}).status_code
+            except httpx.HTTPError as e:
+                out[k] = type(e).__name__
+
+        statuses = [None] * uploads
+        threads = [threading.Thread(target=upload, args=(k, statuses)) for k in range(uploads)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        time.sleep(1)  # Gradio moves the files into its cache after answering
+        hostile_end = time.perf_counter()
+        time.sleep(2)
+        stop.set()
+        user.join(timeout=60)
+        during = [s for t0, s, _ in victim if t0 + s >= hostile_start and t0 <= hostile_end]
+        calm = [s for t0, s, _ in victim if t0 + s < hostile_start]
+        result.update({
+            f"uploads_{uploads}x{upload_mib}mb": {str(code): statuses.count(code) for code in set(statuses)},
+            "upload_mib_added": round((folder_bytes(upload_dir) - before) / 2**20),
+            "server_rss_idle_mib": round(idle), "server_rss_peak_mib": round(max(peak)),
+            "hostile_seconds": round(hostile_end - hostile_start, 1),
+            "ordinary_calls_during": len(during),
+            "ordinary_slowest_during_s": round(max(during), 2) if during else None,
+            "ordinary_median_before_s": round(statistics.median(calm), 2) if calm else None,
+            "ordinary_failures": sorted({o for _, _, o in victim if o != "ok"}),
+            "server_log_tracebacks": (tmp / "server.log").read_text().count("Traceback")})
+        return result
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
@@ -233,7 +347,12 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--deep", type=int, metavar="N", help="only the hostile case: N clients at once send /detect "
                         "a 9999x9999 16-bit PNG each; the server's peak memory")
+    parser.add_argument("--bodies", action="store_true", help="only the hostile bodies: a 200 MB JSON body, three "
+                        "100 MB chunked ones, 20 concurrent 45 MB uploads, while an ordinary user calls /detect")
     args = parser.parse_args()
+    if args.bodies:
+        print(json.dumps(hostile_bodies(weights=args.weights), indent=1))
+        return
     if args.deep:
         print(json.dumps(deep_uploads(args.deep, weights=args.weights)))
         return

@@ -10,13 +10,15 @@ evaluation (:class:`Metrics`).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from detector.core.errors import InputError, UsageError
+from detector.core.errors import UsageError
+from detector.core.files import write_atomic
 from detector.evaluation.coco import STAT_KEYS, format_table
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.predict import coco_results, yolo_lines
@@ -57,14 +59,12 @@ class Results:
     def save(self, path: str | Path, quality: int = 92) -> Path:
         """Write :meth:`plot` to ``path`` (its suffix names the format) and return it."""
         path = Path(path)
-        drawn = self.plot()
-        try:
-            drawn.save(path, quality=quality) if path.suffix.lower() in (".jpg", ".jpeg") else drawn.save(path)
-        except ValueError:
-            raise UsageError(f"{path}: end it in an image format's suffix (.jpg, .png, ...)") from None
-        except OSError as e:
-            raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
-        return path
+        drawn, encoded = self.plot(), io.BytesIO()
+        fmt = Image.registered_extensions().get(path.suffix.lower())
+        if fmt is None:
+            raise UsageError(f"{path}: end it in an image format's suffix (.jpg, .png, ...)")
+        drawn.save(encoded, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+        return write_atomic(path, encoded.getvalue())  # whole or not at all (a full disk leaves nothing)
 
     def to_coco(self, image_id: int = 1, file_name: str | None = None) -> list[dict]:
         """The detections as COCO results (``bbox`` xywh in pixels), each naming its class and file."""

@@ -87,5 +87,6 @@ def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings)
     results = predictions if isinstance(predictions, list) else read_results(predictions)
     source = "predictions" if isinstance(predictions, list) else str(predictions)
     results, how = join_by_file(results, records, gt, source)
+    metrics = score(cfg, dataset, gt, category_ids, results, source)  # a malformed entry: its one line, nothing else
     logger.info("%s: %d predictions joined to the %d images of %s %s", source, len(results), len(records), split, how)
-    return score(cfg, dataset, gt, category_ids, results, source)
+    return metrics

@@ -6,6 +6,7 @@ killed process or an unwritable folder never leaves a half-written file or destr
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -27,7 +28,8 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # under a file, say, there is no temp file to remove
+            tmp.unlink(missing_ok=True)
         raise InputError(f"{path}: could not be written ({e.strerror or e}); the previous file, if any, is "
                          "unchanged") from None
     return path

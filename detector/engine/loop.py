@@ -14,6 +14,7 @@ has not improved for that many epochs (:class:`Stopping`). Under torchrun
 from __future__ import annotations
 
 import csv
+import io
 import math
 import random
 import sys
@@ -28,6 +29,7 @@ from torch import nn
 from tqdm import tqdm
 
 from detector.core.errors import InputError
+from detector.core.files import write_atomic
 from detector.core.progress import logger, on_terminal
 from detector.engine.checkpoint import save_checkpoint
 from detector.engine.distributed import Dist, all_reduce_sum, broadcast_from_main
@@ -159,10 +161,11 @@ def start_results_csv(path: Path, fields: list[str], start_epoch: int) -> None:
         return
     with open(path, newline="") as f:
         kept = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) <= start_epoch]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(kept)
+    write_atomic(path, text.getvalue())  # a kill or a full disk here leaves the old rows whole
 
 
 @dataclass(frozen=True)

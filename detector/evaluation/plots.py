@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
+
+from detector.core.files import write_atomic
+
+
+def save_figure(fig, path: Path, dpi: int) -> None:
+    """``fig`` as a PNG at ``path``, whole or not at all (see :func:`~detector.core.files.write_atomic`)."""
+    encoded = io.BytesIO()
+    fig.savefig(encoded, dpi=dpi, format="png")
+    write_atomic(path, encoded.getvalue())
 
 
 def _plt():
@@ -36,7 +46,7 @@ def plot_training(results_csv: Path, out: Path, loss_names: list[str] = (), metr
             b.legend()
     b.set_xlabel("epoch"), b.set_ylim(0, 1), b.set_title("validation")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    save_figure(fig, out, dpi=100)
     plt.close(fig)
 
 
@@ -55,7 +65,7 @@ def plot_pr_curves(coco_eval, classes: list[str], out_dir: Path) -> list[Path]:
         ax.set_xlabel("recall"), ax.set_ylabel("precision"), ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
         fig.tight_layout()
         path = out_dir / f"pr_{k:02d}_{name}.png"
-        fig.savefig(path, dpi=90)
+        save_figure(fig, path, dpi=90)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -76,5 +86,5 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right"), ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted (background: missed)"), ax.set_ylabel("true (background: false detection)")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    save_figure(fig, out, dpi=100)
     plt.close(fig)

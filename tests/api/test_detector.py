@@ -227,8 +227,10 @@ def test_results_save_errors_are_the_librarys(tmp_path):
     r = Detector(SHAPES, device="cpu").predict(next(EXAMPLES.glob("*.jpg")))[0]
     with pytest.raises(UsageError, match="out.txt: end it in an image format"):
         r.save(tmp_path / "out.txt")
-    with pytest.raises(DetectorError, match="cannot write there"):
-        r.save(tmp_path / "no" / "such" / "x.png")
+    assert r.save(tmp_path / "new" / "folder" / "x.png").is_file()  # its folders are made
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DetectorError, match="x.png: could not be written"):
+        r.save(tmp_path / "a_file" / "x.png")
     r.image = None
     with pytest.raises(UsageError, match="plot\\(\\) needs the image"):
         r.plot()

@@ -32,3 +32,19 @@ def test_four_huge_16_bit_uploads_at_once_stay_under_2_5_gb():
     result = deep_uploads(4)
     assert result["answered"] == 4, result
     assert result["server_rss_peak_mib"] < 2560, result
+
+
+@pytest.mark.slow
+def test_huge_bodies_and_upload_floods_are_refused_before_parsing_and_stall_no_one():
+    """A 200 MB JSON body, three 100 MB chunked ones and 20 concurrent 45 MB uploads from one address, while an
+    ordinary user calls /detect: the bodies are refused (413) unread, the uploads stop at the address's budget
+    (256 MB: 5 of 20; 900 MB were kept an hour before), no ordinary call waits 5 s, no traceback."""
+    from load_app import hostile_bodies
+
+    result = hostile_bodies()
+    assert result["json_200mb"] == 413 and result["json_100mb_chunked_x3"] == [413, 413, 413], result
+    assert result["uploads_20x45mb"] == {"200": 5, "413": 15}, result
+    assert result["upload_mib_added"] <= 256, result
+    assert result["ordinary_failures"] == [] and result["ordinary_calls_during"] >= 1, result
+    assert result["ordinary_slowest_during_s"] < 5, result
+    assert result["server_rss_peak_mib"] < 2560 and result["server_log_tracebacks"] == 0, result

@@ -83,3 +83,32 @@ def test_train_never_writes_over_an_earlier_run(tmp_path, monkeypatch, capsys):
     assert main([*args, "--out", "runs/train", "--exist-ok"]) == 0
     assert "removed 1 unfinished file(s) a killed save left" in capsys.readouterr().err
     assert not (tmp_path / "runs" / "train" / ".last.pt.abc.tmp").exists()
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_previous_outputs_whole(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from detector.core import files
+    from detector.data.synth import synth_dataset
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(photos / "cat.jpg")
+    data = synth_dataset(tmp_path / "d", "shapes", train=2, val=4, seed=0, size=64, workers=1)
+    pred, ev = tmp_path / "pred", tmp_path / "eval"
+    assert main(["predict", str(photos), "--weights", SHIPPED, "--out", str(pred), "--device", "cpu"]) == 0
+    assert main(["eval", "--weights", SHIPPED, "--data", str(data), "--out", str(ev), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    before = hashes(tmp_path)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", full)
+    for args in (["predict", str(photos), "--weights", SHIPPED, "--out", str(pred), "--device", "cpu"],
+                 ["eval", "--weights", SHIPPED, "--data", str(data), "--out", str(ev), "--device", "cpu"]):
+        assert main(args) == 1, args
+        err = capsys.readouterr().err
+        assert "could not be written (No space left on device)" in err and "Traceback" not in err, err
+        assert err.count("\n") == 1, err
+    assert hashes(tmp_path) == before  # the earlier outputs whole, no .tmp left, the inputs untouched

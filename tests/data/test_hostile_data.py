@@ -385,6 +385,15 @@ def test_coco_categories_without_an_integer_id_and_a_name(tmp_path, capsys, cate
     refused_in_one_line(f, capsys, "categories[0] must have an integer 'id' and a 'name'")
 
 
+def test_coco_categories_sharing_a_name_are_refused_not_merged(tmp_path, capsys):
+    """Per-class AP is reported by name: two categories named alike would overwrite each other's."""
+    f = coco(tmp_path, [GOOD_IMAGE], [GOOD_BOX])
+    doc = json.loads(f.read_text())
+    doc["categories"] = [{"id": 1, "name": "thing"}, {"id": 7, "name": "other"}, {"id": 3, "name": "thing"}]
+    f.write_text(json.dumps(doc))
+    refused_in_one_line(f, capsys, "categories[2]: the name 'thing' is also category 1's")
+
+
 @pytest.mark.parametrize("size", [-5, "inf", 0, None])
 def test_coco_sizes_that_are_not_sizes_mean_read_the_header(tmp_path, size):
     """A width that is not a positive number is taken as unknown: the image's header gives it (40x30)."""

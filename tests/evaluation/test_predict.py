@@ -195,3 +195,14 @@ def test_letterbox_round_trip_through_every_caller(tmp_path):
     assert results[0]["bbox"] == pytest.approx([40, 30, 100, 40])  # COCO xywh
     predicted = cli_predict(fake_detector(ColourFinder(), ["a"], [7]), [path], tmp_path / "out", conf=0.5)
     assert predicted[0]["bbox"] == pytest.approx([40, 30, 100, 40])
+
+
+def test_a_recursive_glob_ends_on_a_folder_that_links_to_itself(tmp_path):
+    from detector.evaluation.predict import expand_glob
+
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    for p in (tmp_path / "photos" / "a.jpg", tmp_path / "photos" / "sub" / "b.jpg"):
+        p.write_bytes(b"")
+    (tmp_path / "photos" / "sub" / "loop").symlink_to(tmp_path / "photos", target_is_directory=True)
+    found = sorted(Path(p).relative_to(tmp_path).as_posix() for p in expand_glob(f"{tmp_path}/photos/**/*.jpg"))
+    assert found == ["photos/a.jpg", "photos/sub/b.jpg"]  # each once; the link not followed

@@ -56,3 +56,34 @@ def test_video_limits_and_bad_files(tmp_path):
         detect_video(FixedBox(), fake, tmp_path / "o3")
     only = detect_video(FixedBox(), clip, tmp_path / "o4", classes=["a"])  # class 1 ("b") filtered out
     assert only["objects"] == 0 and only["frames"] == 12
+
+
+def test_a_truncated_video_is_reported_not_passed_as_complete(tmp_path, capsys):
+    """A WebM cut in half still opens and declares all its frames: the frames that decode are not passed off as
+    the whole video (exit 1 in the CLI) unless --skip-bad-frames, which keeps them and says how many."""
+    from pathlib import Path
+
+    from detector.cli.main import main
+
+    whole = tmp_path / "whole.webm"
+    w = cv2.VideoWriter(str(whole), cv2.VideoWriter_fourcc(*"VP80"), 10, (160, 96))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        w.write(rng.integers(0, 255, (96, 160, 3), dtype=np.uint8))  # noise: every frame a real share of the file
+    w.release()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    info, frames = read_frames(cut)
+    assert info["frames"] == 60
+    with pytest.raises(VideoError, match=r"cut.webm: \d+ of its 60 frames could be decoded \(frame \d+ onwards"):
+        list(frames)
+    shipped = str(Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt")
+    args = ["predict", str(cut), "--weights", shipped, "--device", "cpu"]
+    assert main([*args, "--out", str(tmp_path / "p1")]) == 1
+    err = capsys.readouterr().err
+    assert "pass --skip-bad-frames to keep the frames that could be" in err and "Traceback" not in err
+    assert main([*args, "--out", str(tmp_path / "p2"), "--skip-bad-frames"]) == 0
+    kept = json.loads((tmp_path / "p2" / "cut.json").read_text())
+    assert 0 < len(kept["frames"]) < 60
+    assert "of its 60 frames could be decoded" in capsys.readouterr().err
+    assert len(list(read_frames(whole)[1])) == 60  # the whole file: no report
