@@ -2,6 +2,7 @@
 
     python tools/mutants.py                             # the default targets, 8 mutants per module, seed 0
     python tools/mutants.py --per-module 20 --only detector/core/boxes.py --out runs/mutants.json
+    python tools/mutants.py --known                     # each known bug alone (KNOWN): every one must be caught
 
 For each target module, mutants are drawn at random (seeded) from every place where one of these edits
 applies: a comparison flipped (``<`` to ``<=``, ``==`` to ``!=``, ...), ``+``/``-`` or ``*``/``/`` swapped,
@@ -41,6 +42,45 @@ TARGETS = {  # module -> the tests that guard it
     "detector/evaluation/coco.py": ["tests/evaluation"],
     "detector/evaluation/predict.py": ["tests/evaluation"],
 }
+# Issue 34's bugs (a mutation audit's survivors, now each with a test that fails on it) and the boundary flips:
+# (name, module, [(text, replacement), ...], the tests that must catch it). ``--known`` applies each alone.
+KNOWN = [
+    ("1 VOC AP at IoU exactly 0.5", "detector/evaluation/coco.py",
+     [("ious[j] < 0.5:", "ious[j] <= 0.5:")], ["tests/evaluation/test_evaluate.py"]),
+    ("2 eval --weights joins by position", "detector/api/detector.py",
+     [("cfg.workers,\n                                  ids=[im[\"id\"] for im in gt[\"images\"]], ", "cfg.workers, ")],
+     ["tests/evaluation/test_eval_command.py"]),
+    ("3 DDP val: each rank's part under all ids", "detector/engine/detect.py",
+     [("ids=ids[part]", "ids=ids")], ["tests/engine/test_ddp_val.py"]),
+    ("4 max_det cut before the class filter", "detector/evaluation/predict.py",
+     [('post["max_detections"] = MAX_CANDIDATES', 'post["max_detections"] = max_det')], ["tests/api/test_one_path.py"]),
+    ("5 SSD pixel scale [H, W, H, W]", "detector/models/ssd.py",
+     [("torch.tensor([W, H, W, H]", "torch.tensor([H, W, H, W]")], ["tests/models/test_tiny_ssd.py"]),
+    ("6 RPN pre/post-NMS top-n swapped", "detector/models/rpn.py",
+     [("min(self.pre_nms_top_n[mode], n)", "min(self.post_nms_top_n[mode], n)"),
+      ("B, self.post_nms_top_n[mode])", "B, self.pre_nms_top_n[mode])")], ["tests/models/test_torchvision_equality.py"]),
+    ("7 predict's loader shuffles", "detector/evaluation/predict.py",
+     [("shuffle=False", "shuffle=True")], ["tests/evaluation/test_predict.py"]),
+    ("8 SSD postprocess: score > threshold", "detector/core/ssd_ops.py",
+     [("keep = top_scores >= score_threshold", "keep = top_scores > score_threshold")],
+     ["tests/models/test_score_threshold.py"]),
+    ("9 Faster R-CNN box head: score > threshold", "detector/models/faster_rcnn.py",
+     [('(scores >= post["score_threshold"])', '(scores > post["score_threshold"])')],
+     ["tests/models/test_score_threshold.py"]),
+    ("10 ONNX graph: score > threshold", "detector/engine/onnx_export.py",
+     [("(top_scores >= score_threshold)", "(top_scores > score_threshold)")], ["tests/models/test_score_threshold.py"]),
+    ("11 the book's matcher: IoU > threshold", "detector/core/matching.py",
+     [("_best_gt_where(iou, best_iou, best_iou >= iou_threshold)", "_best_gt_where(iou, best_iou, best_iou > iou_threshold)")],
+     ["tests/core/test_matching.py"]),
+    ("12 SSD's matcher: IoU > threshold", "detector/core/matching.py",
+     [("torch.where(best_iou >= iou_threshold, best_gt, -1)", "torch.where(best_iou > iou_threshold, best_gt, -1)")],
+     ["tests/core/test_matching.py"]),
+    ("13 Faster R-CNN's matcher: IoU > high", "detector/core/matching.py",
+     [("positive = best_iou >= high_threshold", "positive = best_iou > high_threshold")], ["tests/core/test_matching.py"]),
+    ("14 Faster R-CNN's matcher: IoU <= low is background", "detector/core/matching.py",
+     [("(best_iou < low_threshold)] = BELOW_LOW", "(best_iou <= low_threshold)] = BELOW_LOW")],
+     ["tests/core/test_matching.py"]),
+]
 FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
 SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}
 
@@ -109,6 +149,47 @@ def run_tests(copy: Path, tests: list[str], timeout: float) -> str:
     return "survived" if done.returncode == 0 else "killed"
 
 
+def make_copy(tmp: str) -> Path:
+    """A copy of the checkout to mutate: the code, the tests, the data configs and the shipped models."""
+    copy = Path(tmp) / "checkout"
+    top_level_skip = {".git", "runs", "data", "site"}  # the checkout's own data/ holds generated sets: only its configs
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        here = {n for n in names if n in top_level_skip} if Path(folder) == ROOT else set()
+        return here | {n for n in names if n in ("__pycache__", ".hypothesis") or n.endswith(".pt")}
+
+    shutil.copytree(ROOT, copy, ignore=skip)
+    (copy / "data").mkdir()
+    for config in (ROOT / "data").glob("*.yaml"):
+        shutil.copy(config, copy / "data")
+    (copy / "models").mkdir(exist_ok=True)
+    for shipped in (ROOT / "models").glob("*.pt"):  # tests that run the shipped model need it
+        shutil.copy(shipped, copy / "models")
+    return copy
+
+
+def run_known(timeout: float) -> list[dict]:
+    """Apply each of :data:`KNOWN` alone to a copy and run its tests: each must be killed."""
+    report = []
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = make_copy(tmp)
+        for name, module, edits, tests in KNOWN:
+            source = (ROOT / module).read_text()
+            mutated = source
+            for old, new in edits:
+                if mutated.count(old) != 1:
+                    raise SystemExit(f"{name}: {module} holds {old!r} {mutated.count(old)} times, not once: update KNOWN")
+                mutated = mutated.replace(old, new)
+            (copy / module).write_text(mutated)
+            t0 = time.perf_counter()
+            outcome = run_tests(copy, tests, timeout)
+            (copy / module).write_text(source)
+            report.append({"bug": name, "module": module, "tests": tests, "outcome": outcome,
+                           "seconds": round(time.perf_counter() - t0, 1)})
+            print(f"{outcome:<17} {name}  ({module}; {' '.join(tests)})", flush=True)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-module", type=int, default=8)
@@ -116,24 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="modules to mutate (default: all targets)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per mutant's test run")
     parser.add_argument("--out", help="write the report as JSON here")
+    parser.add_argument("--known", action="store_true", help="instead: each of the known bugs (KNOWN) alone; "
+                        "every one must be killed")
     args = parser.parse_args(argv)
+    if args.known:
+        report = run_known(args.timeout)
+        survived = [r["bug"] for r in report if r["outcome"] == "survived"]
+        print(f"\n{len(report) - len(survived)} of {len(report)} known bugs caught" +
+              (f"; survived: {', '.join(survived)}" if survived else ""))
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(report, indent=2))
+        return 1 if survived else 0
     rng = random.Random(args.seed)
     report = []
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "checkout"
-        top_level_skip = {".git", "runs", "data"}  # the checkout's own data/ holds generated sets: only its configs
-
-        def skip(folder: str, names: list[str]) -> set[str]:
-            here = {n for n in names if n in top_level_skip} if Path(folder) == ROOT else set()
-            return here | {n for n in names if n in ("__pycache__", ".hypothesis") or n.endswith(".pt")}
-
-        shutil.copytree(ROOT, copy, ignore=skip)
-        (copy / "data").mkdir()
-        for config in (ROOT / "data").glob("*.yaml"):
-            shutil.copy(config, copy / "data")
-        (copy / "models").mkdir(exist_ok=True)
-        for shipped in (ROOT / "models").glob("*.pt"):  # tests that run the shipped model need it
-            shutil.copy(shipped, copy / "models")
+        copy = make_copy(tmp)
         for module in args.only or list(TARGETS):
             source = (ROOT / module).read_text()
             chosen = rng.sample(sites(ast.parse(source)), min(args.per_module, len(sites(ast.parse(source)))))

@@ -11,6 +11,8 @@ image, or the padded batch of the data loaders: ``dict(boxes=[B, G, 4], labels=[
 Output boxes are xyxy in pixels of each input image (its own size, for a list); labels are data set classes ``0..C-1``.
 ``post``: postprocess settings for this call (keys of ``POST_KEYS``), over the model's defaults (its
 constructor's keywords); the model itself is never changed, so one model can serve calls with other settings.
+Every model keeps the detections scoring *at least* ``score_threshold`` (a score equal to it is kept; torchvision's
+SSD and box head keep only those above it, the one place the zoo's models may differ from torchvision's).
 """
 
 from __future__ import annotations

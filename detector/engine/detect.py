@@ -17,6 +17,8 @@ path), ``--multi-scale`` (:mod:`detector.data.multiscale`), ``--mosaic`` and ``-
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict
 from pathlib import Path
 
@@ -107,6 +109,23 @@ def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist):
     return batches, gen
 
 
+def val_metrics(model: torch.nn.Module, records: list, gt: dict, classes: list[str], category_ids: list[int],
+                device: torch.device, ranks: Dist, batch_size: int, workers: int = 0,
+                amp_dtype: torch.dtype | None = None, max_pixels: int | None = None) -> dict:
+    """The val split's metrics (pycocotools' against ``gt``) under any number of processes: each rank predicts
+    its share (every ``world``-th record, each with its own image id), rank 0 scores what they all found against
+    the whole split, and every rank gets the metrics."""
+    ids = [im["id"] for im in gt["images"]]
+    part = slice(ranks.rank, None, ranks.world)
+    results = predict_records(model, records[part], category_ids, device, batch_size=batch_size, workers=workers,
+                              amp_dtype=amp_dtype, ids=ids[part], max_pixels=max_pixels)
+    parts = gather_to_main(results, ranks)
+    metrics = None
+    if ranks.main:
+        metrics = coco_evaluate(gt, classes, category_ids, [r for p in parts for r in p])[0]
+    return broadcast_from_main(metrics, ranks)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train a detector as ``cfg`` says; return the last evaluated val metrics (empty without a val split).
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job. The run folder is locked for the
@@ -154,17 +173,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     batches, gen = train_batches(train_records, cfg, device, ranks)
     amp_dtype = torch.bfloat16 if cfg.amp else None
     val_gt = ground_truth(data, "val", val_records) if val_records else None
-    all_ids = [im["id"] for im in val_gt["images"]] if val_gt else []
-
-    def evaluate(m) -> dict:
-        part = slice(ranks.rank, None, ranks.world)  # each rank predicts its share; rank 0 scores them all
-        results = predict_records(m, val_records[part], category_ids, device, batch_size=cfg.batch_size,
-                                  workers=cfg.workers, amp_dtype=amp_dtype, ids=all_ids[part], max_pixels=cfg.max_pixels)
-        parts = gather_to_main(results, ranks)
-        metrics = None
-        if ranks.main:
-            metrics = coco_evaluate(val_gt, data.classes, category_ids, [r for p in parts for r in p])[0]
-        return broadcast_from_main(metrics, ranks)
+    evaluate = functools.partial(val_metrics, records=val_records, gt=val_gt, classes=data.classes,
+                                 category_ids=category_ids, device=device, ranks=ranks, batch_size=cfg.batch_size,
+                                 workers=cfg.workers, amp_dtype=amp_dtype, max_pixels=cfg.max_pixels)
 
     task = Task(
         model=model, step_model=torch.compile(step_model) if cfg.compile else step_model,

@@ -248,7 +248,9 @@ class FasterRCNN(FrozenParts, nn.Module):
         image = b[:, None].expand(-1, C)  # (K, C)
         labels = torch.arange(C, device=b.device)[None].expand_as(image)  # (K, C)
         wh = boxes[..., 2:] - boxes[..., :2]
-        keep = (scores > post["score_threshold"]) & (wh >= 1e-2).all(-1)  # (K, C)
+        # at least the threshold, as every postprocess here (torchvision's box head keeps only above it: the two
+        # differ on a score exactly equal to the threshold)
+        keep = (scores >= post["score_threshold"]) & (wh >= 1e-2).all(-1)  # (K, C)
         image, labels, boxes, scores = image[keep], labels[keep], boxes[keep], scores[keep]
         kept = torchvision.ops.batched_nms(boxes, scores, image * C + labels, post["nms_threshold"])
         return per_image(image[kept], boxes[kept], scores[kept], labels[kept], B, post["max_detections"])

@@ -160,3 +160,26 @@ def test_ties_on_a_grid_agree_with_book():
     ours = match_anchors(anchors, boxes[None], torch.ones(1, 4, dtype=torch.bool), iou_threshold=0.4)[0]
     assert torch.equal(ours, expected)
     assert (ours >= 0).sum() >= 4  # every box, the duplicate included, got its own anchor
+
+
+def test_every_matcher_takes_an_iou_exactly_at_its_threshold():
+    """Boxes whose IoU with the box is exactly 1/2, 7/10 and 3/10 (integer areas over 10 or 2): at the threshold
+    an anchor is in (the book's ``>=``, torchvision's ``Matcher`` and ``SSDMatcher``), just under it, out."""
+    from detector.core.matching import match_ssd
+
+    gt, valid = torch.tensor([[[0.0, 0.0, 2.0, 1.0]]]), torch.tensor([[True]])
+    anchors = torch.tensor([[0.0, 0.0, 2.0, 1.0],    # IoU 1: the box's best
+                            [0.0, 0.0, 1.0, 1.0],    # exactly 1/2
+                            [0.0, 0.0, 0.98, 1.0]])  # 0.49
+    assert match_anchors(anchors, gt, valid, 0.5).tolist() == [[0, 0, -1]]
+    assert match_ssd(batched_iou(anchors, gt, valid), 0.5).tolist() == [[0, 0, -1]]
+    gt = torch.tensor([[[0.0, 0.0, 10.0, 1.0]]])
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 1.0],  # 1
+                            [0.0, 0.0, 7.0, 1.0],   # exactly 7/10: matched
+                            [0.0, 0.0, 6.9, 1.0],   # 0.69: ignored
+                            [0.0, 0.0, 3.0, 1.0],   # exactly 3/10: ignored, not background
+                            [0.0, 0.0, 2.9, 1.0]])  # 0.29: background
+    expected = [[0, 0, BETWEEN, BETWEEN, BELOW_LOW]]
+    assert match_thresholds(batched_iou(anchors, gt, valid), 0.7, 0.3).tolist() == expected
+    tv = Matcher(0.7, 0.3, allow_low_quality_matches=True)(batched_iou(anchors, gt, valid)[0])
+    assert tv.tolist() == expected[0]  # torchvision's own, on the same IoUs

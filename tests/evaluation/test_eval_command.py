@@ -133,3 +133,44 @@ def test_predictions_are_joined_by_file_never_by_position(tmp_path, capsys):
     assert "joined to the 12 images of val by file name" in capsys.readouterr().err
     assert main(["eval", "--data", str(voc), "--split", "train", "--predictions", str(tmp_path / "preds.json")]) == 1
     assert "entries name images that are not in this split" in capsys.readouterr().err
+
+
+def test_eval_weights_on_a_coco_file_with_0_based_unsorted_ids_equals_pycocotools(tmp_path, capsys):
+    """``eval --weights`` on the user's COCO file whose image ids are 0, 7, 3 (0-based, unsorted) and whose middle
+    image gets no detection: the model's detections of each file, under that file's id, scored by pycocotools on
+    the same file, give the same numbers (a join by position would move every detection after the empty image)."""
+    import shutil
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    from detector.api import Detector
+    from detector.data.synth import synth_dataset
+
+    shipped = str(Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt")
+    src = synth_dataset(tmp_path / "synth", "shapes", train=1, val=2, seed=5, size=256, workers=1).parent / "val"
+    made = json.loads((src / "annotations.json").read_text())
+    user = tmp_path / "user"
+    user.mkdir()
+    for im in made["images"]:
+        shutil.copy(src / "images" / im["file_name"], user / im["file_name"])
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(user / "empty.jpg")
+    new_id = {1: 0, 2: 3}  # the synth file's ids 1, 2 -> the user's 0, 3
+    doc = {"images": [{**made["images"][0], "id": 0}, {"id": 7, "file_name": "empty.jpg", "width": 256, "height": 256},
+                      {**made["images"][1], "id": 3}],
+           "annotations": [{**a, "image_id": new_id[a["image_id"]]} for a in made["annotations"]],
+           "categories": made["categories"]}
+    ann = user / "instances.json"
+    ann.write_text(json.dumps(doc))
+    det = Detector(shipped, device="cpu")
+    conf = det.model.post_defaults["score_threshold"]  # what eval keeps: the model's own threshold
+    preds = [p for im in doc["images"] for p in det.predict(user / im["file_name"], conf=conf)[0].to_coco(im["id"])]
+    assert not [p for p in preds if p["image_id"] == 7]  # the empty image: no detection
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    ref = pycocotools_stats(ann, tmp_path / "preds.json")
+    assert ref[1] > 0.5  # AP50: the shipped model finds these shapes
+    assert main(["eval", "--weights", shipped, "--data", str(ann), "--device", "cpu", "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    ref = np.maximum(ref, 0)  # pycocotools' -1 (no large boxes here) is reported as 0
+    assert np.allclose([metrics[k] for k in STAT_KEYS], ref, atol=1e-9, rtol=0), ([metrics[k] for k in STAT_KEYS], ref)

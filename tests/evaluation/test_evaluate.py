@@ -183,6 +183,17 @@ def test_voc07_counts_a_recall_of_exactly_three_tenths():
                                       "AP50_voc07": pytest.approx(4 / 11, abs=1e-12)}
 
 
+def test_voc_counts_an_iou_of_exactly_one_half_as_a_hit():
+    """The VOC devkit (VOCevaldet.m: ``ovmax >= VOCopts.minoverlap``) and pycocotools both take IoU >= 0.5: a
+    detection covering exactly half of the union is found. Integer boxes make the IoU exactly 1/2."""
+    gt = records_document([ImageRecord("a", 100, 100, [[0, 0, 20, 10]], [0], image_id=1)], ["a"], [1])
+    half = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9}]  # 100 / 200
+    assert voc_ap50(gt, half, [1]) == {"AP50_voc": 1.0, "AP50_voc07": 1.0}
+    assert coco_evaluate(gt, ["a"], [1], half)[0]["AP50"] == pytest.approx(1.0)  # pycocotools agrees
+    below = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 9.9], "score": 0.9}]  # 99 / 200
+    assert voc_ap50(gt, below, [1]) == {"AP50_voc": 0.0, "AP50_voc07": 0.0}
+
+
 def test_confusion_matrix_literal():
     recs = records()
     res = [{"image_id": 4, "category_id": 2, "bbox": [10, 10, 40, 40], "score": 0.9},   # cat box called dog

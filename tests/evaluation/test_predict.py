@@ -206,3 +206,24 @@ def test_a_recursive_glob_ends_on_a_folder_that_links_to_itself(tmp_path):
     (tmp_path / "photos" / "sub" / "loop").symlink_to(tmp_path / "photos", target_is_directory=True)
     found = sorted(Path(p).relative_to(tmp_path).as_posix() for p in expand_glob(f"{tmp_path}/photos/**/*.jpg"))
     assert found == ["photos/a.jpg", "photos/sub/b.jpg"]  # each once; the link not followed
+
+
+class Brightness(nn.Module):
+    """Finds one box per image whose width is the image's mean grey level: which image a result came from."""
+
+    def forward(self, images, targets=None, post=None, size=None):
+        return [{"boxes": torch.tensor([[0.0, 0.0, float(im.float().mean()), 1.0]]), "scores": torch.tensor([0.9]),
+                 "labels": torch.tensor([0])} for im in images]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_predict_records_keeps_the_records_order_over_many_batches(tmp_path, workers):
+    """Thirteen images over five batches of 3 (with worker processes too): each result carries its own image's id."""
+    records = []
+    for k in range(13):
+        path = tmp_path / f"{k}.png"
+        Image.new("RGB", (8 + k, 6), (10 * k + 5,) * 3).save(path)
+        records.append(ImageRecord(str(path), 8 + k, 6, np.zeros((0, 4)), np.zeros(0), image_id=1000 - k))
+    results = predict_records(Brightness(), records, [7], batch_size=3, workers=workers)
+    assert [r["image_id"] for r in results] == [1000 - k for k in range(13)]
+    assert [round(r["bbox"][2]) for r in results] == [10 * k + 5 for k in range(13)]

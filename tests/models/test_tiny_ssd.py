@@ -189,3 +189,23 @@ def test_the_anchor_models_are_the_ssd_family():
 
     assert all(isinstance(build_model(name, 2), SSD) for name in ANCHOR_MODELS)
     assert set(MODELS) - set(ANCHOR_MODELS) == {"faster_rcnn"}
+
+
+def test_boxes_of_a_non_square_batch_land_in_each_images_pixels():
+    """The network's normalized boxes scale by the padded batch's width and height (x by W, y by H), then clip to
+    each image: one anchor [0.25, 0.5, 0.75, 1] with zero offsets and a sure class, literal boxes out."""
+    model = build_model("tiny_ssd", 2).eval()
+    model.img_size = None  # eval on the batch as given, no fitting to a square input
+
+    def head_outputs(x):
+        B = x.shape[0]
+        return (torch.tensor([[[-10.0, 10.0, -10.0]]]).expand(B, 1, 3), torch.zeros(B, 1, 4),
+                torch.tensor([[0.25, 0.5, 0.75, 1.0]]))
+
+    model.head_outputs = head_outputs
+    with torch.no_grad():
+        (wide,) = model(torch.zeros(1, 3, 64, 128, dtype=torch.uint8))
+        both = model([torch.zeros(3, 64, 128, dtype=torch.uint8), torch.zeros(3, 96, 48, dtype=torch.uint8)])
+    assert wide["boxes"].tolist() == [[32.0, 32.0, 96.0, 64.0]] and wide["labels"].tolist() == [0]
+    # padded to 96 x 128: [32, 48, 96, 96], then each image's own clip
+    assert [d["boxes"].tolist() for d in both] == [[[32.0, 48.0, 96.0, 64.0]], [[32.0, 48.0, 48.0, 96.0]]]

@@ -172,3 +172,21 @@ def test_other_models_are_refused():
         from_torchvision(model)
     with pytest.raises(ValueError, match="torchvision Faster R-CNN"):
         from_torchvision(torchvision.models.resnet18())
+
+
+def test_rpn_with_different_pre_and_post_nms_top_n():
+    """Every shipped configuration keeps as many proposals before NMS (per level) as after (per image); here they
+    differ (300 per level, 40 per image, eval): the proposals are still torchvision's, 40 per image."""
+    torch.manual_seed(0)
+    tv = confident(BUILDERS["v1"](weights=None, weights_backbone=None, min_size=320, max_size=512,
+                                  rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=40)).eval()
+    ours = from_torchvision(tv)
+    images = photos()[:2]
+    with torch.no_grad():
+        image_list, _ = tv.transform(images)
+        x, sizes, _ = transform_images(images, ours.min_size, ours.max_size, ours.size_divisible)
+        tv_props, _ = tv.rpn(image_list, tv.backbone(image_list.tensors))
+        props, valid, _ = ours.rpn(ours.features(x), sizes, tuple(x.shape[-2:]))
+    assert [len(p) for p in tv_props] == [40, 40] and valid.sum(1).tolist() == [40, 40]
+    for a, b, v in zip(tv_props, props, valid):
+        torch.testing.assert_close(as_rows(b[v]), as_rows(a), atol=1e-4, rtol=0)
