@@ -18,7 +18,6 @@ path), ``--multi-scale`` (:mod:`detector.data.multiscale`), ``--mosaic`` and ``-
 from __future__ import annotations
 
 import functools
-
 from dataclasses import asdict
 from pathlib import Path
 
