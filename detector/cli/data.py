@@ -115,8 +115,19 @@ def cmd_negatives(args: argparse.Namespace) -> int:
 
     data = _load(args.source)
     check_no_overlap_with(args.out, args.source)
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not args.exist_ok:
+        raise UsageError(f"--out {out} is not empty; choose another folder, or pass --exist-ok to write over it")
+    if args.split not in data.splits:
+        raise UsageError(f"--split {args.split}: {args.source} has the splits {', '.join(data.splits)}")
     _, records = prepare_split(args.source, args.split, "skip", data=data)
-    written = write_background_crops(records, args.out, args.count, args.seed)
+    if (error := make_out_folder(out)) is not None:
+        raise InputError(error)
+    try:
+        written = write_background_crops(records, out, args.count, args.seed)
+    except OSError as e:  # a full disk, a file in the way
+        raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write "
+                         "to") from None
     print(f"wrote {written} background crops (no object of {', '.join(data.classes)}) to {args.out}; train with "
           f"--negatives {args.out}")
     return 0
@@ -168,10 +179,14 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p = data.add_parser("negatives", help="background crops (no object) of a data set's photographs, for "
                         "train --negatives")
     p.add_argument("source", help="the data set whose photographs are cropped")
-    p.add_argument("--out", required=True)
-    p.add_argument("--count", type=positive_int, default=300)
-    p.add_argument("--split", default="train")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="a new folder for the crops (not inside the data set)")
+    p.add_argument("--count", type=bounded_int(1, 100_000), default=300, help="crops to write (1-100000, "
+                   "default %(default)s)")
+    p.add_argument("--split", default="train", help="the split whose photographs are cropped (default "
+                   "%(default)s; never crop the split you validate on)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions (default %(default)s)")
+    p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (its crops of the same "
+                   "names are replaced)")
     p.set_defaults(func=cmd_negatives)
 
     p = data.add_parser("show", help="write a few images with their boxes drawn, after augmentation")

@@ -2,7 +2,7 @@
 anchor is background), as Ultralytics trains its background images.
 
     detector train --data raccoon/ --negatives photos-without-raccoons/
-    detector data negatives --from ../shared/datasets/raccoon --out data/raccoon-negatives --count 300
+    detector data negatives ../shared/datasets/raccoon --out data/raccoon-negatives --count 300
 
 :func:`background_records` reads a folder of images (sizes from their headers); :func:`write_background_crops`
 makes such a folder from a data set's own photographs: crops that overlap none of their boxes.

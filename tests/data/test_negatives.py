@@ -1,0 +1,87 @@
+"""Background images (issue 29): images without objects train as negatives, from ``--negatives DIR`` or from
+``detector data negatives``' crops of a data set's own photographs."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detector.cli.main import main
+from detector.core.losses import cls_loss
+from detector.data.check import prepare_split
+from detector.data.negatives import background_records, write_background_crops
+from detector.data.records import ImageRecord
+from detector.engine.config import TrainConfig
+from detector.engine.detect import train
+
+
+def test_an_image_without_boxes_still_learns_background():
+    # 2 images x 50 anchors, 1 class: image 0 has one positive, image 1 none; every anchor says "class 1"
+    logits = torch.zeros(2, 50, 2)
+    logits[..., 1] = torch.linspace(1.0, 3.0, 50)  # the hardest negatives are the last anchors
+    targets = torch.zeros(2, 50, dtype=torch.long)
+    targets[0, 0] = 1
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view(2, 50)
+    with_floor = cls_loss(logits, targets, "hnm", neg_pos_ratio=3.0, min_negatives=3.0)
+    # image 0: its positive and its 3 hardest negatives; image 1: its 3 hardest negatives (the floor)
+    expected = ce[0, 0] + ce[0, -3:].sum() + ce[1, -3:].sum()
+    assert with_floor.item() == pytest.approx(expected.item(), rel=1e-6)
+    without = cls_loss(logits, targets, "hnm", neg_pos_ratio=3.0, min_negatives=0.0)  # torchvision's SSD
+    assert without.item() == pytest.approx((ce[0, 0] + ce[0, -3:].sum()).item(), rel=1e-6)
+
+
+def test_background_crops_overlap_no_box(tmp_path):
+    records = []
+    rng = np.random.default_rng(1)
+    for i in range(4):  # dark photographs with white objects
+        image = np.full((120, 160, 3), 20, np.uint8)
+        x, y = int(rng.integers(0, 100)), int(rng.integers(0, 60))
+        image[y:y + 50, x:x + 50] = 255
+        Image.fromarray(image).save(tmp_path / f"p{i}.png")
+        records.append(ImageRecord(tmp_path / f"p{i}.png", 160, 120, np.array([[x, y, x + 50, y + 50]], np.float32),
+                                   np.zeros(1, np.int64), image_id=i + 1))
+    written = write_background_crops(records, tmp_path / "bg", count=12, seed=0)
+    crops = sorted((tmp_path / "bg").glob("*.jpg"))
+    assert written == len(crops) == 12
+    for path in crops:
+        crop = np.asarray(Image.open(path))
+        assert crop.shape[0] >= 0.3 * 120 - 1 and crop.shape[1] >= 0.3 * 160 - 1
+        assert crop.max() < 128, f"{path.name} shows part of an object"
+    back = background_records(tmp_path / "bg")
+    assert len(back) == 12 and all(len(r.boxes) == 0 for r in back)
+
+
+def test_data_negatives_writes_crops_and_refuses_a_used_folder(shapes_yaml, tmp_path, capsys):
+    out = tmp_path / "neg"
+    assert main(["data", "negatives", str(shapes_yaml), "--out", str(out), "--count", "5"]) == 0
+    assert len(list(out.glob("*.jpg"))) == 5
+    assert f"--negatives {out}" in capsys.readouterr().out
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["data", "negatives", str(shapes_yaml), "--out", str(out), "--count", "5", "--seed", "3"]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing written over
+    assert main(["data", "negatives", str(shapes_yaml), "--out", str(out), "--count", "5", "--seed", "3",
+                 "--exist-ok"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} != before
+
+
+def test_train_counts_negatives_in_the_log(shapes_yaml, tmp_path, capsys):
+    neg = tmp_path / "neg"
+    assert main(["data", "negatives", str(shapes_yaml), "--out", str(neg), "--count", "4"]) == 0
+    cfg = TrainConfig(model="tiny_ssd_plus", data=str(shapes_yaml), epochs=1, batch_size=8, img_size=64, workers=0,
+                      eval_every=1, out=str(tmp_path / "run"), device="cpu", negatives=str(neg))
+    metrics = train(cfg)
+    err = capsys.readouterr().err
+    assert f"negatives: 4 background images from {neg}" in err
+    _, records = prepare_split(shapes_yaml, "train", "skip")
+    empty = sum(len(r.boxes) == 0 for r in records)  # the generated set's own images without shapes
+    assert f"train: {len(records) + 4} images, {empty + 4} of them without objects (background)" in err
+    assert np.isfinite(metrics["AP"])
+
+
+def test_train_refuses_a_missing_or_empty_negatives_folder(shapes_yaml, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for folder, message in ((tmp_path / "nope", "no such folder"), (tmp_path / "empty", "no images in it")):
+        code = main(["train", "--data", str(shapes_yaml), "--epochs", "1", "--img-size", "64", "--device", "cpu",
+                     "--out", str(tmp_path / f"run-{folder.name}"), "--negatives", str(folder)])
+        assert code == 1 and f"--negatives {folder}: {message}" in capsys.readouterr().err
