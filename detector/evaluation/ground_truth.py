@@ -28,21 +28,35 @@ def image_ids(records: list[ImageRecord]) -> list[int]:
     return ids if all(ids) and len(set(ids)) == len(ids) else list(range(1, len(records) + 1))
 
 
+def ids_by_path(records: list[ImageRecord]) -> list[int]:
+    """1..N in the order of the records' paths: a split listed in another order (a shuffled ``val.txt``) gets the
+    same ids, so pycocotools ranks detections with equal scores the same way (it breaks ties in image-id order)."""
+    order = sorted(range(len(records)), key=lambda k: (str(records[k].path), k))
+    ids = [0] * len(records)
+    for rank, k in enumerate(order):
+        ids[k] = rank + 1
+    return ids
+
+
 def ground_truth(data: DetectionData, split: str, records: list[ImageRecord]) -> dict:
-    """The COCO document of ``records`` (the checked records of ``split``), its images in the records' order."""
+    """The COCO document of ``records`` (the checked records of ``split``), its images in the records' order:
+    a COCO file's own ids, or, for formats without ids (VOC, YOLO, bananas), ids in the order of the paths."""
     category_ids = default_category_ids(data.classes, data.category_ids)
     ann_file = data.coco_files.get(split)
     if ann_file:
         doc = file_document(ann_file, records, data.classes, category_ids)
         if doc is not None:
             return doc
-    return records_document(records, data.classes, category_ids)
+        return records_document(records, data.classes, category_ids)
+    return records_document(records, data.classes, category_ids, ids=ids_by_path(records))
 
 
-def records_document(records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None) -> dict:
-    """A document built from ``records``: boxes and areas unrounded, ``difficult`` boxes as ``iscrowd``."""
+def records_document(records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None,
+                     ids: list[int] | None = None) -> dict:
+    """A document built from ``records``: boxes and areas unrounded, ``difficult`` boxes as ``iscrowd``; image
+    ids ``ids``, or :func:`image_ids`'."""
     recs = [ImageRecord(r.path, r.width, r.height, r.boxes, r.labels, iscrowd=r.iscrowd | r.difficult, image_id=i)
-            for r, i in zip(records, image_ids(records))]
+            for r, i in zip(records, image_ids(records) if ids is None else ids)]
     return coco_document(recs, classes, category_ids, decimals=None)
 
 

@@ -119,7 +119,13 @@ def test_predictions_are_joined_by_file_never_by_position(tmp_path, capsys):
               "bbox": [x1, y1, x2 - x1, y2 - y1]}
              for k, r in enumerate(records) for (x1, y1, x2, y2), c in zip(r.boxes.tolist(), r.labels.tolist())]
     (tmp_path / "preds.json").write_text(json.dumps(preds))
-    out = []
+    # equal scores across images, with a false positive first in every other image: pycocotools ranks ties in
+    # image-id order, so the AP depends on the ids; ids follow the paths, not the list's order
+    tied = [{**p, "score": 0.5} for p in preds]
+    tied += [{**p, "score": 0.5, "bbox": [p["bbox"][0] + 20, p["bbox"][1] + 20, 3, 3]}
+             for k, p in enumerate(preds) if k % 2]
+    (tmp_path / "tied.json").write_text(json.dumps(sorted(tied, key=lambda p: (p["file_name"], p["bbox"][2]))))
+    out, out_tied = [], []
     for shuffle in (False, True):
         if shuffle:
             val = voc / "ImageSets" / "Main" / "val.txt"
@@ -129,7 +135,11 @@ def test_predictions_are_joined_by_file_never_by_position(tmp_path, capsys):
         assert main(["eval", "--data", str(voc), "--predictions", str(tmp_path / "preds.json"), "--out",
                      str(tmp_path / f"e{shuffle}")]) == 0
         out.append(json.loads((tmp_path / f"e{shuffle}" / "metrics.json").read_text())["AP"])
+        assert main(["eval", "--data", str(voc), "--predictions", str(tmp_path / "tied.json"), "--out",
+                     str(tmp_path / f"t{shuffle}")]) == 0
+        out_tied.append(json.loads((tmp_path / f"t{shuffle}" / "metrics.json").read_text()))
     assert out[0] == out[1] == pytest.approx(1.0)
+    assert out_tied[0] == out_tied[1] and 0.2 < out_tied[0]["AP"] < 0.99
     assert "joined to the 12 images of val by file name" in capsys.readouterr().err
     assert main(["eval", "--data", str(voc), "--split", "train", "--predictions", str(tmp_path / "preds.json")]) == 1
     assert "entries name images that are not in this split" in capsys.readouterr().err
