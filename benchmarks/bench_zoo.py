@@ -100,7 +100,8 @@ def main() -> None:
                 "ours / torchvision speed"]
         lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
         lines += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
-        Path(args.out).with_suffix(".md").write_text(f"{meta}\n\n" + "\n".join(lines) + "\n")
+        Path(args.out).with_suffix(".md").write_text(", ".join(f"{k} {v}" for k, v in meta.items()) + "\n\n"
+                                                  + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
