@@ -4,8 +4,8 @@ and how many photos get a raccoon at ``--conf`` or more (the app's default 0.25 
     python experiments/raccoon_false_positives.py models/tinyssd-raccoon.pt PHOTO_DIR [--views]
 
 ``--views``: also the left and right halves of each photo (not independent photos: a check of stability).
-The photographs used here (not in the repository, none of them used in training): skimage's astronaut,
-chelsea, coffee and rocket, matplotlib's grace_hopper, scikit-learn's china and flower (CC licences).
+The photographs (not in the repository, none of them used in training): ``python experiments/everyday_photos.py
+PHOTO_DIR`` writes them, twelve photographs that ship with scikit-image, matplotlib and scikit-learn.
 """
 
 import argparse
