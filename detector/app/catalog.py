@@ -21,6 +21,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for an edita
 # the first of these that the list holds is selected at start: the shipped model run by ONNX Runtime (2.1-2.6x
 # faster than PyTorch eager on the CPU, docs/export.md; the same detections), else its checkpoint
 DEFAULT_MODELS = ("tinyssd-shapes.onnx", "tinyssd-shapes.pt")
+ONNX_ZOO = ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large")  # the zoo models the app serves with ONNX Runtime
 
 
 @dataclass
@@ -60,9 +61,36 @@ def zoo_entries() -> dict[str, ModelEntry]:
         cached = (hub_folder() / weights.url.rsplit("/", 1)[-1]).is_file()
         label = f"COCO: {name.removeprefix('torchvision:')}"
         summary = (f"torchvision's COCO model, box AP {z.box_ap} (theirs); {z.size_mb:.0f} MB, "
-                   + ("downloaded" if cached else "downloaded on first use"))
+                   + ("downloaded" if cached else "downloaded on first use")
+                   + ("; run with ONNX Runtime" if z.model in ONNX_ZOO and onnx_runtime_installed() else ""))
         entries[label] = ModelEntry(label, name, coco_classes(weights.meta["categories"])[0], summary)
     return entries
+
+
+def onnx_runtime_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+
+
+def zoo_onnx(name: str) -> Path:
+    """The ONNX graph of the zoo SSD ``name`` (its weights already in the torch hub cache), exported once into
+    ``<hub>/checkpoints/detector-onnx/`` and again only when the weights file is newer than it."""
+    import tempfile
+
+    import torchvision.models.detection as tvd
+
+    from detector.engine.onnx_export import export_onnx
+    from detector.engine.zoo import ZOO, hub_folder, import_torchvision
+
+    weights = hub_folder() / getattr(tvd, ZOO[name].weights).COCO_V1.url.rsplit("/", 1)[-1]
+    graph = hub_folder() / "detector-onnx" / f"{weights.stem}.onnx"
+    if graph.is_file() and graph.stat().st_mtime_ns >= weights.stat().st_mtime_ns:
+        return graph
+    with tempfile.TemporaryDirectory() as tmp:
+        import_torchvision(name, Path(tmp) / "zoo.pt")
+        export_onnx(Path(tmp) / "zoo.pt", graph, log=lambda line: None)
+    return graph
 
 
 def _metric_text(metrics: dict | None) -> str:
@@ -151,10 +179,21 @@ class ModelCache:
         with self.lock:
             if key not in self._models:
                 try:
-                    self._models[key] = Detector(str(key), device=str(self.device))
+                    self._models[key] = self._load(key)
                 except OSError as e:
                     raise BadInput(f"{key}: cannot read it ({e.strerror or e})") from None
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
             self._models.move_to_end(key)
             return self._models[key]
+
+    def _load(self, key: Path | str) -> Detector:
+        """A zoo SSD runs with ONNX Runtime on a CPU (1.2-1.9x PyTorch's speed, docs/benchmarks.md): its graph is
+        exported once beside the cached weights; the rest, and every model on a GPU, with PyTorch."""
+        from detector.engine.zoo import ZOO
+
+        det = Detector(str(key), device=str(self.device))  # a zoo model's weights: from the cache or downloaded
+        if (isinstance(key, str) and ZOO[key].model in ONNX_ZOO and self.device.type == "cpu"
+                and onnx_runtime_installed()):
+            return Detector(str(zoo_onnx(key)), device="cpu")
+        return det

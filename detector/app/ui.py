@@ -106,7 +106,8 @@ def detect_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Drop
     def on_model(label, progress=gr.Progress(track_tqdm=True)):  # noqa: B008 - Gradio's way to ask for progress
         entry = entries.get(label)
         if entry is not None and entry.is_zoo:  # loaded now: a download shows its progress here, offline says why
-            progress(0, desc=f"loading {entry.label} (a download the first time)")
+            first = "a download and an ONNX export" if "ONNX Runtime" in entry.summary else "a download"
+            progress(0, desc=f"loading {entry.label} ({first} the first time)")
             cache.get(entry.path)
             entry.summary = entry.summary.replace("downloaded on first use", "downloaded")
         return model_card_text(entry), gr.update(choices=entry.classes if entry else [], value=[])

@@ -398,13 +398,38 @@ def test_zoo_entries_say_what_they_detect_and_a_missing_file_is_named(hub, tmp_p
     with pytest.raises(DetectorError, match="put ssdlite320_mobilenet_v3_large_coco-a79551df.pth in"):
         cache.get(lite.path)  # offline, not in the cache: one line says which file to put where
     hub("torchvision:ssdlite320_mobilenet_v3_large")
-    assert "downloaded." in zoo_entries()["COCO: ssdlite320_mobilenet_v3_large"].summary + "."
+    assert "downloaded; run with ONNX Runtime" in zoo_entries()["COCO: ssdlite320_mobilenet_v3_large"].summary
     image = tmp_path / "coffee.png"
     Image.fromarray(data_coffee()).save(image)
     r = run_detect([str(image)], lite, cache, conf=0.3, downloads=tmp_path)
     assert r.rows and all(row[1] in lite.classes for row in r.rows)  # COCO's names
     all_entries, default = resolve_models("torchvision:ssdlite320_mobilenet_v3_large")
     assert default == "COCO: ssdlite320_mobilenet_v3_large" and "tinyssd-shapes.pt" in all_entries
+
+
+def test_a_zoo_ssd_is_served_by_onnx_runtime_with_pytorchs_detections(hub, tmp_path):
+    """The app runs a zoo SSD's graph with ONNX Runtime on a CPU: exported once beside the cached weights, its
+    detections those of the PyTorch model; a Faster R-CNN stays PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from detector.api import Detector
+    from detector.app.catalog import zoo_onnx
+
+    name = "torchvision:ssdlite320_mobilenet_v3_large"
+    hub(name)
+    det = ModelCache("cpu").get(name)
+    assert det.info["format"] == "onnx" and len(det.names) == 80
+    graph = zoo_onnx(name)
+    made = graph.stat().st_mtime_ns
+    ModelCache("cpu").get(name)
+    assert graph.stat().st_mtime_ns == made  # exported once
+    image = data_coffee()
+    ours, torch_model = det.predict(image, conf=0.3)[0], Detector(name, device="cpu").predict(image, conf=0.3)[0]
+    assert len(ours) == len(torch_model) > 0
+    assert [ours.names[k] for k in ours.labels.tolist()] == [torch_model.names[k] for k in torch_model.labels.tolist()]
+    assert np.allclose(ours.boxes, torch_model.boxes, atol=0.05) and np.allclose(ours.scores, torch_model.scores,
+                                                                                 atol=1e-4)
+    hub("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn")
+    assert ModelCache("cpu").get("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn").info.get("format") != "onnx"
 
 
 def test_an_empty_result_names_the_models_classes(entry, cache, tmp_path):
