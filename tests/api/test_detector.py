@@ -310,3 +310,63 @@ def test_the_model_owns_its_geometry_one_image_alone_equals_it_in_a_batch():
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
     assert torch.is_tensor(det.model(torch.zeros(1, 3, 300, 200, dtype=torch.uint8))[0]["boxes"])
+
+
+# ------------------------------------------------------------- what a mutation pass found unpinned (issue 34)
+def test_train_refuses_a_config_with_data_beside_it():
+    from detector.engine.config import TrainConfig
+
+    with pytest.raises(UsageError, match=r"not both \(data\)"):
+        Detector("tiny_ssd").train(data="d", config=TrainConfig())
+
+
+def test_a_checkpoint_trains_at_its_own_geometry_and_holds_last_pt_without_a_val_split(tmp_path, monkeypatch):
+    """``Detector(checkpoint).train()`` starts from its weights at its own size, squashed as it was trained (the
+    shipped shapes checkpoint predates the ``letterbox`` key: not letterboxed); a run without a val split writes
+    no best.pt, and the Detector then holds last.pt."""
+    import shutil
+
+    import detector.engine.detect as engine
+
+    seen = {}
+
+    def fake_train(cfg):  # the engine's train, stood in for: what the API asks of it is the point here
+        seen["cfg"] = cfg
+        Path(cfg.out).mkdir(parents=True)
+        shutil.copy(SHAPES, Path(cfg.out) / "last.pt")
+        return {}
+
+    monkeypatch.setattr(engine, "train", fake_train)
+    data = synth_dataset(tmp_path / "s", "shapes", train=2, val=0, seed=0, size=64, workers=1)
+    det = Detector(SHAPES, device="cpu")
+    m = det.train(data=data, out=str(tmp_path / "run"))
+    cfg = seen["cfg"]
+    assert (cfg.model, cfg.img_size, cfg.letterbox, cfg.weights) == ("tiny_ssd_plus", 256, False, str(SHAPES))
+    assert det.source == str(tmp_path / "run" / "last.pt") and not m.evaluated
+
+
+def _shapes_image(tmp_path) -> Path:
+    """A generated 256-px image holding shapes (the shipped shapes model's kind)."""
+    synth_dataset(tmp_path / "img", "shapes", train=0, val=3, seed=1, size=256, workers=1)
+    return min((tmp_path / "img").rglob("*.jpg"))
+
+
+def test_a_checkpoint_without_category_ids_reports_ids_from_1(tmp_path):
+    from detector.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(SHAPES)
+    ckpt.pop("category_ids", None)
+    save_checkpoint(ckpt, tmp_path / "old.pt")
+    r = Detector(tmp_path / "old.pt", device="cpu").predict(_shapes_image(tmp_path), conf=0.3)[0]
+    assert len(r) > 0
+    assert [d["category_id"] for d in r.to_coco()] == [k + 1 for k in r.labels.tolist()]  # 1..5, as COCO counts
+
+
+def test_img_size_is_free_for_a_checkpoint_and_fixed_for_an_onnx_graph(tmp_path):
+    image = _shapes_image(tmp_path)
+    assert len(Detector(SHAPES, device="cpu").predict(image, img_size=320, conf=0.3)[0]) > 0
+    pytest.importorskip("onnxruntime")
+    graph = Detector(ROOT / "models" / "tinyssd-shapes.onnx", device="cpu")
+    assert len(graph.predict(image, img_size=256, conf=0.3)[0]) > 0  # its own size, given: fine
+    with pytest.raises(UsageError, match="takes 256 px, the size it was exported at"):
+        graph.predict(image, img_size=320)

@@ -227,3 +227,23 @@ def test_predict_records_keeps_the_records_order_over_many_batches(tmp_path, wor
     results = predict_records(Brightness(), records, [7], batch_size=3, workers=workers)
     assert [r["image_id"] for r in results] == [1000 - k for k in range(13)]
     assert [round(r["bbox"][2]) for r in results] == [10 * k + 5 for k in range(13)]
+
+
+def test_coco_results_are_xywh_with_two_decimals_and_five_for_scores():
+    from detector.evaluation.predict import coco_results
+
+    det = {"boxes": np.array([[10.123456, 20.98765, 50.5555, 80.0049]]), "scores": np.array([0.8765432]),
+           "labels": np.array([1])}
+    (r,) = coco_results(det, [5, 9], image_id=3, classes=["a", "b"], file_name="x.jpg")
+    assert r == {"image_id": 3, "file_name": "x.jpg", "category_id": 9, "category": "b",
+                 "bbox": [10.12, 20.99, 40.43, 59.02], "score": 0.87654}
+
+
+def test_an_image_decoded_at_another_size_than_annotated_is_named_with_both(tmp_path):
+    from detector.core.errors import InputError
+    from detector.evaluation.predict import RecordImages
+
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.png")
+    record = ImageRecord(tmp_path / "a.png", 100, 80, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+    with pytest.raises(InputError, match=r"a.png: decoded as 64x48, annotated as 100x80"):
+        RecordImages([record])[0]
