@@ -16,6 +16,7 @@ files into ``docs/img/`` (and ``docs/demo-detect.png``, the README's picture):
   picture every run writes, not a model anyone should use.
 - ``app``: the app's tabs: ``demo-detect.png`` (Detect, a generated example and a photograph), ``app-video.png``,
   ``app-anchors.png``, ``app-matching.png``, ``app-nms.png``, ``app-api.png``.
+- ``raccoon``: ``demo-raccoon.jpg``, the app on the raccoon model and the val photograph ``raccoon-145.jpg``.
 
 Needs Debian's ``chromium`` and the ``playwright`` package for ``app`` (as ``tests/app/test_app_e2e.py``).
 """
@@ -23,6 +24,7 @@ Needs Debian's ``chromium`` and the ``playwright`` package for ``app`` (as ``tes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -134,9 +136,42 @@ def app(tmp: Path) -> None:
     for _ in range(10):
         writer.write(frame)
     writer.release()
+    with running_app(tmp) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        drive_app(page, example, photo, clip, tmp)
+        browser.close()
+
+
+def raccoon(tmp: Path) -> None:
+    """The app on the raccoon model (``python app.py --weights models/tinyssd-raccoon.onnx``) and the val photo
+    ``raccoon-145.jpg``: ``demo-raccoon.jpg``."""
+    from playwright.sync_api import sync_playwright
+
+    with running_app(tmp, "--weights", str(ROOT / "models" / "tinyssd-raccoon.onnx")) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                    args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1200})
+        page.goto(url)
+        page.locator("input[type=file]").first.set_input_files([str(ROOT / "models" / "examples" / "raccoon-145.jpg")])
+        page.wait_for_function("document.querySelector('#table')?.innerText.includes('raccoon-145.jpg')",
+                               timeout=120_000)
+        page.wait_for_function("[...document.querySelectorAll('#detections img')].some(i => i.naturalWidth > 0)",
+                               timeout=60_000)
+        page.wait_for_timeout(1000)
+        shot(page, tmp, "demo-raccoon.jpg")
+        print(page.locator("#table").inner_text()[:400])
+        browser.close()
+
+
+@contextlib.contextmanager
+def running_app(tmp: Path, *flags: str):
+    """``python app.py`` on a free port (with ``flags``), started and stopped; yields its URL."""
     port = free_port()
     log = open(tmp / "app.log", "w")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=tmp, env=ENV,
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *flags], cwd=tmp, env=ENV,
                               stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -149,13 +184,7 @@ def app(tmp: Path) -> None:
                 if server.poll() is not None or time.time() > deadline:
                     raise SystemExit(f"the app did not start:\n{(tmp / 'app.log').read_text()[-2000:]}") from None
                 time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                        args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.goto(url)
-            drive_app(page, example, photo, clip, tmp)
-            browser.close()
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -223,7 +252,8 @@ def drive_app(page, example: Path, photo: Path, clip: Path, tmp: Path) -> None:
     shot(page, tmp, "app-api.png")
 
 
-STEPS = {"anchors": anchors, "eval": evaluation, "predict": predict, "data": data, "train": train, "app": app}
+STEPS = {"anchors": anchors, "eval": evaluation, "predict": predict, "data": data, "train": train, "app": app,
+         "raccoon": raccoon}
 
 
 def main() -> None:
