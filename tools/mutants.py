@@ -109,6 +109,8 @@ KNOWN = [
      ["tests/evaluation/test_predict.py"]),
     ("22 COCO results' boxes with 3 decimals", "detector/evaluation/predict.py",
      [("round(x2 - x1, 2)", "round(x2 - x1, 3)")], ["tests/evaluation/test_predict.py"]),
+    ("23 Faster R-CNN's RoIs pooled off pixel centres by default", "detector/models/faster_rcnn.py",
+     [("roi_aligned: bool = True", "roi_aligned: bool = False")], ["tests/models/test_faster_rcnn.py"]),
 ]
 FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
 SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult}

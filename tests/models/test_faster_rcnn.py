@@ -57,6 +57,21 @@ def test_pool_rois_matches_torchvision():
     torch.testing.assert_close(pool_rois(feats[:3], [8, 16, 32], rois, 7, "align", aligned=False), expected)
 
 
+@pytest.mark.parametrize("layout, first_bin", [({}, 2.0), ({"roi_aligned": False}, 2.5)])
+def test_rois_pool_at_pixel_centres_by_default(layout, first_bin):
+    """The project's Faster R-CNN samples RoIs at pixel centres (detectron2's aligned RoI Align); torchvision's
+    layout (``from_torchvision`` sets ``roi_aligned=False``) samples half a cell further. On a one-level map whose
+    value is the column index, a RoI over columns 2..9 pools bins 2, 3, ..., 8 (or 2.5, ..., 8.5)."""
+    model = faster_rcnn(2, fpn=False, **layout)
+    model.box_head = torch.nn.Identity()
+    stride = model.strides[0]
+    feats = [torch.arange(16.0).repeat(1, 1, 16, 1)]  # (1, 1, 16, 16): value = column
+    rois = torch.tensor([[0.0, 2 * stride, 2 * stride, 9 * stride, 9 * stride]])
+    bins = model.pool(feats, rois).reshape(7, 7)
+    expected = first_bin + torch.arange(7.0)
+    torch.testing.assert_close(bins, expected.expand(7, 7))
+
+
 def test_grid_anchors_match_torchvision_shapes():
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
