@@ -161,6 +161,10 @@ def new_run_folder(base: Path) -> Path:
 
 def make_out_folder(path: Path) -> str | None:
     """Make the folder ``path`` (with its parents); ``None``, or the one-line error saying why it cannot be."""
+    if path.is_symlink() and not path.exists():
+        return f"--out {path}: a broken symbolic link (to {os.readlink(path)}); remove it or choose another folder"
+    if path.exists() and not path.is_dir():
+        return f"--out {path}: a file, not a folder; choose a folder"
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -110,26 +110,54 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_negatives(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from detector.data.check import prepare_split
-    from detector.data.negatives import write_background_crops
+    from detector.data.convert import check_no_overlap, source_folders
+    from detector.data.negatives import MIN_SOURCE_SIDE, avoidance_boxes, write_background_crops
 
     data = _load(args.source)
+    if args.split not in data.splits:
+        raise UsageError(f"--split {args.split}: {args.source} has the splits {', '.join(data.splits)}")
+    raw = data.split(args.split)
+    raw_boxes = {str(r.path): np.array(r.boxes, copy=True) for r in raw}  # before invalid boxes are dropped
     check_no_overlap_with(args.out, args.source)
+    check_no_overlap(args.out, source_folders(raw, args.source))
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.exist_ok:
         raise UsageError(f"--out {out} is not empty; choose another folder, or pass --exist-ok to write over it")
-    if args.split not in data.splits:
-        raise UsageError(f"--split {args.split}: {args.source} has the splits {', '.join(data.splits)}")
     _, records = prepare_split(args.source, args.split, "skip", data=data)
+    if not records:
+        raise InputError(f"{args.source} [{args.split}]: no usable photograph to crop (`detector data check "
+                         f"{args.source}` says why)")
+    records = avoidance_boxes(raw_boxes, records)  # boxes dropped as invalid still mark objects to keep out of crops
+    created = not out.exists()
     if (error := make_out_folder(out)) is not None:
         raise InputError(error)
     try:
-        written = write_background_crops(records, out, args.count, args.seed)
-    except OSError as e:  # a full disk, a file in the way
-        raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write "
-                         "to") from None
-    print(f"wrote {written} background crops (no object of {', '.join(data.classes)}) to {args.out}; train with "
-          f"--negatives {args.out}")
+        report = write_background_crops(records, out, args.count, args.seed)
+    except OSError as e:  # a full disk, a read-only folder, a folder in the way
+        what = e.filename or "there"
+        raise InputError(f"--out {out}: cannot write {what} ({e.strerror or e}); choose a folder you can write to "
+                         "(the crops written before it stay)") from None
+    if report.unreadable:
+        print(f"skipped {plural(len(report.unreadable), 'photograph')} that could not be decoded: "
+              f"{', '.join(report.unreadable[:3])}{', ...' if len(report.unreadable) > 3 else ''}")
+    if report.too_small:
+        print(f"skipped {plural(report.too_small, 'photograph')} under {MIN_SOURCE_SIDE} pixels on a side")
+    if report.written == 0:
+        if created:
+            out.rmdir()
+        if report.too_small + len(report.unreadable) == len(records):
+            raise InputError(f"{args.source} [{args.split}]: none of its {plural(len(records), 'photograph')} can "
+                             f"be cropped (each is under {MIN_SOURCE_SIDE} pixels on a side or cannot be decoded)")
+        raise InputError(f"{args.source} [{args.split}]: no crop free of boxes found in {report.tries} tries over "
+                         f"{plural(len(records), 'photograph')}; every region holds an object, so this split "
+                         "cannot give background crops: use photographs of other scenes with train --negatives")
+    short = "" if report.written == args.count else (
+        f" (only {report.written} of the {args.count} asked: few regions of these photographs are free of boxes)")
+    print(f"wrote {plural(report.written, 'background crop')} (no object of {', '.join(data.classes)}) to "
+          f"{args.out}{short}; train with --negatives {args.out}")
     return 0
 
 
@@ -169,7 +197,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="shapes", choices=("shapes", "bananas"))
     p.add_argument("--train", type=count, default=None, help="train images (shapes 1000, bananas 1000)")
     p.add_argument("--val", type=count, default=None, help="val images (shapes 200, bananas 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count, default=0, help="random seed (0 or more)")
     p.add_argument("--size", type=bounded_int(32, 4096), default=256, help="image side in pixels (32-4096)")
     p.add_argument("--workers", type=positive_int, default=2)
     p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (its files of the same "
@@ -184,7 +212,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
                    "default %(default)s)")
     p.add_argument("--split", default="train", help="the split whose photographs are cropped (default "
                    "%(default)s; never crop the split you validate on)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crop positions (default %(default)s)")
+    p.add_argument("--seed", type=count, default=0, help="seed of the crop positions (0 or more, default %(default)s)")
     p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (its crops of the same "
                    "names are replaced)")
     p.set_defaults(func=cmd_negatives)
@@ -195,7 +223,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--num", type=positive_int, default=8)
     p.add_argument("--size", type=bounded_int(32, 4096), default=256, help="the model's input side (32-4096)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=count, default=0, help="random seed of the augmentation (0 or more)")
     p.add_argument("--no-augment", action="store_true", help="show the eval preset instead")
     p.set_defaults(func=cmd_show)
 

@@ -27,7 +27,7 @@ from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
 from detector.data.multiscale import resize_batch, with_sizes
-from detector.data.negatives import background_records
+from detector.data.negatives import background_records, refuse_annotated_copies
 from detector.data.records import default_category_ids
 from detector.engine.autoanchor import describe_fit, fit_anchors
 from detector.engine.config import (
@@ -146,10 +146,11 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
     val_records = (prepare_split(cfg.data, "val", policy, log=say, data=data, max_pixels=cfg.max_pixels)[1]
                    if "val" in data.splits else [])
-    if cfg.negatives:
+    if cfg.negatives is not None:
         negatives = background_records(cfg.negatives, cfg.max_pixels, first_id=len(train_records) + 1,
-                                       skip_invalid=cfg.skip_invalid)
-        say(f"negatives: {len(negatives)} background images from {cfg.negatives}")
+                                       skip_invalid=cfg.skip_invalid, log=say)
+        refuse_annotated_copies(negatives, [*train_records, *val_records], cfg.negatives)
+        say(f"negatives: {len(negatives)} background image{'s' * (len(negatives) != 1)} from {cfg.negatives}")
         train_records = train_records + negatives
     if not train_records:
         raise TrainingError(f"{cfg.data}: the train split has no usable images")

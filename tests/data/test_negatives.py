@@ -40,9 +40,9 @@ def test_background_crops_overlap_no_box(tmp_path):
         Image.fromarray(image).save(tmp_path / f"p{i}.png")
         records.append(ImageRecord(tmp_path / f"p{i}.png", 160, 120, np.array([[x, y, x + 50, y + 50]], np.float32),
                                    np.zeros(1, np.int64), image_id=i + 1))
-    written = write_background_crops(records, tmp_path / "bg", count=12, seed=0)
+    report = write_background_crops(records, tmp_path / "bg", count=12, seed=0)
     crops = sorted((tmp_path / "bg").glob("*.jpg"))
-    assert written == len(crops) == 12
+    assert report.written == len(crops) == 12
     for path in crops:
         crop = np.asarray(Image.open(path))
         assert crop.shape[0] >= 0.3 * 120 - 1 and crop.shape[1] >= 0.3 * 160 - 1
@@ -85,3 +85,77 @@ def test_train_refuses_a_missing_or_empty_negatives_folder(shapes_yaml, tmp_path
         code = main(["train", "--data", str(shapes_yaml), "--epochs", "1", "--img-size", "64", "--device", "cpu",
                      "--out", str(tmp_path / f"run-{folder.name}"), "--negatives", str(folder)])
         assert code == 1 and f"--negatives {folder}: {message}" in capsys.readouterr().err
+
+
+def _dark_coco(folder, boxes_by_image, categories=({"id": 1, "name": "thing"},)):
+    """A COCO set of dark 120x160 photographs whose annotated boxes are painted white."""
+    import json
+
+    images, annotations = [], []
+    for i, boxes in enumerate(boxes_by_image, 1):
+        image = np.full((120, 160, 3), 20, np.uint8)
+        for (x, y, w, h), _ in boxes:
+            image[y:y + h, x:x + w] = 255
+        Image.fromarray(image).save(folder / f"{i}.png")
+        images.append({"id": i, "file_name": f"{i}.png", "width": 160, "height": 120})
+        annotations += [{"id": len(annotations) + 1, "image_id": i, "category_id": c, "bbox": list(b), "iscrowd": 0}
+                        for b, c in boxes]
+    path = folder / "train.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": list(categories)}))
+    return path
+
+
+def test_crops_keep_out_boxes_dropped_as_invalid_and_say_what_was_skipped(tmp_path, capsys):
+    # each photograph's left half is an object of an unknown category (dropped as invalid, still an object)
+    data = tmp_path / "data"
+    data.mkdir()
+    coco = _dark_coco(data, [[((0, 0, 80, 120), 99)], [((0, 0, 80, 120), 99)], [((100, 10, 20, 20), 1)]])
+    (data / "3.png").write_bytes((data / "3.png").read_bytes()[:60])  # truncated: cannot be decoded
+    out = tmp_path / "bg"
+    assert main(["data", "negatives", str(coco), "--out", str(out), "--count", "6"]) == 0
+    said = capsys.readouterr().out
+    assert "skipped 1 photograph that could not be decoded" in said and "3.png" in said
+    crops = sorted(out.glob("*.jpg"))
+    assert len(crops) == 6
+    assert all(np.asarray(Image.open(p)).max() < 128 for p in crops), "a crop shows part of an object"
+
+
+def test_a_split_without_free_regions_is_an_error_and_a_short_one_says_so(tmp_path, capsys):
+    covered = tmp_path / "covered"
+    covered.mkdir()
+    coco = _dark_coco(covered, [[((0, 0, 160, 120), 1)]])
+    out = tmp_path / "none"
+    assert main(["data", "negatives", str(coco), "--out", str(out), "--count", "3"]) == 1
+    assert "no crop free of boxes" in capsys.readouterr().err
+    assert not out.exists()  # no empty folder left for train --negatives to trip on
+    most = tmp_path / "most"
+    most.mkdir()
+    coco = _dark_coco(most, [[((0, 0, 160, 80), 1)]])  # only the bottom third is free: few crops fit there
+    assert main(["data", "negatives", str(coco), "--out", str(tmp_path / "few"), "--count", "100"]) == 0
+    written = len(list((tmp_path / "few").glob("*.jpg")))
+    assert 0 < written < 100 and f"only {written} of the 100 asked" in capsys.readouterr().out
+
+
+def test_a_crop_that_cannot_be_written_is_an_error_naming_it(shapes_yaml, tmp_path, capsys):
+    out = tmp_path / "neg"
+    (out / "bg0000.jpg").mkdir(parents=True)  # a folder in the way of the first crop
+    assert main(["data", "negatives", str(shapes_yaml), "--out", str(out), "--count", "2", "--exist-ok"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and f"cannot write {out / 'bg0000.jpg'}" in err
+
+
+def test_negatives_are_read_from_subfolders_and_copies_of_data_images_are_refused(shapes_yaml, tmp_path, capsys):
+    import shutil
+
+    neg = tmp_path / "neg"
+    (neg / "indoor").mkdir(parents=True)
+    for i, name in enumerate(("a.png", "indoor/b.png", "indoor/c.jpg")):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(neg / name)
+    assert [p.relative_to(neg).as_posix() for p in (r.path for r in background_records(neg))] == [
+        "a.png", "indoor/b.png", "indoor/c.jpg"]
+    _, val = prepare_split(shapes_yaml, "val", "skip")
+    shutil.copy(val[0].path, neg / "indoor" / "copy.jpg")  # a val photograph would leak into training
+    code = main(["train", "--data", str(shapes_yaml), "--epochs", "1", "--img-size", "64", "--device", "cpu",
+                 "--out", str(tmp_path / "run"), "--negatives", str(neg)])
+    err = capsys.readouterr().err
+    assert code == 1 and "1 of its images are images of the data set itself" in err and str(val[0].path) in err
