@@ -166,6 +166,8 @@ class Detector:
         otherwise a list. ``errors``: ``"raise"`` an :class:`InputError` at an unreadable image, or ``"skip"``
         it (logged, and listed in ``self.skipped``). ``batch``: images per model call."""
         model = self._require_model("predict()")
+        if not isinstance(stream, bool):
+            raise UsageError(f"stream={stream!r}: True (one result at a time) or False (a list)")
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r}: choose 'raise' or 'skip'")
         if batch is None:

@@ -335,7 +335,7 @@ def resolve_models(weights: str | None) -> tuple[dict[str, ModelEntry], str]:
     if weights and weights.startswith("torchvision:"):
         default = next((label for label, e in zoo.items() if e.path == weights), None)
         if default is None:
-            raise UsageError(f"--model {weights}: not a zoo model; choose one of "
+            raise UsageError(f"--weights {weights}: not a zoo model; choose one of "
                              f"{', '.join(e.path for e in zoo.values())}")
         return {**discover_models(default_models_dirs(), "runs"), **zoo}, default
     extra = [Path(weights)] if weights else []

@@ -94,7 +94,8 @@ def _torchvision_model(name: str, weights_file: str | None):
         file = hub_folder() / weights.url.rsplit("/", 1)[-1]
         if not file.is_file() and (os.environ.get("DETECTOR_OFFLINE") or not _reachable(weights.url)):
             raise CheckpointError(f"could not get torchvision's {entry.builder} weights (no network?): put "
-                                  f"{file.name} in {file.parent} or pass --weights-file PATH ({weights.url})")
+                                  f"{file.name} in {file.parent} (from {weights.url}), or import a copy you have: "
+                                  f"detector import torchvision:{entry.builder} --weights-file PATH --out model.pt")
         try:
             return weights, builder(weights=weights, weights_backbone=None)
         except Exception as e:  # noqa: BLE001 - a broken download or cache file: one line, naming it

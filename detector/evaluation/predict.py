@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from detector.core.errors import InputError
+from detector.core.errors import InputError, UsageError
 from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
 from detector.data.records import ImageRecord
 from detector.evaluation.ground_truth import image_ids
@@ -177,6 +177,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     media = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
     paths: list[Path] = []
     for item in inputs:
+        if not str(item).strip():
+            raise UsageError(f"an empty path {str(item)!r}: give an image, a folder, a glob or a video")
         p = Path(item)
         if p.is_dir():
             found = sorted(f for f in p.iterdir() if f.suffix.lower() in media and f.is_file())

@@ -125,7 +125,17 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     doc = json.loads(p["dup_names"].read_text())
     doc["categories"] = [{"id": 1, "name": "thing"}, {"id": 2, "name": "thing"}]
     p["dup_names"].write_text(json.dumps(doc))
-    return {k: str(v) for k, v in p.items()}
+    far = t / "yolo_far"  # a YOLO set whose yaml lies elsewhere (Ultralytics' usual layout)
+    _image(far / "images" / "train" / "a.png", 64, 64)
+    (far / "labels" / "train").mkdir(parents=True)
+    (far / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (t / "yolo_cfg").mkdir()
+    (t / "yolo_cfg" / "data.yaml").write_text(f"path: {far}\ntrain: images/train\nnames: [a]\n")
+    p["yolo_far"], p["yolo_elsewhere"] = far, t / "yolo_cfg" / "data.yaml"
+    p["coco_covered"] = _coco(t / "covered", [{**GOOD_IMAGE, "width": 64, "height": 64}],
+                              [{**GOOD_BOX, "bbox": [0, 0, 64, 64]}])
+    _image(t / "covered" / "a.png", 64, 64)  # one photograph, all of it an object
+    return {**{k: str(v) for k, v in p.items()}, "empty": ""}
 
 
 def _foreign_onnx(path: Path) -> Path:
@@ -340,6 +350,22 @@ ROWS = [
     ("negatives-bad-split", "data negatives {shapes} --out {tmp}/neg --split test", 2, "has the splits train, val"),
     ("negatives-out-under-a-file", "data negatives {shapes} --out {a_file}/neg --count 1", 1, "cannot write there"),
     ("negatives-no-source", "data negatives {tmp}/nothing-here --out {tmp}/neg", 2, "no such file or folder"),
+    ("negatives-seed-negative", "data negatives {shapes} --out {tmp}/neg --seed -1", 2, "must be 0 or more"),
+    ("negatives-into-the-images-of-a-yaml-elsewhere", "data negatives {yolo_elsewhere} --out {yolo_far}/images/train/n",
+     2, "overlaps the source folder"),
+    ("negatives-out-is-a-file", "data negatives {shapes} --out {a_file} --count 1", 1, "a file, not a folder"),
+    ("negatives-no-free-region", "data negatives {coco_covered} --out {tmp}/negc --count 2", 1,
+     "no crop free of boxes"),
+    ("train-negatives-empty", "train --data {shapes} --negatives {empty} --out {tmp}/rn --device cpu", 2,
+     "--negatives '': give a folder"),
+    ("train-negatives-a-file", "train --data {shapes} --negatives {a_file} --out {tmp}/rn --device cpu", 1,
+     "a file, not a folder"),
+    ("train-negatives-the-train-images",
+     "train --data {shapes} --negatives {shapes_dir}/train/images --out {tmp}/rn --device cpu", 1,
+     "are images of the data set itself"),
+    ("synth-seed-negative", "data synth --out {tmp}/ss --seed -1", 2, "must be 0 or more"),
+    ("show-seed-negative", "data show {shapes} --out {tmp}/sh --seed -1", 2, "must be 0 or more"),
+    ("predict-empty-path", "predict {empty} --weights " + SHIPPED, 2, "an empty path"),
     ("train-negatives-missing", "train --data {shapes} --negatives {tmp}/nope --out {tmp}/rn --device cpu", 1,
      "no such folder"),
     ("show-size-0", "data show {shapes} --out {tmp}/sh --size 0", 2, "must be between 32 and 4096"),

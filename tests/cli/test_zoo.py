@@ -77,5 +77,6 @@ def test_a_cache_without_the_file_is_one_line(hub, tmp_path, capsys):
     code = main(["import", "torchvision:ssdlite320_mobilenet_v3_large", "--out", str(tmp_path / "z.pt")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert f"put ssdlite320_mobilenet_v3_large_coco-a79551df.pth in {hub_folder()}" in err
+    assert f"put ssdlite320_mobilenet_v3_large_coco-a79551df.pth in {hub_folder()} (from https://" in err
+    assert "detector import torchvision:ssdlite320_mobilenet_v3_large --weights-file PATH" in err
     assert not (tmp_path / "z.pt").exists() and os.environ["DETECTOR_OFFLINE"] == "1"
