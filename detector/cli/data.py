@@ -91,10 +91,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from detector.data.check import prepare_split
+    from detector.data.convert import check_no_overlap, source_folders
+    from detector.data.images import clear_for_writing
     from detector.data.loader import DetectionDataset
     from detector.evaluation.draw import class_colors, draw_boxes
 
     data, records = prepare_split(args.path, args.split, "skip", data=_load(args.path))
+    check_no_overlap(args.out, source_folders(records, args.path))
     dataset = DetectionDataset(records, args.size, train=not args.no_augment, seed=args.seed)
     out = Path(args.out)
     if (error := make_out_folder(out)) is not None:
@@ -104,7 +107,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         labels = target["labels"].tolist()
         drawn = draw_boxes(Image.fromarray(image.permute(1, 2, 0).numpy()), target["boxes"].numpy(),
                            [data.classes[k] for k in labels], class_colors(labels))
-        drawn.save(out / f"{i:03d}_{Path(records[i].path).stem}.png")
+        drawn.save(clear_for_writing(out / f"{i:03d}_{Path(records[i].path).stem}.png"))
     print(f"wrote {min(args.num, len(dataset))} images to {out}" + ("" if args.no_augment else " (train augmentation)"))
     return 0
 
@@ -119,10 +122,16 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     data = _load(args.source)
     if args.split not in data.splits:
         raise UsageError(f"--split {args.split}: {args.source} has the splits {', '.join(data.splits)}")
+    if args.split in EVAL_SPLITS:
+        raise UsageError(f"--split {args.split}: crops of the split you evaluate on would leak it into training; "
+                         "crop the train split")
+    if not args.out.strip():
+        raise UsageError("--out '': give a new folder for the crops")
     raw = data.split(args.split)
     raw_boxes = {str(r.path): np.array(r.boxes, copy=True) for r in raw}  # before invalid boxes are dropped
     check_no_overlap_with(args.out, args.source)
-    check_no_overlap(args.out, source_folders(raw, args.source))
+    every_split = [r for split in data.splits for r in (raw if split == args.split else data.split(split))]
+    check_no_overlap(args.out, source_folders(every_split, args.source))
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.exist_ok:
         raise UsageError(f"--out {out} is not empty; choose another folder, or pass --exist-ok to write over it")
@@ -144,11 +153,12 @@ def cmd_negatives(args: argparse.Namespace) -> int:
         print(f"skipped {plural(len(report.unreadable), 'photograph')} that could not be decoded: "
               f"{', '.join(report.unreadable[:3])}{', ...' if len(report.unreadable) > 3 else ''}")
     if report.too_small:
-        print(f"skipped {plural(report.too_small, 'photograph')} under {MIN_SOURCE_SIDE} pixels on a side")
+        print(f"skipped {plural(len(report.too_small), 'photograph')} under {MIN_SOURCE_SIDE} pixels on a side: "
+              f"{', '.join(report.too_small[:3])}{', ...' if len(report.too_small) > 3 else ''}")
     if report.written == 0:
         if created:
             out.rmdir()
-        if report.too_small + len(report.unreadable) == len(records):
+        if len(report.too_small) + len(report.unreadable) == len(records):
             raise InputError(f"{args.source} [{args.split}]: none of its {plural(len(records), 'photograph')} can "
                              f"be cropped (each is under {MIN_SOURCE_SIDE} pixels on a side or cannot be decoded)")
         raise InputError(f"{args.source} [{args.split}]: no crop free of boxes found in {report.tries} tries over "
@@ -159,6 +169,9 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     print(f"wrote {plural(report.written, 'background crop')} (no object of {', '.join(data.classes)}) to "
           f"{args.out}{short}; train with --negatives {args.out}")
     return 0
+
+
+EVAL_SPLITS = ("val", "test")  # splits data negatives never crops
 
 
 def check_no_overlap_with(out: str, source: str) -> None:
@@ -211,7 +224,7 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--count", type=bounded_int(1, 100_000), default=300, help="crops to write (1-100000, "
                    "default %(default)s)")
     p.add_argument("--split", default="train", help="the split whose photographs are cropped (default "
-                   "%(default)s; never crop the split you validate on)")
+                   "%(default)s; val and test are refused: their crops would leak them into training)")
     p.add_argument("--seed", type=count, default=0, help="seed of the crop positions (0 or more, default %(default)s)")
     p.add_argument("--exist-ok", action="store_true", help="write into a non-empty --out (its crops of the same "
                    "names are replaced)")

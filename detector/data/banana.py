@@ -8,7 +8,7 @@ import csv
 import math
 from pathlib import Path
 
-from detector.data.images import image_size
+from detector.data.images import clear_for_writing, image_size
 from detector.data.records import (
     DataError,
     DetectionData,
@@ -111,7 +111,7 @@ def read_banana(path: Path | str, classes: list[str] | None = None) -> Detection
 def write_banana(folder: Path, records: list[ImageRecord]) -> None:
     """Write ``label.csv`` for records whose images are (or will be) in ``folder/images``."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "label.csv", "w", newline="") as fh:
+    with open(clear_for_writing(folder / "label.csv"), "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(HEADER)
         for r in records:

@@ -127,6 +127,15 @@ def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+def clear_for_writing(path: Path | str) -> Path:
+    """Remove what is at ``path`` when it is a file or a link (symbolic or hard), so that what is written there
+    next is a new file: a writer never writes through a link into a file outside its output folder."""
+    path = Path(path)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    return path
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from detector.core.errors import InputError, UsageError
-from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, image_size, read_image
+from detector.data.images import (
+    IMAGE_SUFFIXES,
+    MAX_PIXELS,
+    ImageError,
+    clear_for_writing,
+    decode_fully,
+    image_size,
+    read_image,
+)
 from detector.data.records import ImageRecord
 
 MIN_SOURCE_SIDE = 32  # photographs with a smaller side give no crops (a crop's side is at least 0.3 of theirs)
@@ -27,9 +35,15 @@ GIVE_UP_AFTER = 20_000  # consecutive tries without a free region: the photograp
 
 
 def _images_under(folder: Path) -> list[Path]:
-    """Image files in ``folder`` and its subfolders (symbolic links to folders not followed), sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
+    """Image files in ``folder`` and its subfolders (linked folders too, each real folder once: no loops),
+    sorted."""
+    found, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs.sort()
         found += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in IMAGE_SUFFIXES]
     return found
@@ -51,8 +65,8 @@ def background_records(folder: str | Path, max_pixels: int | None = MAX_PIXELS, 
         raise InputError(f"--negatives {folder}: no images in it or its subfolders (.jpg, .png, ...)")
     records, skipped = [], []
     for path in paths:
-        try:
-            w, h = image_size(path, max_pixels)
+        try:  # with skip_invalid, decoded: a truncated image is skipped now, not met in the middle of an epoch
+            w, h = decode_fully(path, max_pixels) if skip_invalid else image_size(path, max_pixels)
         except OSError as e:
             if not skip_invalid:
                 raise ImageError(f"{e}; fix or remove it, or pass --skip-invalid") from None
@@ -105,7 +119,7 @@ class CropReport:
     written: int = 0
     tries: int = 0
     unreadable: list[str] = field(default_factory=list)  # photographs that could not be decoded (skipped)
-    too_small: int = 0  # photographs under MIN_SOURCE_SIDE pixels on a side (skipped)
+    too_small: list[str] = field(default_factory=list)  # photographs under MIN_SOURCE_SIDE pixels a side (skipped)
 
 
 def write_background_crops(records: list[ImageRecord], out: str | Path, count: int, seed: int = 0,
@@ -122,10 +136,10 @@ def write_background_crops(records: list[ImageRecord], out: str | Path, count: i
     out.mkdir(parents=True, exist_ok=True)
     report = CropReport()
     usable = [r for r in records if min(r.width, r.height) >= MIN_SOURCE_SIDE]
-    report.too_small = len(records) - len(usable)
+    report.too_small = [str(r.path) for r in records if min(r.width, r.height) < MIN_SOURCE_SIDE]
     rng = np.random.default_rng(seed)
     misses = 0
-    while report.written < count and usable and misses < GIVE_UP_AFTER and report.tries < count * 200:
+    while report.written < count and usable and misses < GIVE_UP_AFTER and report.tries < count * 200 + GIVE_UP_AFTER:
         report.tries += 1
         i = int(rng.integers(len(usable)))
         r = usable[i]
@@ -148,9 +162,12 @@ def write_background_crops(records: list[ImageRecord], out: str | Path, count: i
             raise InputError(f"{r.path}: OpenCV could not encode a crop of it as JPEG; remove it from the split")
         target = out / f"bg{report.written:04d}.jpg"
         try:
+            clear_for_writing(target)  # a link there is replaced, never written through
             with open(target, "wb") as f:
                 f.write(encoded.tobytes())
-        except OSError as e:  # a full disk, a read-only folder, a folder in the way: named
+        except OSError as e:  # a full disk, a read-only folder, a folder in the way: named, nothing half-written
+            if target.is_file() and not target.is_symlink():
+                target.unlink(missing_ok=True)
             raise OSError(e.errno, e.strerror, str(target)) from None
         report.written += 1
         misses = 0

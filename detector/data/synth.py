@@ -28,6 +28,7 @@ from detector.core.errors import InputError, UsageError
 from detector.core.progress import progress as show_progress
 from detector.data.banana import write_banana
 from detector.data.coco import write_coco
+from detector.data.images import clear_for_writing
 from detector.data.records import ImageRecord
 
 SHAPES = ("circle", "triangle", "square", "star", "cross")
@@ -184,7 +185,7 @@ def render(seed: int, split: str, index: int, preset: str = "shapes", size: int 
 def _write_one(job: tuple) -> tuple:
     seed, split, index, preset, size, image_dir, ext = job
     img, boxes, labels = render(seed, split, index, preset, size)
-    path = Path(image_dir) / f"{index:06d}{ext}"
+    path = clear_for_writing(Path(image_dir) / f"{index:06d}{ext}")
     params = [cv2.IMWRITE_JPEG_QUALITY, 92] if ext == ".jpg" else []
     if not cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params):
         raise OSError(f"{path}: could not write the image")
@@ -229,11 +230,12 @@ def _synth(out: Path, preset: str, train: int, val: int, seed: int, size: int, w
         jobs = [(seed, split, i, preset, size, str(folder / "images"), ext) for i in range(count)]
         results = _run(jobs, workers, progress, f"synth {split}")
         records = [ImageRecord(Path(p), size, size, b, lab, image_id=i + 1) for i, p, b, lab in sorted(results)]
+        clear_for_writing(folder / "annotations.json")
         write_coco(folder / "annotations.json", records, classes, image_root=folder / "images")
         if preset == "bananas":
             write_banana(folder, records)
         doc[split] = {"coco": f"{folder.name}/annotations.json", "images": f"{folder.name}/images"}
-    yaml_path = out / "dataset.yaml"
+    yaml_path = clear_for_writing(out / "dataset.yaml")
     yaml_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return yaml_path
 

@@ -127,10 +127,12 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["dup_names"].write_text(json.dumps(doc))
     far = t / "yolo_far"  # a YOLO set whose yaml lies elsewhere (Ultralytics' usual layout)
     _image(far / "images" / "train" / "a.png", 64, 64)
-    (far / "labels" / "train").mkdir(parents=True)
-    (far / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    _image(far / "images" / "val" / "b.png", 64, 64)
+    for split, stem in (("train", "a"), ("val", "b")):
+        (far / "labels" / split).mkdir(parents=True)
+        (far / "labels" / split / f"{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (t / "yolo_cfg").mkdir()
-    (t / "yolo_cfg" / "data.yaml").write_text(f"path: {far}\ntrain: images/train\nnames: [a]\n")
+    (t / "yolo_cfg" / "data.yaml").write_text(f"path: {far}\ntrain: images/train\nval: images/val\nnames: [a]\n")
     p["yolo_far"], p["yolo_elsewhere"] = far, t / "yolo_cfg" / "data.yaml"
     p["coco_covered"] = _coco(t / "covered", [{**GOOD_IMAGE, "width": 64, "height": 64}],
                               [{**GOOD_BOX, "bbox": [0, 0, 64, 64]}])
@@ -353,6 +355,13 @@ ROWS = [
     ("negatives-seed-negative", "data negatives {shapes} --out {tmp}/neg --seed -1", 2, "must be 0 or more"),
     ("negatives-into-the-images-of-a-yaml-elsewhere", "data negatives {yolo_elsewhere} --out {yolo_far}/images/train/n",
      2, "overlaps the source folder"),
+    ("negatives-into-the-other-splits-images", "data negatives {yolo_elsewhere} --out {yolo_far}/images/val/n", 2,
+     "overlaps the source folder"),
+    ("negatives-of-the-val-split", "data negatives {shapes} --out {tmp}/neg --split val", 2,
+     "would leak it into training"),
+    ("negatives-out-empty", "data negatives {shapes} --out {empty}", 2, "--out '': give a new folder"),
+    ("show-into-the-images", "data show {shapes} --out {shapes_dir}/train/images/shown", 2,
+     "overlaps the source folder"),
     ("negatives-out-is-a-file", "data negatives {shapes} --out {a_file} --count 1", 1, "a file, not a folder"),
     ("negatives-no-free-region", "data negatives {coco_covered} --out {tmp}/negc --count 2", 1,
      "no crop free of boxes"),

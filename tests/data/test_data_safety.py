@@ -112,3 +112,33 @@ def test_a_full_disk_is_one_line_and_leaves_the_previous_outputs_whole(tmp_path,
         assert "could not be written (No space left on device)" in err and "Traceback" not in err, err
         assert err.count("\n") == 1, err
     assert hashes(tmp_path) == before  # the earlier outputs whole, no .tmp left, the inputs untouched
+
+
+def test_writers_replace_links_in_their_out_and_never_write_through_them(tmp_path, capsys):
+    import os
+
+    from detector.data.synth import synth_dataset
+
+    data = synth_dataset(tmp_path / "d", "shapes", train=2, val=1, seed=0, size=64, workers=1)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.png"):
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(outside / name)
+    before = hashes(outside)
+    neg = tmp_path / "neg"
+    neg.mkdir()
+    (neg / "bg0000.jpg").symlink_to(outside / "a.jpg")  # links named as the first outputs
+    os.link(outside / "b.jpg", neg / "bg0001.jpg")
+    assert main(["data", "negatives", str(data), "--out", str(neg), "--count", "2", "--exist-ok"]) == 0
+    syn = tmp_path / "syn" / "train" / "images"
+    syn.mkdir(parents=True)
+    (syn / "000000.jpg").symlink_to(outside / "c.jpg")
+    assert main(["data", "synth", "--out", str(tmp_path / "syn"), "--train", "1", "--val", "0", "--size", "64",
+                 "--exist-ok"]) == 0
+    shown = tmp_path / "shown"
+    shown.mkdir()
+    (shown / "000_000000.png").symlink_to(outside / "d.png")
+    assert main(["data", "show", str(data), "--out", str(shown), "--num", "1"]) == 0
+    assert hashes(outside) == before  # nothing outside the outputs changed
+    for written in (neg / "bg0000.jpg", neg / "bg0001.jpg", syn / "000000.jpg", shown / "000_000000.png"):
+        assert not written.is_symlink() and written.stat().st_nlink == 1 and written.stat().st_size > 100

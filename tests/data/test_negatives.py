@@ -134,6 +134,9 @@ def test_a_split_without_free_regions_is_an_error_and_a_short_one_says_so(tmp_pa
     assert main(["data", "negatives", str(coco), "--out", str(tmp_path / "few"), "--count", "100"]) == 0
     written = len(list((tmp_path / "few").glob("*.jpg")))
     assert 0 < written < 100 and f"only {written} of the 100 asked" in capsys.readouterr().out
+    # one crop asked of the same photograph: found (the search is not cut at 200 tries per crop)
+    assert main(["data", "negatives", str(coco), "--out", str(tmp_path / "one"), "--count", "1"]) == 0
+    assert len(list((tmp_path / "one").glob("*.jpg"))) == 1
 
 
 def test_a_crop_that_cannot_be_written_is_an_error_naming_it(shapes_yaml, tmp_path, capsys):
@@ -159,3 +162,20 @@ def test_negatives_are_read_from_subfolders_and_copies_of_data_images_are_refuse
                  "--out", str(tmp_path / "run"), "--negatives", str(neg)])
     err = capsys.readouterr().err
     assert code == 1 and "1 of its images are images of the data set itself" in err and str(val[0].path) in err
+
+
+def test_linked_subfolders_count_once_and_skip_invalid_skips_truncated_images(tmp_path, capsys):
+    photos, neg = tmp_path / "photos", tmp_path / "neg"
+    photos.mkdir()
+    neg.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((64, 64, 3), 50 * i, np.uint8)).save(photos / f"{i}.png")
+    Image.fromarray(np.full((64, 64, 3), 9, np.uint8)).save(neg / "own.png")
+    (neg / "more").symlink_to(photos, target_is_directory=True)
+    (neg / "loop").symlink_to(neg, target_is_directory=True)  # a loop: read once, not forever
+    assert len(background_records(neg)) == 4
+    good = (photos / "0.png").read_bytes()
+    (photos / "0.png").write_bytes(good[: len(good) // 2])  # a truncated PNG: its header still reads
+    records = background_records(neg, skip_invalid=True)
+    assert len(records) == 3 and all("0.png" not in str(r.path) for r in records)
+    assert "skipped 1 unreadable image (--skip-invalid)" in capsys.readouterr().out
