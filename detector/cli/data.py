@@ -117,7 +117,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
 
     from detector.data.check import prepare_split
     from detector.data.convert import check_no_overlap, source_folders
-    from detector.data.negatives import MIN_SOURCE_SIDE, avoidance_boxes, write_background_crops
+    from detector.data.negatives import MIN_SOURCE_SIDE, avoidance_boxes, name_some, write_background_crops
 
     data = _load(args.source)
     if args.split not in data.splits:
@@ -130,7 +130,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     raw = data.split(args.split)
     raw_boxes = {str(r.path): np.array(r.boxes, copy=True) for r in raw}  # before invalid boxes are dropped
     check_no_overlap_with(args.out, args.source)
-    every_split = [r for split in data.splits for r in (raw if split == args.split else data.split(split))]
+    every_split = [r for split in data.splits for r in data.split(split)]
     check_no_overlap(args.out, source_folders(every_split, args.source))
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()) and not args.exist_ok:
@@ -151,10 +151,10 @@ def cmd_negatives(args: argparse.Namespace) -> int:
                          "(the crops written before it stay)") from None
     if report.unreadable:
         print(f"skipped {plural(len(report.unreadable), 'photograph')} that could not be decoded: "
-              f"{', '.join(report.unreadable[:3])}{', ...' if len(report.unreadable) > 3 else ''}")
+              f"{name_some(report.unreadable)}")
     if report.too_small:
         print(f"skipped {plural(len(report.too_small), 'photograph')} under {MIN_SOURCE_SIDE} pixels on a side: "
-              f"{', '.join(report.too_small[:3])}{', ...' if len(report.too_small) > 3 else ''}")
+              f"{name_some(report.too_small)}")
     if report.written == 0:
         if created:
             out.rmdir()

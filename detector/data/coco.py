@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from detector.data.images import clear_for_writing
 from detector.data.records import (
     DataError,
     DetectionData,
@@ -177,5 +178,5 @@ def coco_document(records: list[ImageRecord], classes: list[str], category_ids: 
 def write_coco(path: Path, records: list[ImageRecord], classes: list[str], category_ids: list[int] | None = None,
                image_root: Path | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with open(clear_for_writing(path), "w", encoding="utf-8") as f:  # a link there is replaced, not written through
         json.dump(coco_document(records, classes, category_ids, image_root), f)

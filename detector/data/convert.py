@@ -21,6 +21,7 @@ from pathlib import Path
 from detector.core.errors import UsageError
 from detector.core.progress import logger
 from detector.data.coco import write_coco
+from detector.data.images import clear_for_writing
 from detector.data.records import ImageRecord
 from detector.data.voc import write_voc
 from detector.data.yolo import write_yolo
@@ -67,9 +68,7 @@ def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: 
         if name != prefix + original:
             logger.info("note: %s is written as %s (%s)", r.path, name,
                         "white space in VOC's lists" if k == 1 else f"an earlier image is also {stem}.*")
-        dst = folder / name
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
+        dst = clear_for_writing(folder / name)
         if link:
             os.symlink(Path(r.path).resolve(), dst)
         else:

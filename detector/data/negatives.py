@@ -34,6 +34,11 @@ MIN_SOURCE_SIDE = 32  # photographs with a smaller side give no crops (a crop's 
 GIVE_UP_AFTER = 20_000  # consecutive tries without a free region: the photographs have none (about 0.2 s)
 
 
+def name_some(paths: list, shown: int = 3) -> str:
+    """The first ``shown`` of ``paths``, comma-separated, then ``...`` if there are more."""
+    return ", ".join(map(str, paths[:shown])) + (", ..." if len(paths) > shown else "")
+
+
 def _images_under(folder: Path) -> list[Path]:
     """Image files in ``folder`` and its subfolders (linked folders too, each real folder once: no loops),
     sorted."""
@@ -79,7 +84,7 @@ def background_records(folder: str | Path, max_pixels: int | None = MAX_PIXELS, 
                          f"{skipped[0]}); give a folder of readable images without objects")
     if skipped:
         log(f"--negatives {folder}: skipped {len(skipped)} unreadable image{'s' * (len(skipped) != 1)} "
-            f"(--skip-invalid): {', '.join(map(str, skipped[:3]))}{', ...' if len(skipped) > 3 else ''}")
+            f"(--skip-invalid): {name_some(skipped)}")
     return records
 
 

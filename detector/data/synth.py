@@ -230,7 +230,6 @@ def _synth(out: Path, preset: str, train: int, val: int, seed: int, size: int, w
         jobs = [(seed, split, i, preset, size, str(folder / "images"), ext) for i in range(count)]
         results = _run(jobs, workers, progress, f"synth {split}")
         records = [ImageRecord(Path(p), size, size, b, lab, image_id=i + 1) for i, p, b, lab in sorted(results)]
-        clear_for_writing(folder / "annotations.json")
         write_coco(folder / "annotations.json", records, classes, image_root=folder / "images")
         if preset == "bananas":
             write_banana(folder, records)
