@@ -18,17 +18,17 @@ import torch
 from detector.api import Detector
 from detector.data.check import prepare_split
 from detector.engine.detect import val_metrics
-from detector.engine.distributed import init_from_env
+from detector.engine.distributed import process_group
 from detector.evaluation.ground_truth import ground_truth
 
-ranks, _ = init_from_env("cpu")
-det = Detector(sys.argv[1], device="cpu")
-data, records = prepare_split(sys.argv[2], "val", "refuse")
-gt = ground_truth(data, "val", records)
-metrics = val_metrics(det.model, records, gt, data.classes, det.info["category_ids"], torch.device("cpu"), ranks,
-                      batch_size=3)  # several batches per rank
-if ranks.main:
-    open(sys.argv[3], "w").write(json.dumps(metrics))
+with process_group("cpu") as (ranks, _):  # leaves the group at the end, as training does: a rank that exits
+    det = Detector(sys.argv[1], device="cpu")  # with gloo's threads alive can abort in C++ (seen once in CI)
+    data, records = prepare_split(sys.argv[2], "val", "refuse")
+    gt = ground_truth(data, "val", records)
+    metrics = val_metrics(det.model, records, gt, data.classes, det.info["category_ids"], torch.device("cpu"),
+                          ranks, batch_size=3)  # several batches per rank
+    if ranks.main:
+        open(sys.argv[3], "w").write(json.dumps(metrics))
 """
 
 
