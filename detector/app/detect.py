@@ -17,6 +17,7 @@ from detector.api import Detector
 from detector.app.catalog import ModelCache, ModelEntry
 from detector.app.uploads import DISPLAY_SIDE, BadInput, display_copy, load_upload
 from detector.core.errors import DetectorError
+from detector.core.progress import plural
 from detector.core.thresholds import CONF, IOU
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.predict import coco_results
@@ -87,11 +88,6 @@ def check_max_det(max_det: int) -> int:
     if not 1 <= max_det <= MAX_DETECTIONS:
         raise BadInput(f"max detections {max_det} must lie in 1..{MAX_DETECTIONS}")
     return max_det
-
-
-def plural(n: int, word: str) -> str:
-    """``1 object``, ``2 objects``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def downloads_folder() -> Path:

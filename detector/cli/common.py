@@ -21,11 +21,6 @@ FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float 
               "dict": str, "list[str] | None": str}  # dict: JSON text; a list: nargs or action="append"
 
 
-def plural(n: int, word: str, words: str | None = None) -> str:
-    """``1 image``, ``2 images``; ``words`` for an irregular plural (``box``, ``boxes``)."""
-    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
-
-
 def add_max_pixels_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-pixels", type=positive_int, default=MAX_PIXELS, metavar="N",
                         help="refuse images with more pixels (width x height), read from the header before "

@@ -17,10 +17,10 @@ from detector.cli.common import (
     bounded_int,
     count,
     make_out_folder,
-    plural,
     positive_int,
 )
 from detector.core.errors import InputError, UsageError
+from detector.core.progress import plural
 
 
 def _load(path: str):
@@ -112,6 +112,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_SPLITS = ("val", "test")  # splits data negatives never crops
+
+
 def cmd_negatives(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -169,9 +172,6 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     print(f"wrote {plural(report.written, 'background crop')} (no object of {', '.join(data.classes)}) to "
           f"{args.out}{short}; train with --negatives {args.out}")
     return 0
-
-
-EVAL_SPLITS = ("val", "test")  # splits data negatives never crops
 
 
 def check_no_overlap_with(out: str, source: str) -> None:

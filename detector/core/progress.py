@@ -42,6 +42,11 @@ def progress(items: Iterable, desc: str, total: int | None = None, enabled: bool
         logger.info("%s: %d%s %s", desc, count, f"/{total}" if total else "", unit)
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 image``, ``2 images``; ``words`` for an irregular plural (``box``, ``boxes``)."""
+    return f"{n} {word}" if n == 1 else f"{n} {words or word + 's'}"
+
+
 def setup_cli_logging(level: int = logging.INFO) -> None:
     """What the ``detector`` command shows: the library's messages on standard error, one plain line each. The
     handler writes to the ``sys.stderr`` of the moment (so captured output captures it too)."""

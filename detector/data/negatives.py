@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.core.errors import InputError, UsageError
+from detector.core.progress import plural
 from detector.data.images import (
     IMAGE_SUFFIXES,
     MAX_PIXELS,
@@ -83,14 +84,17 @@ def background_records(folder: str | Path, max_pixels: int | None = MAX_PIXELS, 
         raise InputError(f"--negatives {folder}: none of its {len(skipped)} images can be read (the first: "
                          f"{skipped[0]}); give a folder of readable images without objects")
     if skipped:
-        log(f"--negatives {folder}: skipped {len(skipped)} unreadable image{'s' * (len(skipped) != 1)} "
+        log(f"--negatives {folder}: skipped {plural(len(skipped), 'unreadable image')} "
             f"(--skip-invalid): {name_some(skipped)}")
     return records
 
 
-def _digest(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha1").hexdigest()
+def _digest(path: Path, known: dict[Path, str]) -> str:
+    """``path``'s SHA-1, read once: ``known`` keeps the digests already taken."""
+    if path not in known:
+        with open(path, "rb") as f:
+            known[path] = hashlib.file_digest(f, "sha1").hexdigest()
+    return known[path]
 
 
 def refuse_annotated_copies(negatives: list[ImageRecord], annotated: Iterable[ImageRecord], folder) -> None:
@@ -103,13 +107,13 @@ def refuse_annotated_copies(negatives: list[ImageRecord], annotated: Iterable[Im
             by_size.setdefault(os.stat(r.path).st_size, []).append(Path(r.path))
         except OSError:
             continue
-    copies = []
+    copies, digests = [], {}
     for r in negatives:
         same = by_size.get(os.stat(r.path).st_size, [])
         if not same:
             continue
-        mine = _digest(Path(r.path))
-        match = next((p for p in same if p.resolve() == Path(r.path).resolve() or _digest(p) == mine), None)
+        mine = _digest(Path(r.path), digests)
+        match = next((p for p in same if p.resolve() == Path(r.path).resolve() or _digest(p, digests) == mine), None)
         if match is not None:
             copies.append((r.path, match))
     if copies:

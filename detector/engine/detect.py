@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from detector.core.progress import plural
 from detector.data.check import prepare_split
 from detector.data.device import DeviceData
 from detector.data.loader import DetectionDataset, make_loader
@@ -150,7 +151,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
         negatives = background_records(cfg.negatives, cfg.max_pixels, first_id=len(train_records) + 1,
                                        skip_invalid=cfg.skip_invalid, log=say)
         refuse_annotated_copies(negatives, [*train_records, *val_records], cfg.negatives)
-        say(f"negatives: {len(negatives)} background image{'s' * (len(negatives) != 1)} from {cfg.negatives}")
+        say(f"negatives: {plural(len(negatives), 'background image')} from {cfg.negatives}")
         train_records = train_records + negatives
     if not train_records:
         raise TrainingError(f"{cfg.data}: the train split has no usable images")
