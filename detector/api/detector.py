@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
+from detector.api.info import ModelInfo, info_from_checkpoint, new_model_info
 from detector.api.results import Metrics, Prediction, Results, ResultsList
 from detector.api.scoring import ground_truth_of, load_split, prepare_out, score
 from detector.api.sources import Item, iter_items
-from detector.core.errors import InputError, UsageError
+from detector.api.writer import PredictionWriter, check_out
+from detector.core.errors import InputError, UsageError, setting
 from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe
+from detector.engine.distributed import main_process
 from detector.engine.loop import resolve_device
 from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
 from detector.evaluation.predict import detect, predict_records
@@ -56,7 +59,6 @@ class Detector:
         self.source = str(model)
         self.run: Path | None = None  # the run folder, after train()
         self.model: torch.nn.Module | None = None
-        self.info: dict = {}
         if self.source.startswith("torchvision:"):
             from detector.engine.zoo import zoo_checkpoint
 
@@ -64,26 +66,29 @@ class Detector:
         elif Path(self.source).suffix.lower() in FILE_SUFFIXES or Path(self.source).exists():
             self._load(load_detector(self.source, self.device), model_kwargs)
         elif self.source in MODELS:
-            self.info = {"model_name": self.source, "model_kwargs": dict(model_kwargs)}
+            self.info = new_model_info(self.source, model_kwargs)
         else:
             raise UsageError(f"{self.source}: neither a model ({', '.join(MODELS)}) nor a .pt/.onnx file that exists; "
                              "a zoo model is torchvision:NAME")
 
     def _load(self, loaded: tuple, model_kwargs: dict) -> None:
+        """The model and its :class:`ModelInfo`; the checkpoint dict (a second copy of the weights, and a
+        ``last.pt``'s optimizer state) is not kept."""
         if model_kwargs:
             raise UsageError(f"{self.source}: model keywords ({', '.join(model_kwargs)}) are for a new model; a "
                              "checkpoint is rebuilt as it was saved")
-        self.model, self.info = loaded
+        self.model, ckpt = loaded
+        self.info: ModelInfo = info_from_checkpoint(ckpt, self.source, self.model)
 
     # ------------------------------------------------------------------------------------------ what it is
     @property
     def names(self) -> list[str]:
         """The classes it detects (empty for a new model before training)."""
-        return list(self.info.get("classes", []))
+        return list(self.info.classes)
 
     @property
     def img_size(self) -> int | None:
-        return getattr(self.model, "img_size", None) or self.info.get("img_size")
+        return self.info.img_size
 
     def _require_model(self, what: str) -> torch.nn.Module:
         if self.model is None:
@@ -93,7 +98,7 @@ class Detector:
 
     def __repr__(self) -> str:
         classes = f", {len(self.names)} classes" if self.names else ""
-        return f"Detector({self.source!r}, {self.info.get('model_name', '?')}{classes}, device={self.device.type})"
+        return f"Detector({self.source!r}, {self.info.name}{classes}, device={self.device.type})"
 
     # ------------------------------------------------------------------------------------------ train
     def train(self, data: str | Path | None = None, *, config: str | Path | TrainConfig | None = None,
@@ -120,20 +125,20 @@ class Detector:
         cfg.check()
         metrics = train(cfg)
         self.run = Path(cfg.resume).parent if cfg.resume else Path(cfg.out)
-        best = self.run / "best.pt" if (self.run / "best.pt").is_file() else self.run / "last.pt"
-        self.source = str(best)
-        self.model, self.info = load_detector(best, self.device)
+        if main_process():  # under torchrun the other ranks have waited for rank 0's files and leave them to it
+            best = self.run / "best.pt" if (self.run / "best.pt").is_file() else self.run / "last.pt"
+            self.source = str(best)
+            self._load(load_detector(best, self.device), {})
         return Metrics(metrics or {}, 0)
 
     def _own_train_settings(self) -> dict:
         """The model's own training settings: its name and keywords (and, for a checkpoint, its input geometry
         and its weights as the start)."""
-        own = {"model": self.info["model_name"], "model_kwargs": dict(self.info.get("model_kwargs", {}))}
+        own = {"model": self.info.name, "model_kwargs": dict(self.info.keywords)}
         if self.model is not None:
-            if self.info.get("format") == "onnx":
+            if self.info.format == "onnx":
                 raise UsageError(f"{self.source}: an ONNX graph cannot be trained; train its .pt checkpoint")
-            own.update(img_size=self.info["img_size"], letterbox=bool(self.info.get("letterbox", False)),
-                       weights=self.source)
+            own.update(img_size=self.info.img_size, letterbox=self.info.letterbox, weights=self.source)
         return own
 
     # ------------------------------------------------------------------------------------------ val
@@ -156,72 +161,102 @@ class Detector:
 
     # ------------------------------------------------------------------------------------------ predict
     def predict(self, source, *, stream: bool = False, errors: str = "raise", batch: int = 1,
+                out: str | Path | None = None, save_txt: bool = False,
                 **settings) -> list[Results] | Iterator[Results]:
         """Detect in ``source``: an image file, a folder, a glob, a video (frame by frame), a numpy array (RGB,
         HWC, uint8), a PIL image, or a list of them. Settings (:class:`~detector.engine.config.PredictConfig`):
-        ``conf``, ``iou``, ``classes`` (names), ``max_det``, ``img_size``, ``max_pixels``; those not given are
-        the model's own, then the project's. Classes are filtered before ``max_det`` cuts.
+        ``conf``, ``iou``, ``classes`` (names), ``max_det``, ``img_size``, ``max_pixels``, ``max_frames``; those
+        not given are the model's own (``self.info.defaults``), then the project's. Classes are filtered before
+        ``max_det`` cuts.
 
         ``stream=True`` yields one :class:`Results` at a time (bounded memory over any number of images);
         otherwise a list. ``errors``: ``"raise"`` an :class:`InputError` at an unreadable image, or ``"skip"``
-        it (logged, and listed in ``self.skipped``). ``batch``: images per model call."""
+        it (logged, and listed in ``self.skipped``). ``batch``: images per model call. ``out``: a folder that
+        gets what ``detector predict --out`` writes (each image drawn, ``predictions.json``, ``labels/`` with
+        ``save_txt``, each video drawn with its frames' JSON; see :mod:`detector.api.writer`), as results come;
+        the returned list or stream's ``writer`` says what was written."""
         model = self._require_model("predict()")
         if not isinstance(stream, bool):
             raise UsageError(f"stream={stream!r}: True (one result at a time) or False (a list)")
         if errors not in ("raise", "skip"):
             raise UsageError(f"errors={errors!r}: choose 'raise' or 'skip'")
-        if batch is None:
-            raise UsageError("batch=None: must be a whole number of at least 1")
-        check_flags(batch_size=batch)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise UsageError(f"batch={batch!r}: must be a whole number of at least 1")
+        if not isinstance(save_txt, bool):
+            raise UsageError(f"save_txt={save_txt!r}: True or False")
         cfg = self.predict_config(**settings)
         skipped: list[str] = []  # this call's
         self.skipped = skipped  # the last call's, for convenience (a list or a stream has its own .skipped)
-        items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames)
-        results = Prediction(self._stream(model, items, cfg, errors, batch, skipped), skipped)
-        return results if stream else ResultsList(results, skipped)
+        items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames, cfg.max_frames)
+        writer = None
+        if out is not None:
+            if not str(out).strip():
+                raise UsageError(f"{setting('out', str(out))}: give a folder for the drawings and predictions.json")
+            check_out(Path(out), source if isinstance(source, (list, tuple)) else [source])
+            writer = PredictionWriter(Path(out), save_txt)
+        elif save_txt:
+            raise UsageError(f"{setting('save_txt', True)} writes labels into {setting('out')}: give that folder too")
+        results = self._stream(model, items, cfg, errors, batch, skipped, writer)
+        return Prediction(results, skipped, writer) if stream else ResultsList(results, skipped, writer)
 
     def predict_config(self, **settings) -> PredictConfig:
-        """The settings a ``predict`` call runs with: the keywords given, then the model's own, then the
-        project's defaults (checked; class names checked against the model's)."""
+        """The settings a ``predict`` call runs with: the keywords given, then the model's own
+        (``self.info.defaults``), then the project's defaults (checked; class names checked against the
+        model's). ``conf``, ``iou`` and ``max_det`` are always filled in."""
         _keywords(PredictConfig, settings, "predict()")
         cfg = PredictConfig(**settings)
         cfg.check()
         if cfg.classes:
             unknown = [n for n in cfg.classes if n not in self.names]
             if unknown:
-                raise UsageError(f"--classes {' '.join(unknown)}: not a class of this model; its classes: "
+                raise UsageError(f"{setting('classes', unknown)}: not a class of this model; its classes: "
                                  f"{', '.join(self.names)}")
         if cfg.img_size is not None:
-            check_img_size(self.info.get("model_name", ""), cfg.img_size)
-            if self.info.get("format") == "onnx" and cfg.img_size != self.info["img_size"]:
-                raise UsageError(f"--img-size {cfg.img_size}: {self.source} takes {self.info['img_size']} px, the "
-                                 "size it was exported at (export it again with --img-size to change it)")
-        return cfg
+            check_img_size(self.info.name, cfg.img_size)
+            if self.info.format == "onnx" and cfg.img_size != self.info.img_size:
+                raise UsageError(f"{setting('img_size', cfg.img_size)}: {self.source} takes {self.info.img_size} px, "
+                                 f"the size it was exported at (export it again with {setting('img_size')} to change "
+                                 "it)")
+        own = self.info.defaults
+        return replace(cfg, conf=own.conf if cfg.conf is None else cfg.conf,
+                       iou=own.iou if cfg.iou is None else cfg.iou,
+                       max_det=own.max_det if cfg.max_det is None else cfg.max_det)
 
     def _stream(self, model, items: Iterator[Item], cfg: PredictConfig, errors: str, batch: int,
-                skipped: list[str]) -> Iterator[Results]:
+                skipped: list[str], writer: PredictionWriter | None = None) -> Iterator[Results]:
+        try:
+            for group in self._batches(items, errors, batch, skipped):
+                for r in self._run(model, group, cfg):
+                    if writer is not None:
+                        writer.add(r)
+                    yield r
+        finally:  # the end of the source, an error, or a consumer that stopped early
+            if writer is not None:
+                writer.close()
+
+    @staticmethod
+    def _batches(items: Iterator[Item], errors: str, batch: int, skipped: list[str]) -> Iterator[list[Item]]:
         pending: list[Item] = []
         for item in items:
             if item.error is not None:
                 if errors == "raise":
-                    raise InputError(item.error)
+                    raise item.exception or InputError(item.error)
                 logger.warning("skipped: %s", item.error)
                 skipped.append(item.error)
                 continue
             pending.append(item)
             if len(pending) == batch:
-                yield from self._run(model, pending, cfg)
+                yield pending
                 pending = []
         if pending:
-            yield from self._run(model, pending, cfg)
+            yield pending
 
     def _run(self, model, items: list[Item], cfg: PredictConfig) -> list[Results]:
         class_ids = [self.names.index(n) for n in cfg.classes] if cfg.classes else None
         dets = detect(model, [i.image for i in items], self.device, conf=cfg.conf, iou=cfg.iou, classes=class_ids,
                       max_det=cfg.max_det, size=cfg.img_size)
-        ids = self.info.get("category_ids") or list(range(1, len(self.names) + 1))
         return [Results(d["boxes"], d["scores"], d["labels"], self.names, i.image.shape[:2], i.path, i.frame,
-                        ids, i.image, i.fps) for d, i in zip(dets, items)]
+                        self.info.category_ids, i.image, i.fps) for d, i in zip(dets, items)]
 
     # ------------------------------------------------------------------------------------------ export
     def export(self, path: str | Path, **settings) -> Path:
@@ -232,7 +267,7 @@ class Detector:
         from detector.api.shipping import export_model
 
         self._require_model("export()")
-        if self.info.get("format") == "onnx":
+        if self.info.format == "onnx":
             raise UsageError(f"{self.source}: already an ONNX graph; export its .pt checkpoint")
         if not Path(self.source).is_file():
             raise UsageError(f"{self.source}: export() writes from a checkpoint file; save or train one first")

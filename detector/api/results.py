@@ -4,13 +4,14 @@ evaluation (:class:`Metrics`).
     r = det.predict("photo.jpg")[0]
     r.boxes, r.scores, r.labels          # [N, 4] xyxy pixels of the original image, [N], [N] in 0..C-1
     [r.names[c] for c in r.labels]       # class names
-    r.plot().show(); r.save("out.jpg"); r.to_coco(image_id=1)
+    r.plot().show(); r.save("out.jpg"); r.to_coco(image_id=1); r.to_json()
     m = det.val(data="data/shapes-test"); m.ap, m.ap50, m.per_class, m.to_dict()
 """
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,19 @@ from detector.core.files import write_atomic
 from detector.evaluation.coco import STAT_KEYS, format_table
 from detector.evaluation.draw import class_colors, draw_boxes
 from detector.evaluation.predict import coco_results, yolo_lines
+
+
+def shown(image: np.ndarray, max_side: int | None = None, min_side: int | None = None) -> tuple[Image.Image, float]:
+    """The RGB image as drawn (its longest side at most ``max_side`` and at least ``min_side``; as it is without
+    them) and its scale from the original."""
+    h, w = image.shape[:2]
+    scale = 1.0
+    if max_side is not None or min_side is not None:
+        scale = min((max_side or max(h, w)) / max(h, w), max(1.0, (min_side or 0) / max(h, w)))
+    pil = Image.fromarray(image)
+    if scale != 1.0:
+        pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
+    return pil, scale
 
 
 @dataclass
@@ -47,14 +61,17 @@ class Results:
         """The class name of each detection."""
         return [self.names[c] for c in self.labels]
 
-    def plot(self, line_width: int | None = None) -> Image.Image:
-        """The image with boxes, class names and scores drawn (a colour per class)."""
+    def plot(self, line_width: int | None = None, max_side: int | None = None, min_side: int | None = None
+             ) -> Image.Image:
+        """The image with boxes, class names and scores drawn (a colour per class). ``max_side`` / ``min_side``:
+        drawn on a copy whose longest side is at most / at least this (the boxes scaled with it; the app shows
+        huge uploads at 1600 px and small ones at 640)."""
         if self.image is None:
             raise UsageError("plot() needs the image, which this result does not keep")
-        h, w = self.orig_shape
+        pil, scale = shown(self.image, max_side, min_side)
         texts = [f"{self.names[c]} {s:.2f}" for c, s in zip(self.labels, self.scores)]
-        return draw_boxes(Image.fromarray(self.image), self.boxes, texts, class_colors(self.labels),
-                          width=line_width or max(2, round(max(h, w) / 300)))
+        return draw_boxes(pil, self.boxes * scale, texts, class_colors(self.labels),
+                          width=line_width or max(2, round(max(pil.size) / 300)))
 
     def save(self, path: str | Path, quality: int = 92) -> Path:
         """Write :meth:`plot` to ``path`` (its suffix names the format) and return it."""
@@ -67,7 +84,9 @@ class Results:
         return write_atomic(path, encoded.getvalue())  # whole or not at all (a full disk leaves nothing)
 
     def to_coco(self, image_id: int = 1, file_name: str | None = None) -> list[dict]:
-        """The detections as COCO results (``bbox`` xywh in pixels), each naming its class and file."""
+        """The detections in the one JSON shape of a detection (``predictions.json``, ``/detect``, a video's
+        frames, :meth:`to_json`): COCO results (``bbox`` [x, y, w, h] in pixels, ``category_id``, ``score``)
+        that also name their class (``category``) and file (``file_name``, default :attr:`path`)."""
         ids = self.category_ids or list(range(1, len(self.names) + 1))
         det = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels}
         return coco_results(det, ids, image_id, self.names, file_name if file_name is not None else self.path)
@@ -77,12 +96,14 @@ class Results:
         det = {"boxes": self.boxes, "scores": self.scores, "labels": self.labels}
         return yolo_lines(det, *self.orig_shape)
 
-    def to_dict(self) -> dict:
-        """A JSON-ready summary: the image's size and each detection's class, score and box."""
-        return {"path": self.path, "frame": self.frame, "height": self.orig_shape[0], "width": self.orig_shape[1],
-                "detections": [{"class": self.names[c], "score": round(float(s), 5),
-                                "box": [round(float(v), 2) for v in b]}
-                               for b, s, c in zip(self.boxes, self.scores, self.labels)]}
+    def to_dict(self, image_id: int = 1) -> dict:
+        """The image (its file, frame and size) and its detections in the one shape (:meth:`to_coco`)."""
+        return {"path": self.path, "frame": self.frame, "width": self.orig_shape[1], "height": self.orig_shape[0],
+                "detections": self.to_coco(image_id)}
+
+    def to_json(self, image_id: int = 1) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(image_id))
 
 
 @dataclass
@@ -134,23 +155,30 @@ class Metrics:
 
 
 class ResultsList(list):
-    """What ``predict(..., stream=False)`` returns: the :class:`Results`, and ``skipped``: the messages of the
-    unreadable files this call skipped (``errors="skip"``)."""
+    """What ``predict(..., stream=False)`` returns: the :class:`Results`; ``skipped``: the messages of the
+    unreadable files this call skipped (``errors="skip"``); ``writer``: what was written with ``out=`` (None
+    without)."""
 
-    def __init__(self, results, skipped: list[str]):
+    def __init__(self, results, skipped: list[str], writer=None):
         super().__init__(results)
-        self.skipped = skipped
+        self.skipped, self.writer = skipped, writer
 
 
 class Prediction:
     """What ``predict(..., stream=True)`` returns: an iterator of :class:`Results`, one at a time; ``skipped``
-    fills as unreadable files are skipped (``errors="skip"``)."""
+    fills as unreadable files are skipped (``errors="skip"``); ``writer`` counts what ``out=`` has written."""
 
-    def __init__(self, results, skipped: list[str]):
-        self._results, self.skipped = iter(results), skipped
+    def __init__(self, results, skipped: list[str], writer=None):
+        self._results, self.skipped, self.writer = iter(results), skipped, writer
 
     def __iter__(self):
         return self
 
     def __next__(self) -> Results:
         return next(self._results)
+
+    def close(self) -> None:
+        """Stop early: what ``out=`` has written is finished (the video being written, predictions.json)."""
+        close = getattr(self._results, "close", None)
+        if close is not None:
+            close()

@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from detector.api.results import Metrics
-from detector.core.errors import InputError, UsageError
+from detector.core.errors import InputError, UsageError, setting
 from detector.core.files import write_atomic
 from detector.data.check import prepare_split
 from detector.data.dataset import load_dataset
@@ -32,7 +32,7 @@ def prepare_out(cfg: EvalConfig) -> None:
         try:
             Path(cfg.out).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise InputError(f"--out {cfg.out}: cannot write there ({e.strerror or e}); choose a folder you can "
+            raise InputError(f"{setting('out', cfg.out)}: cannot write there ({e.strerror or e}); choose a folder you can "
                              "write to") from None
 
 
@@ -66,7 +66,7 @@ def score(cfg: EvalConfig, data, gt: dict, category_ids: list[int], results: lis
                 plot_pr_curves(ev, data.classes, out)
             plot_confusion(confusion_matrix(gt, results, category_ids), data.classes, out / "confusion_matrix.png")
         except OSError as e:
-            raise InputError(f"--out {out}: the plots could not be written ({e.strerror or e}); metrics.json "
+            raise InputError(f"{setting('out', str(out))}: the plots could not be written ({e.strerror or e}); metrics.json "
                              "was") from None
         logger.debug("wrote %s, PR curves and the confusion matrix", out / "metrics.json")
     return Metrics(stats, len(gt["images"]))

@@ -10,7 +10,7 @@ import logging
 from dataclasses import fields
 from pathlib import Path
 
-from detector.core.errors import InputError, UsageError
+from detector.core.errors import InputError, UsageError, setting
 from detector.engine.config import check_img_size
 from detector.engine.export import export_checkpoint, model_card
 from detector.engine.modes import ExportConfig
@@ -25,11 +25,14 @@ def export_format(cfg: ExportConfig) -> str:
     suffix = Path(cfg.out).suffix.lower()
     fmt = cfg.format or next((f for f, s in EXPORT_SUFFIXES.items() if suffix in s), None)
     if fmt is None:
-        raise UsageError(f"--out {cfg.out}: end it in .pt or .pth (a PyTorch checkpoint) or .onnx (--format onnx)")
+        raise UsageError(f"{setting('out', cfg.out)}: end it in .pt or .pth (a PyTorch checkpoint) or .onnx "
+                         f"({setting('format', 'onnx')})")
     if suffix not in EXPORT_SUFFIXES[fmt]:
-        raise UsageError(f"--out {cfg.out}: --format {fmt} writes a {' or '.join(EXPORT_SUFFIXES[fmt])} file")
+        raise UsageError(f"{setting('out', cfg.out)}: {setting('format', fmt)} writes a "
+                         f"{' or '.join(EXPORT_SUFFIXES[fmt])} file")
     if fmt == "pt" and (cfg.img_size is not None or cfg.dynamic_batch):
-        raise UsageError("--img-size and --dynamic-batch apply to --format onnx; a checkpoint keeps its own")
+        raise UsageError(f"{setting('img_size')} and {setting('dynamic_batch')} apply to {setting('format', 'onnx')}; "
+                         "a checkpoint keeps its own")
     return fmt
 
 
@@ -44,7 +47,7 @@ def check_card(weights: str | Path, cfg: ExportConfig) -> None:
         classes = load_checkpoint(weights).get("classes")
         data = load_dataset(cfg.test_data)
         if data.classes != classes:
-            raise InputError(f"--test-data {cfg.test_data}: its classes {data.classes} are not the model's {classes}")
+            raise InputError(f"{setting('test_data', cfg.test_data)}: its classes {data.classes} are not the model's {classes}")
 
 
 def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
@@ -58,8 +61,8 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     cfg.check()
     fmt = export_format(cfg)
     if Path(out).resolve() == Path(weights).resolve():
-        raise UsageError(f"--out {out} is the checkpoint it exports (--weights): writing there would replace it; "
-                         "choose another --out")
+        raise UsageError(f"{setting('out', str(out))} is the checkpoint it exports: writing there would replace it; "
+                         f"choose another {setting('out')}")
     if cfg.card:
         check_card(weights, cfg)  # before anything is written
     if fmt == "onnx":

@@ -13,10 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from detector.core.errors import InputError, UsageError
-from detector.data.images import ImageError, check_pixels, pil_to_rgb, read_image
+from detector.data.images import (
+    MAX_PIXELS,
+    ImageError,
+    ImageTooLarge,
+    check_pixels,
+    open_image,
+    pil_to_rgb,
+    read_image,
+)
 from detector.evaluation.predict import expand_inputs
 from detector.evaluation.video import VideoError, is_video, read_frames
 
+__all__ = ["ImageTooLarge", "Item", "as_rgb", "iter_items", "load_image"]
 ACCEPTED = "an image or video path, a folder, a glob, a numpy array (RGB [H, W, 3] or grey [H, W], uint8), a PIL image"
 
 
@@ -29,6 +38,7 @@ class Item:
     frame: int | None = None  # a video frame's index
     fps: float | None = None  # a video's frame rate
     error: str | None = None
+    exception: Exception | None = None  # the error itself (an InputError), raised with errors="raise"
 
 
 def as_rgb(image, max_pixels: int | None = None) -> np.ndarray:
@@ -67,11 +77,14 @@ def _kind(source) -> str:
     raise UsageError(f"predict: cannot read a {type(source).__name__}; give {ACCEPTED}, or a list of them")
 
 
-def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
+def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False,
+               max_frames: int | None = None) -> Iterator[Item]:
     """Each image of ``source`` in order (each frame of a video); an unreadable file is an :class:`Item` with
-    its ``error``. In a list or tuple, every path is looked up before anything is read (one that names nothing
-    is an :class:`InputError` at once); a generator is read as it goes."""
+    its ``error``. A path, and every path of a list or tuple, is looked up now, before anything is read (one
+    that names nothing is an :class:`InputError` at once); a generator is read as it goes."""
     kind = _kind(source)
+    if kind == "path":
+        expand_inputs([source])  # raises for a path that names nothing, before anything is read or written
     if kind != "many":
         items = [source]
     elif isinstance(source, (list, tuple)):
@@ -85,34 +98,76 @@ def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False) ->
                 raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
     else:
         items = source  # an iterator: lazily
+    return _read(items, max_pixels, skip_bad_frames, max_frames)
+
+
+def _read(items, max_pixels: int | None, skip_bad_frames: bool, max_frames: int | None) -> Iterator[Item]:
     for item in items:
         kind = _kind(item)
         if kind == "image":
             yield Item(as_rgb(item, max_pixels))
         elif kind == "path":
-            yield from _files(item, max_pixels, skip_bad_frames)
+            yield from _files(item, max_pixels, skip_bad_frames, max_frames)
         else:
             raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
 
 
-def _files(item: str | Path, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
+def _files(item: str | Path, max_pixels: int | None, skip_bad_frames: bool = False,
+           max_frames: int | None = None) -> Iterator[Item]:
     paths = expand_inputs([item])
     if not paths:
         raise InputError(f"{item}: a folder with no images or videos")
     for path in paths:
         if is_video(path):
-            yield from _frames(path, max_pixels, skip_bad_frames)
+            yield from _frames(path, max_pixels, skip_bad_frames, max_frames)
             continue
         try:
             yield Item(read_image(path, max_pixels), str(path))
         except ImageError as e:
-            yield Item(None, str(path), error=str(e))
+            yield Item(None, str(path), error=str(e), exception=e)
 
 
-def _frames(path: Path, max_pixels: int | None, skip_bad_frames: bool = False) -> Iterator[Item]:
+def _frames(path: Path, max_pixels: int | None, skip_bad_frames: bool = False,
+            max_frames: int | None = None) -> Iterator[Item]:
     try:
-        info, frames = read_frames(path, max_pixels, skip_bad_frames=skip_bad_frames)
+        info, frames = read_frames(path, max_pixels, max_frames, skip_bad_frames=skip_bad_frames)
         for k, frame in enumerate(frames):
             yield Item(frame, str(path), frame=k, fps=info["fps"])
     except VideoError as e:
-        yield Item(None, str(path), error=str(e))
+        yield Item(None, str(path), error=str(e), exception=e)
+
+
+def load_image(path: Path | str, name: str | None = None, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, list[str]]:
+    """Any image file (an upload) to upright ``uint8 [H, W, 3]`` RGB, as its EXIF orientation says, and ``notes``:
+    what was converted (greyscale, 16-bit, alpha, rotation, frames). An :class:`InputError` naming the file
+    (``name``, default its file name): missing, empty, not an image, corrupt or truncated, too small; over
+    ``max_pixels`` (checked on the header, before decoding) an :class:`ImageTooLarge`, one of them."""
+    from PIL import ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    name = name or path.name
+    if not path.is_file():
+        raise InputError(f"{name}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{name}: empty file")
+    notes: list[str] = []
+    try:
+        with open_image(path) as im:  # the header only, PIL's own bomb check off: the cap is ours
+            check_pixels(name, im.size, max_pixels)  # ImageTooLarge (an InputError) naming the cap
+            if getattr(im, "n_frames", 1) > 1:
+                notes.append(f"first of {im.n_frames} frames")
+            im.load()
+            orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation
+            upright = ImageOps.exif_transpose(im)
+            if orientation not in (1, None):
+                notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
+            image = pil_to_rgb(upright, notes)
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not an image (no image format recognised)") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL raises these on truncated and corrupt data
+        raise InputError(f"{name}: corrupt or truncated image ({e})") from None
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise InputError(f"{name}: image is {image.shape[1]}x{image.shape[0]} pixels, too small to detect in")
+    return np.ascontiguousarray(image), notes

@@ -10,18 +10,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from detector.api import Detector
+from detector.api import Detector, describe
+from detector.api.zoo import ONNX_SERVED, onnx_runtime_installed, zoo_models, zoo_onnx
 from detector.app.uploads import BadInput
-from detector.models.checkpoint import CheckpointError, load_checkpoint
-from detector.models.registry import load_detector
+from detector.core.errors import InputError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the checkout, for an editable install
 # the first of these that the list holds is selected at start: the shipped model run by ONNX Runtime (2.1-2.6x
 # faster than PyTorch eager on the CPU, docs/export.md; the same detections), else its checkpoint
 DEFAULT_MODELS = ("tinyssd-shapes.onnx", "tinyssd-shapes.pt")
-ONNX_ZOO = ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large")  # the zoo models the app serves with ONNX Runtime
 
 
 @dataclass
@@ -48,49 +45,17 @@ class ModelEntry:
 
 
 def zoo_entries() -> dict[str, ModelEntry]:
-    """The zoo's COCO models (:data:`detector.engine.zoo.ZOO`), each with its 80 classes, torchvision's published
-    COCO box AP and the download's size, and whether it is in the torch hub cache already (nothing is
+    """The zoo's COCO models (:func:`detector.api.zoo.zoo_models`), each with its 80 classes, torchvision's
+    published COCO box AP and the download's size, and whether it is in the torch hub cache already (nothing is
     downloaded here: the first detection with it downloads it, with its progress in the page)."""
-    import torchvision.models.detection as tvd
-
-    from detector.engine.zoo import ZOO, coco_classes, hub_folder
-
     entries = {}
-    for name, z in sorted(ZOO.items(), key=lambda kv: kv[1].size_mb):
-        weights = getattr(tvd, z.weights).COCO_V1
-        cached = (hub_folder() / weights.url.rsplit("/", 1)[-1]).is_file()
-        label = f"COCO: {name.removeprefix('torchvision:')}"
+    for z in zoo_models():
+        label = f"COCO: {z.name.removeprefix('torchvision:')}"
         summary = (f"torchvision's COCO model, box AP {z.box_ap} (theirs); {z.size_mb:.0f} MB, "
-                   + ("downloaded" if cached else "downloaded on first use")
-                   + ("; run with ONNX Runtime" if z.model in ONNX_ZOO and onnx_runtime_installed() else ""))
-        entries[label] = ModelEntry(label, name, coco_classes(weights.meta["categories"])[0], summary)
+                   + ("downloaded" if z.cached else "downloaded on first use")
+                   + ("; run with ONNX Runtime" if z.onnx_served and onnx_runtime_installed() else ""))
+        entries[label] = ModelEntry(label, z.name, z.classes, summary)
     return entries
-
-
-def onnx_runtime_installed() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
-
-
-def zoo_onnx(name: str) -> Path:
-    """The ONNX graph of the zoo SSD ``name`` (its weights already in the torch hub cache), exported once into
-    ``<hub>/checkpoints/detector-onnx/`` and again only when the weights file is newer than it."""
-    import tempfile
-
-    import torchvision.models.detection as tvd
-
-    from detector.engine.onnx_export import export_onnx
-    from detector.engine.zoo import ZOO, hub_folder, import_torchvision
-
-    weights = hub_folder() / getattr(tvd, ZOO[name].weights).COCO_V1.url.rsplit("/", 1)[-1]
-    graph = hub_folder() / "detector-onnx" / f"{weights.stem}.onnx"
-    if graph.is_file() and graph.stat().st_mtime_ns >= weights.stat().st_mtime_ns:
-        return graph
-    with tempfile.TemporaryDirectory() as tmp:
-        import_torchvision(name, Path(tmp) / "zoo.pt")
-        export_onnx(Path(tmp) / "zoo.pt", graph, log=lambda line: None)
-    return graph
 
 
 def _metric_text(metrics: dict | None) -> str:
@@ -124,12 +89,12 @@ def _describe(path: Path) -> ModelEntry:
             return ModelEntry(label="", path=path, classes=list(card.get("classes", [])), summary=summary)
         except (json.JSONDecodeError, OSError, AttributeError, TypeError):
             pass  # fall back to the checkpoint itself
-    ckpt = load_detector(path)[1] if path.suffix.lower() == ".onnx" else load_checkpoint(path)
-    summary = f"{ckpt.get('model_name', '?')} at {ckpt.get('img_size', '?')} px"
-    metrics = _metric_text(ckpt.get("metrics"))
+    info = describe(path)
+    summary = f"{info.name} at {info.img_size or '?'} px"
+    metrics = _metric_text(info.metrics)
     if metrics:
-        summary += f"; val at epoch {ckpt.get('epoch', '?') + 1 if isinstance(ckpt.get('epoch'), int) else '?'}: {metrics}"
-    return ModelEntry(label="", path=path, classes=list(ckpt.get("classes", [])), summary=summary)
+        summary += f"; val at epoch {info.epoch + 1 if info.epoch is not None else '?'}: {metrics}"
+    return ModelEntry(label="", path=path, classes=info.classes, summary=summary)
 
 
 def discover_models(models_dirs: Sequence[Path | str] = (), runs_dir: Path | str | None = "runs",
@@ -151,7 +116,7 @@ def discover_models(models_dirs: Sequence[Path | str] = (), runs_dir: Path | str
         seen.add(p.resolve())
         try:
             entry = describe_checkpoint(p)
-        except (CheckpointError, OSError, KeyError):
+        except (InputError, OSError):
             continue
         entry.label = f"{p.parent.name}/{p.name}" if p.name == "best.pt" else p.name
         entries.setdefault(entry.label, entry)
@@ -168,8 +133,8 @@ class ModelCache:
     threads: the lock makes loading and evicting safe; a model is not changed by a call (its settings are per
     call)."""
 
-    def __init__(self, device: torch.device | str = "cpu", capacity: int = 3):
-        self.device = torch.device(device)
+    def __init__(self, device: str = "cpu", capacity: int = 3):
+        self.device = str(device)
         self.capacity = capacity
         self._models: OrderedDict[Path | str, Detector] = OrderedDict()
         self.lock = threading.Lock()
@@ -190,10 +155,8 @@ class ModelCache:
     def _load(self, key: Path | str) -> Detector:
         """A zoo SSD runs with ONNX Runtime on a CPU (1.2-1.9x PyTorch's speed, docs/benchmarks.md): its graph is
         exported once beside the cached weights; the rest, and every model on a GPU, with PyTorch."""
-        from detector.engine.zoo import ZOO
-
-        det = Detector(str(key), device=str(self.device))  # a zoo model's weights: from the cache or downloaded
-        if (isinstance(key, str) and ZOO[key].model in ONNX_ZOO and self.device.type == "cpu"
-                and onnx_runtime_installed()):
+        det = Detector(str(key), device=self.device)  # a zoo model's weights: from the cache or downloaded
+        if det.info.name in ONNX_SERVED and isinstance(key, str) and det.device.type == "cpu" \
+                and onnx_runtime_installed():
             return Detector(str(zoo_onnx(key)), device="cpu")
         return det

@@ -106,10 +106,10 @@ def guarded(on_error: Callable[[str], tuple | dict]):
     return wrap
 
 
-def whole_number(value, default: int = 100) -> int:
-    """Max detections as a whole number (empty: ``default``)."""
+def whole_number(value) -> int | None:
+    """Max detections as a whole number (empty: None, the model's own)."""
     if value in (None, ""):
-        return default
+        return None
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):

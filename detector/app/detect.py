@@ -1,5 +1,7 @@
-"""The Detect tab and the ``/detect`` endpoint: uploads decoded, detected, drawn and tabulated; bad uploads
-become messages in the page, and the other uploads go on."""
+"""The Detect tab and the ``/detect`` endpoint: uploads decoded, detected through :meth:`Detector.predict
+<detector.api.Detector.predict>` (the one path of the API and ``detector predict``), drawn with
+:meth:`Results.plot <detector.api.Results.plot>` and tabulated; bad uploads become messages in the page, and the
+other uploads go on. A setting left empty (None) is the model's own, as in the API and on the command line."""
 
 from __future__ import annotations
 
@@ -7,63 +9,42 @@ import json
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
-from detector.api import Detector
+from detector.api import Detector, Results
+from detector.api.settings import MAX_DET, VIDEO_SUFFIXES
 from detector.app.catalog import ModelCache, ModelEntry
-from detector.app.uploads import DISPLAY_SIDE, BadInput, display_copy, load_upload
+from detector.app.uploads import DISPLAY_SIDE, MIN_DISPLAY_SIDE, BadInput, load_upload
 from detector.core.errors import DetectorError
 from detector.core.progress import plural
-from detector.core.thresholds import CONF, IOU
-from detector.evaluation.draw import class_colors, draw_boxes
-from detector.evaluation.predict import coco_results
 
 
-@dataclass
-class ImageDetections:
-    """One image's detections in its original pixels."""
-
-    name: str
-    width: int
-    height: int
-    boxes: np.ndarray  # (N, 4) xyxy
-    scores: np.ndarray  # (N,)
-    labels: np.ndarray  # (N,)
-    notes: list[str] = field(default_factory=list)
-
-    def rows(self, classes: list[str]) -> list[list]:
-        return [[self.name, classes[c], round(float(s), 3), *(round(float(v), 1) for v in b)]
-                for b, s, c in zip(self.boxes, self.scores, self.labels)]
+def detect_image(det: Detector, path: str | Path, name: str, conf: float | None = None, iou: float | None = None,
+                 max_det: int | None = None, classes: Sequence[str] | None = None) -> tuple[Results, list[str]]:
+    """One upload decoded and detected: its :class:`~detector.api.Results` (``path`` is the upload's ``name``) and
+    the notes on what was converted. Settings left at None are the model's own."""
+    image, notes = load_upload(path, name)
+    (r,) = det.predict(image, conf=conf, iou=iou, max_det=max_det, classes=list(classes) if classes else None)
+    return replace(r, path=name), notes
 
 
-def detect_image(det: Detector, image: np.ndarray, conf: float = CONF, iou: float | None = None,
-                 max_det: int = 100, classes: Sequence[str] | None = None, name: str = "image") -> ImageDetections:
-    """Detections on one RGB image through the API's one path (:meth:`Detector.predict`): scores at least
-    ``conf``, class-aware NMS at ``iou`` (default: the model's own), only ``classes`` (all when None or empty),
-    then the ``max_det`` best, boxes in the image's pixels."""
-    if not 0.0 <= conf <= 1.0 or (iou is not None and not 0.0 <= iou <= 1.0):
-        raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
-    (r,) = det.predict(image, conf=float(conf), iou=None if iou is None else float(iou), max_det=int(max_det),
-                       classes=list(classes) if classes else None)
-    h, w = image.shape[:2]
-    return ImageDetections(name, w, h, r.boxes, r.scores, r.labels)
+def check_max_det(max_det: int | None) -> None:
+    if max_det is not None and not 1 <= max_det <= MAX_DET:
+        raise BadInput(f"max detections {max_det} must lie in 1..{MAX_DET}")
 
 
-def category_ids(det: Detector) -> list[int]:
-    """The model's COCO category id of each class."""
-    return det.info.get("category_ids") or list(range(1, len(det.names) + 1))
+def table_rows(r: Results) -> list[list]:
+    """The Detect tab's table: image, class, score, x1, y1, x2, y2 (pixels), by decreasing score."""
+    return [[r.path, r.names[c], round(float(s), 3), *(round(float(v), 1) for v in b)]
+            for b, s, c in zip(r.boxes, r.scores, r.labels)]
 
 
-def draw_detections(image: np.ndarray, det: ImageDetections, classes: list[str]) -> Image.Image:
-    """The image as shown (see :func:`display_copy`) with boxes, class names and scores, a colour per class."""
-    shown, scale = display_copy(image)
-    texts = [f"{classes[c]} {s:.2f}" for c, s in zip(det.labels, det.scores)]
-    width = max(2, round(max(shown.size) / 300))
-    return draw_boxes(shown, det.boxes * scale, texts, class_colors(det.labels), width=width)
+def draw(r: Results) -> Image.Image:
+    """An image as the page shows it (see :data:`DISPLAY_SIDE`), with its boxes, class names and scores."""
+    return r.plot(max_side=DISPLAY_SIDE, min_side=MIN_DISPLAY_SIDE)
 
 
 @dataclass
@@ -75,19 +56,12 @@ class DetectResult:
     summary: str
     messages: list[str]
     json_path: str | None
-    detections: list[ImageDetections]
+    results: list[Results]
 
 
 ROW_HEADERS = ["image", "class", "score", "x1", "y1", "x2", "y2"]
 MAX_FILES = 16  # images per Detect request: more are refused with a message (bounds time and memory)
-MAX_DETECTIONS = 1000
 _downloads: Path | None = None
-
-
-def check_max_det(max_det: int) -> int:
-    if not 1 <= max_det <= MAX_DETECTIONS:
-        raise BadInput(f"max detections {max_det} must lie in 1..{MAX_DETECTIONS}")
-    return max_det
 
 
 def downloads_folder() -> Path:
@@ -111,8 +85,8 @@ def _write_download(results: list[dict], folder: Path) -> str:
         return fh.name
 
 
-def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
-               iou: float = IOU, max_det: int = 100, classes: Sequence[str] | None = None,
+def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: ModelCache, conf: float | None = None,
+               iou: float | None = None, max_det: int | None = None, classes: Sequence[str] | None = None,
                names: Sequence[str] | None = None, downloads: Path | None = None) -> DetectResult:
     """The Detect tab: every upload decoded, detected and drawn; bad uploads become messages, not errors.
     ``downloads``: the folder for the COCO-results JSON (default: this process's private folder)."""
@@ -123,100 +97,95 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
     if len(files) > MAX_FILES:
         raise BadInput(f"{len(files)} files: the demo takes at most {MAX_FILES} at once")
     check_max_det(max_det)
-    det_model = cache.get(entry.path)
-    classes_of = det_model.names
+    det = cache.get(entry.path)
+    shown_conf = det.info.defaults.conf if conf is None else conf
     names = list(names) if names else [Path(f).name for f in files]
-    images, rows, messages, results, dets = [], [], [], [], []
+    images, rows, messages, coco, found = [], [], [], [], []
     model_s = 0.0
-    for k, (f, name) in enumerate(zip(files, names)):
+    for f, name in zip(files, names):
+        t = time.perf_counter()
         try:
-            image, notes = load_upload(f, name)
-            t = time.perf_counter()
-            det = detect_image(det_model, image, conf, iou, max_det, classes, name)
-            model_s += time.perf_counter() - t
-        except BadInput as e:
+            r, notes = detect_image(det, f, name, conf, iou, max_det, classes)
+        except DetectorError as e:
             messages.append(str(e))
             continue
-        det.notes = notes
-        dets.append(det)
+        model_s += time.perf_counter() - t
+        found.append(r)
         if notes:
             messages.append(f"{name}: " + "; ".join(notes))
-        if image.shape[0] * image.shape[1] > DISPLAY_SIDE**2:
-            messages.append(f"{name}: {image.shape[1]}x{image.shape[0]} shown downscaled; boxes are in its pixels")
-        if not len(det.labels):
+        h, w = r.orig_shape
+        if h * w > DISPLAY_SIDE**2:
+            messages.append(f"{name}: {w}x{h} shown downscaled; boxes are in its pixels")
+        if not len(r):
             hint = "" if entry.is_zoo else "; for other objects choose a COCO model in the Model list"
-            messages.append(f"{name}: no objects found at confidence {conf:g}"
+            messages.append(f"{name}: no objects found at confidence {shown_conf:g}"
                             + (f" among {', '.join(classes)}" if classes else "")
                             + f". {entry.label} detects only {entry.detects()}{hint}")
-        images.append((draw_detections(image, det, classes_of), f"{name}: {plural(len(det.labels), 'object')}"))
-        rows += det.rows(classes_of)
-        results += coco_results({"boxes": det.boxes, "scores": det.scores, "labels": det.labels},
-                                category_ids(det_model), k + 1, classes_of, name)
-    json_path = _write_download(results, downloads or downloads_folder()) if dets else None
+        images.append((draw(r), f"{name}: {plural(len(r), 'object')}"))
+        rows += table_rows(r)
+        coco += r.to_coco(image_id=len(found))
+    json_path = _write_download(coco, downloads or downloads_folder()) if found else None
     total_ms = (time.perf_counter() - start) * 1000
-    count = sum(len(d.labels) for d in dets)
     summary = ""
-    if dets:
-        per = f" ({len(dets)} images, {total_ms / len(dets):.0f} ms each)" if len(dets) > 1 else ""
-        summary = (f"**{plural(count, 'object')}** in {total_ms:.0f} ms{per} on {cache.device.type} "
-                   f"with {entry.label} (model {model_s * 1000:.0f} ms)")
-        if len(dets) > 1:  # the count of each image, readable without scrolling through the gallery
-            summary += "  \n" + " · ".join(f"{d.name}: {plural(len(d.labels), 'object')}" for d in dets)
-    return DetectResult(images, rows, summary, messages, json_path, dets)
+    if found:
+        count = sum(len(r) for r in found)
+        per = f" ({len(found)} images, {total_ms / len(found):.0f} ms each)" if len(found) > 1 else ""
+        summary = (f"**{plural(count, 'object')}** in {total_ms:.0f} ms{per} on {det.device.type} "
+                   f"with {entry.label} (decoding and model {model_s * 1000:.0f} ms)")
+        if len(found) > 1:  # the count of each image, readable without scrolling through the gallery
+            summary += "  \n" + " · ".join(f"{r.path}: {plural(len(r), 'object')}" for r in found)
+    return DetectResult(images, rows, summary, messages, json_path, found)
 
 
-def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
-               iou: float = IOU, max_det: int = 100) -> dict:
-    """The ``/detect`` endpoint: one image in, its detections as JSON out. Bad input gives ``{"error": ...}``."""
+def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float | None = None,
+               iou: float | None = None, max_det: int | None = None) -> dict:
+    """The ``/detect`` endpoint: one image in, its size and detections as JSON out (as :meth:`Results.to_dict
+    <detector.api.Results.to_dict>` gives them: the one JSON shape of a detection) with the model, notes, time and
+    device. Bad input gives ``{"error": ...}``."""
     start = time.perf_counter()
     if not file:
         return {"error": "no image given"}
     try:
         check_max_det(max_det)
-        det_model = cache.get(entry.path)
-        image, notes = load_upload(file)
-        det = detect_image(det_model, image, conf, iou, max_det)
+        det = cache.get(entry.path)
+        r, notes = detect_image(det, file, Path(file).name, conf, iou, max_det)
     except DetectorError as e:
         return {"error": str(e)}
-    classes, cat_ids = det_model.names, category_ids(det_model)
-    return {"model": entry.label, "width": det.width, "height": det.height, "notes": notes,
-            "detections": [{"class": classes[c], "category_id": cat_ids[c], "score": round(float(s), 5),
-                            "box": [round(float(v), 2) for v in b]}
-                           for b, s, c in zip(det.boxes, det.scores, det.labels)],
-            "ms": round((time.perf_counter() - start) * 1000, 2), "device": cache.device.type}
+    image = r.to_dict()  # without "path" (a client such as gradio_client takes a "path" for a file to fetch)
+    return {"model": entry.label, "width": image["width"], "height": image["height"], "notes": notes,
+            "detections": image["detections"], "ms": round((time.perf_counter() - start) * 1000, 2),
+            "device": det.device.type}
 
 
 MAX_VIDEO_FRAMES = 900  # 30 s at 30 frames/s: longer videos are refused (each frame goes through the model)
 MAX_VIDEO_PIXELS = 1920 * 1080  # per frame
 
 
-def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float = CONF, iou: float = IOU,
+def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, conf: float | None = None,
+              iou: float | None = None, max_det: int | None = None,
               downloads: Path | None = None) -> tuple[str, str, str]:
-    """The Detect tab's video: ``(drawn .webm, per-frame .json, summary)``; :class:`BadInput` names a video that
-    cannot be read or is over the limits."""
-    from detector.evaluation.video import VideoError, VideoOutput, is_video, read_frames
-
+    """The Detect tab's video through ``Detector.predict(..., out=...)`` (the path of ``detector predict
+    clip.mp4``): ``(drawn .webm, per-frame .json, summary)``; :class:`BadInput` names a video that cannot be read
+    or is over the limits."""
     if not file:
         raise BadInput("upload a video (mp4 or webm, at most 30 s)")
     name = Path(file).name
-    if not is_video(name):
+    if Path(name).suffix.lower() not in VIDEO_SUFFIXES:
         raise BadInput(f"{name}: not a video file (mp4, webm, avi, mov, mkv)")
-    if not (0.0 <= conf <= 1.0 and 0.0 <= iou <= 1.0):
-        raise BadInput(f"confidence {conf} and NMS IoU {iou} must lie in [0, 1]")
+    check_max_det(max_det)
     det = cache.get(entry.path)
     folder = Path(tempfile.mkdtemp(dir=downloads or downloads_folder()))
-    output = None
+    stream = det.predict(file, stream=True, out=folder, conf=conf, iou=iou, max_det=max_det,
+                         max_pixels=MAX_VIDEO_PIXELS, max_frames=MAX_VIDEO_FRAMES)
     try:
-        info, frames = read_frames(file, MAX_VIDEO_PIXELS, MAX_VIDEO_FRAMES)
-        output = VideoOutput(folder / Path(name).stem, name, info["fps"], info["width"], info["height"], det.names,
-                             category_ids(det))
-        for frame in frames:
-            output.add(det.predict(frame, conf=float(conf), iou=float(iou))[0])  # the API's one path, per frame
-        r = output.close()
-    except VideoError as e:
-        if output is not None:
-            output.discard()
+        for _ in stream:
+            pass
+    except DetectorError as e:
+        stream.writer.discard_video()
         raise BadInput(str(e).replace(str(file), name)) from None
-    summary = (f"**{plural(r['objects'], 'detection')}** in {plural(r['frames'], 'frame')} ({r['width']}x"
-               f"{r['height']}) in {r['seconds']:.1f} s: {r['frames_per_s']} frames/s on {cache.device.type}")
-    return r["video"], r["json"], summary
+    finally:
+        stream.close()
+    (v,) = stream.writer.videos
+    summary = (f"**{plural(v.objects, 'detection')}** in {plural(v.frames, 'frame')} ({v.width}x{v.height}) in "
+               f"{v.seconds:.1f} s: {v.frames_per_s} frames/s on {det.device.type}")
+    return v.video, v.json, summary

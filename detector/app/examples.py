@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from detector.data.synth import SHAPES, render
+from detector.api.data import synth_sample
 
 
 def make_examples(folder: Path | str, count: int = 4, seed: int = 7) -> list[Path]:
@@ -21,14 +21,14 @@ def make_examples(folder: Path | str, count: int = 4, seed: int = 7) -> list[Pat
     folder.mkdir(parents=True, exist_ok=True)
     paths, index = [], 0
     while len(paths) < count and index < 100:
-        image, boxes, labels = render(seed, "val", index)
+        image, boxes, classes = synth_sample(index, "val", seed)
         index += 1
         if len(boxes) < 2:
             continue
         p = folder / f"example-{len(paths)}.jpg"
         Image.fromarray(image).save(p, quality=95)
-        truth = {"boxes": boxes.round(1).tolist(), "classes": [SHAPES[c] for c in labels], "seed": seed,
-                 "split": "val", "index": index - 1}
+        truth = {"boxes": boxes.round(1).tolist(), "classes": classes, "seed": seed, "split": "val",
+                 "index": index - 1}
         p.with_suffix(".json").write_text(json.dumps(truth))
         paths.append(p)
     return paths

@@ -5,19 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 
+from detector.api import Results
+from detector.api.book import (
+    MAX_ANCHORS,
+    anchors_picture,
+    candidates_picture,
+    match_boxes,
+    matching_picture,
+    nms_steps,
+)
 from detector.app.catalog import ModelCache, ModelEntry
-from detector.app.detect import ImageDetections, detect_image, draw_detections
-from detector.app.uploads import BadInput, display_copy, unit
-from detector.core.anchors import generate_anchors
-from detector.core.boxes import batched_nms, box_iou, encode
-from detector.core.matching import match_anchors
-from detector.core.thresholds import CONF, IOU
-from detector.evaluation.draw import class_colors, draw_anchors, draw_boxes
+from detector.app.detect import draw
+from detector.app.uploads import DISPLAY_SIDE, MIN_DISPLAY_SIDE, BadInput, unit
 
-MAX_ANCHORS_DRAWN = 20_000
+SIDES = {"max_side": DISPLAY_SIDE, "min_side": MIN_DISPLAY_SIDE}  # the figures at the size the page shows images
 MAX_BOXES = 100  # typed or clicked ground-truth boxes
 MAX_VALUES = 16  # sizes or ratios
 MAX_TEXT = 10_000  # characters of any typed field
@@ -58,11 +61,10 @@ def anchors_figure(image: np.ndarray, fmap_h: int, fmap_w: int, sizes: str, rati
     s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
     fh, fw = feature_map(fmap_h, fmap_w)
     k = len(s) + len(r) - 1
-    if fh * fw * k > MAX_ANCHORS_DRAWN:
+    if fh * fw * k > MAX_ANCHORS:
         raise BadInput(f"{fh}x{fw} cells x {k} anchors = {fh * fw * k}: too many to draw (at most "
-                       f"{MAX_ANCHORS_DRAWN}); use a smaller feature map")
-    shown, _ = display_copy(image)
-    drawn, count = draw_anchors(shown, (fh, fw), s, r, labels=labels)
+                       f"{MAX_ANCHORS}); use a smaller feature map")
+    drawn, count = anchors_picture(image, (fh, fw), s, r, labels=labels, **SIDES)
     return drawn, (f"{count} anchors: {fh}x{fw} cells x {k} per cell (sizes {s}, ratios {r}; every size with "
                    f"ratio {r[0]:g}, then size {s[0]:g} with the other ratios)")
 
@@ -109,38 +111,24 @@ MATCH_HEADERS = ["anchor", "row", "col", "x1", "y1", "x2", "y2", "gt", "IoU", "d
 def matching_figure(image: np.ndarray, boxes_text: str, fmap_h: int, fmap_w: int, sizes: str, ratios: str,
                     iou_threshold: float = 0.5) -> MatchResult:
     """The Matching tab: anchors of a feature map assigned to typed ground-truth boxes the book's way
-    (each box first takes its best anchor, then every anchor with IoU >= threshold its best box); positives
-    drawn in their box's colour, with their offsets (weights 10, 10, 5, 5, as the book's ``offset_boxes``)."""
+    (:func:`detector.api.book.match_boxes`); positives drawn in their box's colour, with their offsets."""
     h, w = image.shape[:2]
     gt = parse_boxes(boxes_text, w, h)
     s, r = parse_numbers(sizes, "sizes"), parse_numbers(ratios, "ratios")
     fh, fw = feature_map(fmap_h, fmap_w)
-    if fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS_DRAWN:
-        raise BadInput(f"feature map {fh}x{fw}: at most {MAX_ANCHORS_DRAWN} anchors in all")
+    if fh * fw * (len(s) + len(r) - 1) > MAX_ANCHORS:
+        raise BadInput(f"feature map {fh}x{fw}: at most {MAX_ANCHORS} anchors in all")
     iou_threshold = unit(iou_threshold, "IoU threshold")
-    k = len(s) + len(r) - 1
-    scale = torch.tensor([w, h, w, h], dtype=torch.float32)
-    anchors = generate_anchors(fh, fw, s, r) * scale  # (A, 4) pixels
-    gt_t = torch.from_numpy(gt)
-    assigned = match_anchors(anchors, gt_t[None], torch.ones(1, len(gt), dtype=torch.bool), float(iou_threshold))[0]
-    iou = box_iou(anchors, gt_t)  # (A, G)
-    pos = torch.nonzero(assigned >= 0).flatten()
-    offsets = encode(anchors[pos], gt_t[assigned[pos]])
+    m = match_boxes((h, w), gt, (fh, fw), s, r, iou_threshold)
     rows = []
-    for i, o in zip(pos.tolist(), offsets.tolist()):
-        g = int(assigned[i])
-        cell = i // k
-        rows.append([i, cell // fw, cell % fw, *(round(v, 1) for v in anchors[i].tolist()), g,
-                     round(float(iou[i, g]), 3), *(round(v, 3) for v in o)])
-    shown, sc = display_copy(image)
-    gt_colors = class_colors(range(len(gt)))
-    drawn = draw_boxes(shown, anchors[pos].numpy() * sc, None, [gt_colors[int(assigned[i])] for i in pos] or None,
-                       width=1)
-    drawn = draw_boxes(drawn, gt * sc, [f"gt {g}" for g in range(len(gt))], gt_colors, width=3)
-    per_gt = np.bincount(assigned[pos].numpy(), minlength=len(gt)) if len(pos) else np.zeros(len(gt), int)
-    summary = (f"{len(pos)} of {len(anchors)} anchors are positives at IoU >= {iou_threshold:g} "
+    for i, o in zip(m.positives.tolist(), m.offsets.tolist()):
+        g = int(m.assigned[i])
+        rows.append([i, *m.cell(i), *(round(float(v), 1) for v in m.anchors[i]), g, round(float(m.iou[i, g]), 3),
+                     *(round(v, 3) for v in o)])
+    per_gt = np.bincount(m.assigned[m.positives], minlength=len(gt)) if len(m.positives) else np.zeros(len(gt), int)
+    summary = (f"{len(m.positives)} of {len(m.anchors)} anchors are positives at IoU >= {iou_threshold:g} "
                f"(per ground-truth box: {', '.join(str(int(c)) for c in per_gt)}); the rest are background")
-    return MatchResult(drawn, rows, summary, anchors.numpy(), assigned.numpy(), iou.numpy())
+    return MatchResult(matching_picture(image, m, **SIDES), rows, summary, m.anchors, m.assigned, m.iou)
 
 
 @dataclass
@@ -148,24 +136,18 @@ class NmsResult:
     before: Image.Image
     after: Image.Image
     summary: str
-    candidates: ImageDetections
-    kept: ImageDetections
+    candidates: Results
+    kept: Results
 
 
-def nms_figure(image: np.ndarray, entry: ModelEntry, cache: ModelCache, conf: float = CONF,
-               iou: float = IOU) -> NmsResult:
+def nms_figure(image: np.ndarray, entry: ModelEntry, cache: ModelCache, conf: float, iou: float) -> NmsResult:
     """The NMS tab: the model's candidate boxes above ``conf`` before NMS, and what class-aware NMS at
-    ``iou`` keeps (the same as the Detect tab gives at these settings, up to its 100 best)."""
-    det = cache.get(entry.path)
-    raw = detect_image(det, image, conf, 1.0, 10_000)  # IoU 1.0: NMS keeps all
-    keep = batched_nms(torch.from_numpy(raw.boxes).float(), torch.from_numpy(raw.scores).float(),
-                       torch.from_numpy(raw.labels).long(), float(iou)).numpy()
-    kept = ImageDetections(raw.name, raw.width, raw.height, raw.boxes[keep], raw.scores[keep], raw.labels[keep])
-    classes = det.names
-    shown, sc = display_copy(image)
-    before = draw_boxes(shown, raw.boxes * sc, None, class_colors(raw.labels), width=1)
-    after = draw_detections(image, kept, classes)
-    summary = (f"{len(raw.labels)} candidates with score >= {conf:g} before NMS; {len(keep)} kept after NMS at "
-               f"IoU {iou:g} (per class, highest score first; a box is removed when it overlaps a kept box of its "
-               f"class by more than the IoU)")
-    return NmsResult(before, after, summary, raw, kept)
+    ``iou`` keeps (:func:`detector.api.book.nms_steps`: the same as the Detect tab gives at these settings, up to
+    its maximum detections)."""
+    steps = nms_steps(cache.get(entry.path), image, conf, iou)
+    n, k = len(steps.candidates), len(steps.kept)
+    summary = (f"{n} candidates with score >= {conf:g} before NMS; {k} kept after NMS at IoU {iou:g} (per class, "
+               "highest score first; a box is removed when it overlaps a kept box of its class by more than the "
+               "IoU)")
+    return NmsResult(candidates_picture(steps.candidates, **SIDES), draw(steps.kept), summary, steps.candidates,
+                     steps.kept)

@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import argparse
 
+from detector.api.settings import ClassifyConfig
 from detector.cli.common import add_config_arguments, add_devices_argument, run_training
-from detector.data.records import DataError
-from detector.engine.config import ClassifyConfig, check_flags
 
 
 def cmd_classify_train(args: argparse.Namespace) -> int:
-    from detector.engine.classify import train_classifier
+    from detector.api.classify import train_classifier
 
     return run_training(args, ClassifyConfig, train_classifier, lambda m: f"val top-1 {m['top1']:.4f}")
 
 
 def cmd_classify_eval(args: argparse.Namespace) -> int:
-    from detector.data.classify import load_classification
-    from detector.engine.classify import accuracy, load_classifier
-    from detector.engine.loop import resolve_device
+    from detector.api.classify import evaluate_classifier
 
-    check_flags(device=args.device, workers=args.workers)
-    device = resolve_device(args.device)
-    model, ckpt = load_classifier(args.weights, device)
-    classes, _, val = load_classification(args.data, ckpt["img_size"])
-    if val is None:
-        raise DataError(f"{args.data}: no val split to evaluate on")
-    if classes != ckpt["classes"]:
-        raise DataError(f"{args.weights} was trained on classes {ckpt['classes']}, the data has {classes}")
-    m = accuracy(model, val, device, workers=args.workers)
-    print(f"top-1 {m['top1']:.4f} on {m['images']} images ({ckpt['model_name']}, {ckpt['img_size']} px)")
+    m = evaluate_classifier(args.weights, args.data, device=args.device, workers=args.workers)
+    print(f"top-1 {m['top1']:.4f} on {m['images']} images ({m['model']}, {m['img_size']} px)")
     return 0
 
 

@@ -9,13 +9,15 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shlex
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from detector.api.settings import MAX_PIXELS, check_flags, read_recipe
 from detector.core.errors import UsageError
-from detector.data.images import MAX_PIXELS
-from detector.engine.config import check_flags, read_recipe
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float | None": float, "int | None": int,
               "dict": str, "list[str] | None": str}  # dict: JSON text; a list: nargs or action="append"
@@ -56,16 +58,27 @@ def finite_positive(text: str) -> float:
     return value
 
 
-def file_size(text: str) -> str:
-    """argparse type: a size such as ``50mb``, ``1gb``, ``500kb`` or bytes (Gradio's ``max_file_size``)."""
-    from detector.core.files import parse_size
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
 
+
+def parse_size(text: str) -> int:
+    """``"50mb"``, ``"1gb"``, ``"500kb"`` or ``"1234"`` (bytes) -> bytes, as Gradio reads ``max_file_size``
+    (binary units); a ``ValueError`` naming the text otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*", str(text).lower())
+    if not m:
+        raise ValueError(f"must be a size such as 50mb, 1gb or 500kb, got {text}")
+    return int(float(m.group(1)) * SIZE_UNITS[m.group(2) or "b"])
+
+
+def file_size(text: str) -> int:
+    """argparse type: a size such as ``50mb``, ``1gb``, ``500kb`` or bytes (Gradio's ``max_file_size``) -> bytes."""
     try:
-        if parse_size(text) < 1:
-            raise ValueError(f"must be at least 1 byte, got {text}")
+        size = parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    return text
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
+    return size
 
 
 def count(text: str) -> int:
@@ -142,16 +155,14 @@ def parse_json_object(text: str | None, flag: str) -> dict:
 
 
 def new_run_folder(base: Path) -> Path:
-    """Make and return ``base``, or ``base2``, ``base3``, ... when it exists (Ultralytics' naming): the first
-    free one, so that a new run never writes over an earlier one."""
+    """``base``, or ``base2``, ``base3``, ... when it exists (Ultralytics' naming): the first free one, so that a
+    new run never writes over an earlier one (made by whoever writes there first)."""
     k = 1
     while True:
         path = base if k == 1 else base.with_name(f"{base.name}{k}")
-        try:
-            path.mkdir(parents=True)
+        if not path.exists() and not path.is_symlink():
             return path
-        except FileExistsError:
-            k += 1
+        k += 1
 
 
 def make_out_folder(path: Path) -> str | None:
@@ -177,9 +188,27 @@ def relaunch(args: argparse.Namespace) -> int | None:
     (``python -m detector ...``) and return its exit status; otherwise None."""
     if getattr(args, "devices", 1) <= 1 or "WORLD_SIZE" in os.environ:
         return None
-    from detector.engine.distributed import launch, strip_devices
-
     return launch(strip_devices(args.argv), args.devices)
+
+
+def launch(argv: list[str], devices: int) -> int:
+    """Run ``python -m detector argv`` on ``devices`` processes of this node through torchrun (``--standalone``)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
+           "-m", "detector", *argv]
+    return subprocess.call(cmd)
+
+
+def strip_devices(argv: list[str]) -> list[str]:
+    """``argv`` without ``--devices N`` / ``--devices=N``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--devices":
+            skip = True
+        elif not a.startswith("--devices="):
+            out.append(a)
+    return out
 
 
 def run_training(args: argparse.Namespace, config_cls: type, train: Callable[[object], dict],

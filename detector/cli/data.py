@@ -10,177 +10,76 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from detector.cli.common import (
     add_max_pixels_argument,
     bounded_int,
     count,
-    make_out_folder,
     positive_int,
 )
-from detector.core.errors import InputError, UsageError
 from detector.core.progress import plural
 
 
-def _load(path: str):
-    """The data set at ``path``: a missing path is a usage error (exit 2), bad data a :class:`DataError` (exit 1)."""
-    from detector.data.dataset import load_dataset
-
-    if not Path(path).exists():
-        raise UsageError(f"{path}: no such file or folder")
-    return load_dataset(path)
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    from detector.data.check import check_dataset, summarize
+    from detector.api.data import check_data
 
-    data = _load(args.path)
-    reports = check_dataset(data, max_pixels=args.max_pixels, decode=not args.headers_only,
-                            workers=args.workers, progress=True)
-    print(f"{data.source}: {len(data.classes)} classes: {', '.join(data.classes)}")
-    problems = []
-    for name, rep in reports.items():
-        s = summarize(rep.records, data.classes)
-        print(f"[{name}] {plural(s['images'], 'image')}, {plural(s['boxes'], 'box', 'boxes')}, "
-              f"{plural(s['images_without_boxes'], 'image')} without boxes")
-        print("  per class: " + ", ".join(f"{c} {n}" for c, n in s["per_class"].items()))
-        print("  sizes (COCO area ranges): " + ", ".join(f"{k} {v}" for k, v in s["sizes"].items()))
-        if rep.clipped_boxes or rep.dropped_boxes or rep.dropped_images:
-            print(f"  {rep.clipped_boxes} boxes would be clipped; {rep.dropped_boxes} boxes and "
-                  f"{rep.dropped_images} images would be dropped")
-        problems += rep.problems
-    errors = sum(p.level == "error" for p in problems)
-    if problems:
-        print(f"{len(problems)} problems ({errors} errors, {len(problems) - errors} fixed by clipping):")
-        for p in problems:
+    report = check_data(args.path, max_pixels=args.max_pixels, decode=not args.headers_only, workers=args.workers,
+                        progress=True)
+    print(f"{report.source}: {len(report.classes)} classes: {', '.join(report.classes)}")
+    for s in report.splits:
+        print(f"[{s.name}] {plural(s.images, 'image')}, {plural(s.boxes, 'box', 'boxes')}, "
+              f"{plural(s.images_without_boxes, 'image')} without boxes")
+        print("  per class: " + ", ".join(f"{c} {n}" for c, n in s.per_class.items()))
+        print("  sizes (COCO area ranges): " + ", ".join(f"{k} {v}" for k, v in s.sizes.items()))
+        if s.clipped_boxes or s.dropped_boxes or s.dropped_images:
+            print(f"  {s.clipped_boxes} boxes would be clipped; {s.dropped_boxes} boxes and "
+                  f"{s.dropped_images} images would be dropped")
+    if report.problems:
+        print(f"{len(report.problems)} problems ({report.errors} errors, {len(report.problems) - report.errors} "
+              "fixed by clipping):")
+        for p in report.problems:
             print(f"  {p}")
     else:
         print("no problems found")
-    return 1 if errors else 0
+    return 1 if report.errors else 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from detector.data.check import prepare_split
-    from detector.data.convert import check_no_overlap, convert_dataset, source_folders
+    from detector.api.data import convert_data
 
-    data = _load(args.src)
-    # before anything is written, and over every image (also those the check would drop)
-    check_no_overlap(args.out, source_folders([r for rs in data.splits.values() for r in rs], args.src))
-    policy = "skip" if args.skip_invalid else "refuse"
-    splits = {s: prepare_split(args.src, s, policy, data=data, max_pixels=args.max_pixels)[1] for s in data.splits}
-    target = convert_dataset(splits, data.classes, args.to, args.out, data.category_ids, link=args.link,
-                             source=args.src)
-    counts = ", ".join(f"{s} {len(r)} images" for s, r in splits.items())
-    print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {target}")
+    done = convert_data(args.src, args.to, args.out, link=args.link, skip_invalid=args.skip_invalid,
+                        max_pixels=args.max_pixels)
+    counts = ", ".join(f"{s} {n} images" for s, n in done.images.items())
+    print(f"wrote {args.to} ({counts}) under {args.out}; read it back with --data {done.target}")
     return 0
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from detector.data.synth import synth_dataset
+    from detector.api.data import synth_data
 
-    train = 1000 if args.train is None else args.train
-    val = (100 if args.preset == "bananas" else 200) if args.val is None else args.val
-    path = synth_dataset(args.out, args.preset, train, val, args.seed, args.size, args.workers, progress=True,
-                         exist_ok=args.exist_ok)
+    path, train, val = synth_data(args.out, args.preset, args.train, args.val, args.seed, args.size, args.workers,
+                                  progress=True, exist_ok=args.exist_ok)
     print(f"wrote {args.preset}: {train} train and {val} val images; use --data {path}")
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from PIL import Image
+    from detector.api.data import show_data
 
-    from detector.data.check import prepare_split
-    from detector.data.convert import check_no_overlap, source_folders
-    from detector.data.images import clear_for_writing
-    from detector.data.loader import DetectionDataset
-    from detector.evaluation.draw import class_colors, draw_boxes
-
-    data, records = prepare_split(args.path, args.split, "skip", data=_load(args.path))
-    check_no_overlap(args.out, source_folders(records, args.path))
-    dataset = DetectionDataset(records, args.size, train=not args.no_augment, seed=args.seed)
-    out = Path(args.out)
-    if (error := make_out_folder(out)) is not None:
-        raise InputError(error)
-    for i in range(min(args.num, len(dataset))):
-        image, target = dataset[i]
-        labels = target["labels"].tolist()
-        drawn = draw_boxes(Image.fromarray(image.permute(1, 2, 0).numpy()), target["boxes"].numpy(),
-                           [data.classes[k] for k in labels], class_colors(labels))
-        drawn.save(clear_for_writing(out / f"{i:03d}_{Path(records[i].path).stem}.png"))
-    print(f"wrote {min(args.num, len(dataset))} images to {out}" + ("" if args.no_augment else " (train augmentation)"))
+    written = show_data(args.path, args.out, split=args.split, num=args.num, size=args.size, seed=args.seed,
+                        augment=not args.no_augment)
+    print(f"wrote {len(written)} images to {args.out}" + ("" if args.no_augment else " (train augmentation)"))
     return 0
-
-
-EVAL_SPLITS = ("val", "test")  # splits data negatives never crops
 
 
 def cmd_negatives(args: argparse.Namespace) -> int:
-    import numpy as np
+    from detector.api.data import make_negatives
 
-    from detector.data.check import prepare_split
-    from detector.data.convert import check_no_overlap, source_folders
-    from detector.data.negatives import MIN_SOURCE_SIDE, avoidance_boxes, name_some, write_background_crops
-
-    data = _load(args.source)
-    if args.split not in data.splits:
-        raise UsageError(f"--split {args.split}: {args.source} has the splits {', '.join(data.splits)}")
-    if args.split in EVAL_SPLITS:
-        raise UsageError(f"--split {args.split}: crops of the split you evaluate on would leak it into training; "
-                         "crop the train split")
-    if not args.out.strip():
-        raise UsageError("--out '': give a new folder for the crops")
-    raw = data.split(args.split)
-    raw_boxes = {str(r.path): np.array(r.boxes, copy=True) for r in raw}  # before invalid boxes are dropped
-    check_no_overlap_with(args.out, args.source)
-    every_split = [r for split in data.splits for r in data.split(split)]
-    check_no_overlap(args.out, source_folders(every_split, args.source))
-    out = Path(args.out)
-    if out.is_dir() and any(out.iterdir()) and not args.exist_ok:
-        raise UsageError(f"--out {out} is not empty; choose another folder, or pass --exist-ok to write over it")
-    _, records = prepare_split(args.source, args.split, "skip", data=data)
-    if not records:
-        raise InputError(f"{args.source} [{args.split}]: no usable photograph to crop (`detector data check "
-                         f"{args.source}` says why)")
-    records = avoidance_boxes(raw_boxes, records)  # boxes dropped as invalid still mark objects to keep out of crops
-    created = not out.exists()
-    if (error := make_out_folder(out)) is not None:
-        raise InputError(error)
-    try:
-        report = write_background_crops(records, out, args.count, args.seed)
-    except OSError as e:  # a full disk, a read-only folder, a folder in the way
-        what = e.filename or "there"
-        raise InputError(f"--out {out}: cannot write {what} ({e.strerror or e}); choose a folder you can write to "
-                         "(the crops written before it stay)") from None
-    if report.unreadable:
-        print(f"skipped {plural(len(report.unreadable), 'photograph')} that could not be decoded: "
-              f"{name_some(report.unreadable)}")
-    if report.too_small:
-        print(f"skipped {plural(len(report.too_small), 'photograph')} under {MIN_SOURCE_SIDE} pixels on a side: "
-              f"{name_some(report.too_small)}")
-    if report.written == 0:
-        if created:
-            out.rmdir()
-        if len(report.too_small) + len(report.unreadable) == len(records):
-            raise InputError(f"{args.source} [{args.split}]: none of its {plural(len(records), 'photograph')} can "
-                             f"be cropped (each is under {MIN_SOURCE_SIDE} pixels on a side or cannot be decoded)")
-        raise InputError(f"{args.source} [{args.split}]: no crop free of boxes found in {report.tries} tries over "
-                         f"{plural(len(records), 'photograph')}; every region holds an object, so this split "
-                         "cannot give background crops: use photographs of other scenes with train --negatives")
-    short = "" if report.written == args.count else (
-        f" (only {report.written} of the {args.count} asked: few regions of these photographs are free of boxes)")
-    print(f"wrote {plural(report.written, 'background crop')} (no object of {', '.join(data.classes)}) to "
-          f"{args.out}{short}; train with --negatives {args.out}")
+    done = make_negatives(args.source, args.out, count=args.count, split=args.split, seed=args.seed,
+                          exist_ok=args.exist_ok)
+    for line in done.lines():
+        print(line)
     return 0
-
-
-def check_no_overlap_with(out: str, source: str) -> None:
-    """``--out`` must not be (in) the source data set's folder."""
-    src = Path(source).resolve()
-    src = src if src.is_dir() else src.parent
-    target = Path(out).resolve()
-    if target == src or src in target.parents:
-        raise UsageError(f"--out {out} is inside the data set {source}; choose a folder outside it")
 
 
 def add_data_parser(sub: argparse._SubParsersAction) -> None:

@@ -24,43 +24,34 @@ from detector.cli.data import add_data_parser
 from detector.cli.demo import add_demo_parser
 from detector.cli.model import add_model_parsers
 from detector.cli.zoo import add_zoo_parser
-from detector.core.errors import DetectorError, InputError, UsageError
+from detector.core.errors import DetectorError, InputError, UsageError, cli_terms
 from detector.core.progress import setup_cli_logging
-
-
-def _load_image(path: str | None, max_pixels: int):
-    """The image at ``path`` (RGB), its size checked on the header against ``max_pixels`` before decoding."""
-    from PIL import Image
-
-    from detector.data.images import read_image
-
-    if path is None:  # a real photograph that scikit-image ships: the book's cat
-        from skimage import data
-
-        return Image.fromarray(data.chelsea())
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such file")
-    return Image.fromarray(read_image(path, max_pixels))
 
 
 def cmd_anchors(args: argparse.Namespace) -> int:
     """Draw the anchors of a ``fmap_h x fmap_w`` feature map over an image (the book's display_anchors)."""
-    from detector.evaluation.draw import draw_anchors
+    from detector.api import load_image
+    from detector.api.book import anchors_picture
 
-    image = _load_image(args.image, args.max_pixels)
-    fh, fw = args.fmap
-    drawn, count = draw_anchors(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
-    k = len(args.sizes) + len(args.ratios) - 1
+    if args.image is None:  # a real photograph that scikit-image ships: the book's cat
+        from skimage import data
+
+        image = data.chelsea()
+    else:
+        image = load_image(args.image, args.image, max_pixels=args.max_pixels)[0]
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UsageError(f"--out {out}: end it in .png or .jpg (an image is written)")
+    fh, fw = args.fmap
+    drawn, count = anchors_picture(image, (fh, fw), args.sizes, args.ratios, labels=args.labels)
+    k = len(args.sizes) + len(args.ratios) - 1
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         drawn.save(out)
     except OSError as e:
         raise InputError(f"--out {out}: cannot write there ({e.strerror or e}); choose a folder you can write to") \
             from None
-    print(f"{count} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {image.width}x{image.height} image: {out}")
+    print(f"{count} anchors ({fh}x{fw} cells x {k} per cell) drawn on a {drawn.width}x{drawn.height} image: {out}")
     return 0
 
 
@@ -95,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # for --devices, which relaunches the same command under torchrun
     setup_cli_logging()
     try:
-        return args.func(args)
+        with cli_terms():  # messages name settings as flags (--img-size 5), not keywords
+            return args.func(args)
     except DetectorError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code

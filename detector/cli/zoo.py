@@ -9,18 +9,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from detector.core.errors import UsageError
-from detector.models.names import ZOO_NAMES
+from detector.api.zoo import ZOO_NAMES
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if Path(args.out).suffix.lower() not in (".pt", ".pth"):
-        raise UsageError(f"--out {args.out}: a checkpoint, so --out must end in .pt or .pth")
-    from detector.engine.zoo import import_torchvision
+    from detector.api.zoo import import_zoo
 
-    ckpt = import_torchvision(args.name, args.out, args.weights_file)
-    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): {ckpt['command']}, "
-          f"{len(ckpt['classes'])} COCO classes")
+    info = import_zoo(args.name, args.out, args.weights_file)
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): {info.command}, "
+          f"{len(info.classes)} COCO classes")
     return 0
 
 

@@ -14,6 +14,10 @@ files, checkpoints, videos or a training run that cannot go on.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import PurePath
+
 
 class DetectorError(Exception):
     """The root of the library's errors; ``exit_code`` is the CLI's exit status for it."""
@@ -31,3 +35,38 @@ class InputError(DetectorError):
     """Data, a file, a checkpoint or a run that cannot be used as it is (the CLI's exit status 1)."""
 
     exit_code = 1
+
+
+# How messages name a setting: in Python terms (``img_size=5``, what a script wrote) unless the command line is
+# running (``--img-size 5``): the CLI's ``main`` switches to flags for its command (:func:`cli_terms`).
+_TERMS = {"cli": False}
+_UNSET = object()
+
+
+def setting(name: str, value=_UNSET, placeholder: bool = False) -> str:
+    """A setting as the caller gave it: ``--img-size 5`` on the command line, ``img_size=5`` in Python (without
+    ``value``: ``--img-size`` or ``img_size=``; ``placeholder``: ``value`` is a name such as ``N``, not quoted)."""
+    if isinstance(value, PurePath):
+        value = str(value)
+    if _TERMS["cli"]:
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            return flag  # a switch: --exist-ok
+        if isinstance(value, (list, tuple)):
+            value = " ".join(map(str, value))
+        elif isinstance(value, str) and not value.strip():
+            value = repr(value)  # --out '': seen
+        return flag if value is _UNSET else f"{flag} {value}"
+    if value is _UNSET:
+        return f"{name}="
+    return f"{name}={value}" if placeholder else f"{name}={value!r}"
+
+
+@contextmanager
+def cli_terms() -> Iterator[None]:
+    """Name settings as flags (``--img-size``) for the length of a ``with`` block: the CLI's commands."""
+    before, _TERMS["cli"] = _TERMS["cli"], True
+    try:
+        yield
+    finally:
+        _TERMS["cli"] = before

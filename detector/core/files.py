@@ -41,17 +41,3 @@ def remove_stale_tmp(folder: str | Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
-
-
-SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
-
-
-def parse_size(text: str) -> int:
-    """``"50mb"``, ``"1gb"``, ``"500kb"`` or ``"1234"`` (bytes) -> bytes, as Gradio reads ``max_file_size``
-    (binary units); a ``ValueError`` naming the text otherwise."""
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?\s*", str(text).lower())
-    if not m:
-        raise ValueError(f"must be a size such as 50mb, 1gb or 500kb, got {text}")
-    return int(float(m.group(1)) * SIZE_UNITS[m.group(2) or "b"])

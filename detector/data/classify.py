@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from detector.core.contract import IMAGENET_MEAN, IMAGENET_STD
+from detector.core.errors import setting
 from detector.data.check import prepare_split
 from detector.data.dataset import load_dataset
 from detector.data.images import IMAGE_SUFFIXES, read_image
@@ -114,7 +115,7 @@ def load_classification(data: str, size: int, download: bool = False,
         try:
             train, val = (cls(root, train=t, download=download) for t in (True, False))
         except RuntimeError as e:
-            raise DataError(f"{data}: {e} (pass --download to fetch it)") from None
+            raise DataError(f"{data}: {e} (pass {setting('download', True)} to fetch it)") from None
         return list(train.classes), TorchvisionSet(train, transforms(size, True)), TorchvisionSet(val, transforms(size, False))
     try:
         det = load_dataset(data)

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
 from detector.core.progress import logger
 from detector.data.coco import write_coco
 from detector.data.images import clear_for_writing
@@ -46,8 +46,8 @@ def check_no_overlap(out: Path | str, folders: set[Path]) -> None:
     target = Path(out).resolve()
     for folder in sorted(folders):
         if target == folder or folder in target.parents or target in folder.parents:
-            raise UsageError(f"--out {out} overlaps the source folder {folder}: writing there could overwrite or "
-                            f"delete source images; choose an --out folder outside {folder}")
+            raise UsageError(f"{setting('out', out)} overlaps the source folder {folder}: writing there could overwrite or "
+                            f"delete source images; choose an {setting('out')} folder outside {folder}")
 
 
 def _place_images(records: list[ImageRecord], folder: Path, link: bool, prefix: str = "",
@@ -83,7 +83,7 @@ def convert_dataset(splits: dict[str, list[ImageRecord]], classes: list[str], to
     """Write ``splits`` (checked records) in format ``to`` under ``out``; return the path to pass as ``--data``.
     Raises :class:`DataError`, before writing anything, when ``out`` overlaps ``source`` or an image's folder."""
     if to not in TARGETS:
-        raise ValueError(f"--to must be one of {TARGETS}, got {to!r}")
+        raise ValueError(f"{setting('to')} must be one of {TARGETS}, got {to!r}")
     check_no_overlap(out, source_folders([r for rs in splits.values() for r in rs], source))
     out = Path(out)
     if to == "coco":

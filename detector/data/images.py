@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detector.core.errors import InputError
+from detector.core.errors import InputError, setting
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg")  # read frame by frame
 MAX_PIXELS = 100_000_000  # images with more pixels (width x height) are refused; --max-pixels changes it
 
 _PIL_LIMIT = threading.Lock()  # guards the global Image.MAX_IMAGE_PIXELS while one header is read
@@ -28,7 +29,10 @@ class ImageError(InputError, OSError):
 
 
 class ImageTooLarge(ImageError):
-    """An image over the pixel cap; the message names the file, its size and the flag that raises the cap."""
+    """An image over the pixel cap; the message names the file, its size and the flag that raises the cap;
+    ``size``: its ``(width, height)``."""
+
+    size: tuple[int, int] = (0, 0)
 
 
 @functools.cache
@@ -39,7 +43,7 @@ def _cv2():
     return cv2
 
 
-def _open(path: Path | str) -> Image.Image:
+def open_image(path: Path | str) -> Image.Image:
     """PIL's lazy open (header only) without PIL's decompression-bomb check: our cap applies instead."""
     with _PIL_LIMIT:
         old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
@@ -53,7 +57,7 @@ def image_size(path: Path | str, max_pixels: int | None = None) -> tuple[int, in
     """``(width, height)`` from the file's header, without decoding. Raises ``OSError`` naming the file, and
     :class:`ImageTooLarge` when ``max_pixels`` is given and the image has more pixels."""
     try:
-        with _open(path) as im:
+        with open_image(path) as im:
             size = im.size
     except FileNotFoundError:
         raise ImageError(f"{path}: no such image") from None
@@ -67,8 +71,11 @@ def check_pixels(path: Path | str, size: tuple[int, int], max_pixels: int | None
     """Raise :class:`ImageTooLarge` when ``size`` ``(width, height)`` has more than ``max_pixels`` pixels."""
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
-        raise ImageTooLarge(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the cap of {max_pixels:,} "
-                            "pixels; pass --max-pixels N to allow larger images, or shrink the image")
+        error = ImageTooLarge(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the cap of {max_pixels:,} "
+                              f"pixels; pass {setting('max_pixels', 'N', placeholder=True)} to allow larger images, or "
+                              "shrink the image")
+        error.size = (w, h)
+        raise error
 
 
 def read_image(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
@@ -92,7 +99,7 @@ def decode_fully(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple
     truncated or corrupt stream where OpenCV may fill the rest with grey; then OpenCV, the decoder training uses."""
     size = image_size(path, max_pixels)
     try:
-        with _open(path) as im:
+        with open_image(path) as im:
             im.load()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         raise ImageError(f"{path}: not a readable image: decoding failed ({e})") from None

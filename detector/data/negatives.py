@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.core.errors import InputError, UsageError
+from detector.core.errors import InputError, UsageError, setting
 from detector.core.progress import plural
 from detector.data.images import (
     IMAGE_SUFFIXES,
@@ -60,32 +60,32 @@ def background_records(folder: str | Path, max_pixels: int | None = MAX_PIXELS, 
     """One record without boxes per image of ``folder`` and its subfolders (sorted). An unreadable image is an
     :class:`InputError` naming it, or, with ``skip_invalid``, left out and said through ``log``."""
     if not str(folder).strip():
-        raise UsageError("--negatives '': give a folder of images without objects (or leave the option out)")
+        raise UsageError(f"{setting('negatives', '')}: give a folder of images without objects (or leave the option out)")
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise InputError(f"--negatives {folder}: a file, not a folder; give the folder of images without objects")
+        raise InputError(f"{setting('negatives', folder)}: a file, not a folder; give the folder of images without objects")
     if not folder.is_dir():
-        raise InputError(f"--negatives {folder}: no such folder (it holds images without objects)")
+        raise InputError(f"{setting('negatives', folder)}: no such folder (it holds images without objects)")
     paths = _images_under(folder)
     if not paths:
-        raise InputError(f"--negatives {folder}: no images in it or its subfolders (.jpg, .png, ...)")
+        raise InputError(f"{setting('negatives', folder)}: no images in it or its subfolders (.jpg, .png, ...)")
     records, skipped = [], []
     for path in paths:
         try:  # with skip_invalid, decoded: a truncated image is skipped now, not met in the middle of an epoch
             w, h = decode_fully(path, max_pixels) if skip_invalid else image_size(path, max_pixels)
         except OSError as e:
             if not skip_invalid:
-                raise ImageError(f"{e}; fix or remove it, or pass --skip-invalid") from None
+                raise ImageError(f"{e}; fix or remove it, or pass {setting('skip_invalid', True)}") from None
             skipped.append(path)
             continue
         records.append(ImageRecord(path, w, h, np.zeros((0, 4), np.float32), np.zeros(0, np.int64),
                                    image_id=first_id + len(records)))
     if skipped and not records:
-        raise InputError(f"--negatives {folder}: none of its {len(skipped)} images can be read (the first: "
+        raise InputError(f"{setting('negatives', folder)}: none of its {len(skipped)} images can be read (the first: "
                          f"{skipped[0]}); give a folder of readable images without objects")
     if skipped:
-        log(f"--negatives {folder}: skipped {plural(len(skipped), 'unreadable image')} "
-            f"(--skip-invalid): {name_some(skipped)}")
+        log(f"{setting('negatives', folder)}: skipped {plural(len(skipped), 'unreadable image')} "
+            f"({setting('skip_invalid', True)}): {name_some(skipped)}")
     return records
 
 
@@ -118,7 +118,7 @@ def refuse_annotated_copies(negatives: list[ImageRecord], annotated: Iterable[Im
             copies.append((r.path, match))
     if copies:
         first, source = copies[0]
-        raise InputError(f"--negatives {folder}: {len(copies)} of its images are images of the data set itself "
+        raise InputError(f"{setting('negatives', folder)}: {len(copies)} of its images are images of the data set itself "
                          f"(the first: {first} = {source}); background images must hold no object of the data "
                          "set and no val image; remove them from the folder")
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import yaml
 
-from detector.core.errors import InputError, UsageError
+from detector.core.errors import InputError, UsageError, setting
 from detector.core.progress import progress as show_progress
 from detector.data.banana import write_banana
 from detector.data.coco import write_coco
@@ -206,16 +206,16 @@ def synth_dataset(out: Path | str, preset: str = "shapes", train: int = 1000, va
     if preset not in PRESETS:
         raise UsageError(f"preset must be one of {PRESETS}, got {preset!r}")
     if size < 32 or size > MAX_SIZE:
-        raise UsageError(f"--size {size}: must be between 32 and {MAX_SIZE} pixels")
+        raise UsageError(f"{setting('size', size)}: must be between 32 and {MAX_SIZE} pixels")
     if train < 0 or val < 0:
-        raise UsageError(f"--train {train} --val {val}: counts must be 0 or more")
+        raise UsageError(f"{setting('train', train)} {setting('val', val)}: counts must be 0 or more")
     if Path(out).is_dir() and any(Path(out).iterdir()) and not exist_ok:
-        raise UsageError(f"--out {out} is not empty{' (a data set: dataset.yaml)' if (Path(out) / 'dataset.yaml').exists() else ''}; "
-                         "choose another folder, or pass --exist-ok to write over it")
+        raise UsageError(f"{setting('out', out)} is not empty{' (a data set: dataset.yaml)' if (Path(out) / 'dataset.yaml').exists() else ''}; "
+                         f"choose another folder, or pass {setting('exist_ok', True)} to write over it")
     try:
         return _synth(Path(out), preset, train, val, seed, size, workers, progress)
     except OSError as e:  # a folder or file that cannot be written (read-only, full disk, a file in the way)
-        raise InputError(f"--out {out}: cannot write there ({e.strerror or e}: {e.filename or out})") from None
+        raise InputError(f"{setting('out', out)}: cannot write there ({e.strerror or e}: {e.filename or out})") from None
 
 
 def _synth(out: Path, preset: str, train: int, val: int, seed: int, size: int, workers: int, progress: bool) -> Path:

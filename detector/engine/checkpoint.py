@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from detector.core.errors import setting
 from detector.engine.config import ClassifyConfig, ConfigError
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.recipes import FINETUNE
@@ -73,11 +74,11 @@ def resumed_config(cfg, cls, say: Callable[[str], None] = print):
         kept = {**{k: v for k, v in BEFORE_RECIPES.items() if k not in saved}, **kept}
     if "epochs" in cfg.given:
         if cfg.epochs <= done:
-            raise ConfigError(f"--epochs {cfg.epochs} with --resume {cfg.resume}: the run has done {done} of its "
+            raise ConfigError(f"{setting('epochs', cfg.epochs)} with {setting('resume', cfg.resume)}: the run has done {done} of its "
                               f"{kept.get('epochs', '?')} epochs; give more than {done} to extend it, or leave "
-                              "--epochs out to finish it")
+                              f"{setting('epochs')} out to finish it")
         if cfg.epochs != kept.get("epochs"):
-            say(f"--epochs {cfg.epochs}: the schedule now ends at epoch {cfg.epochs} instead of "
+            say(f"{setting('epochs', cfg.epochs)}: the schedule now ends at epoch {cfg.epochs} instead of "
                 f"{kept.get('epochs', '?')} (the cosine goes on to the new total)")
         kept["epochs"] = cfg.epochs
     ignored = [f"--{k.replace('_', '-')} {getattr(cfg, k)}" for k in RESUME_KEEPS
@@ -85,14 +86,14 @@ def resumed_config(cfg, cls, say: Callable[[str], None] = print):
     if "out" in cfg.given and Path(cfg.out).resolve() != run.resolve():
         ignored.append(f"--out {cfg.out}")
     if ignored:
-        say(f"note: with --resume the run keeps its own settings and folder ({run}); ignored: {', '.join(ignored)}")
+        say(f"note: with {setting('resume')} the run keeps its own settings and folder ({run}); ignored: {', '.join(ignored)}")
     return cls(**{**asdict(cfg), **kept, "out": str(run), "resume": cfg.resume}), ckpt
 
 
 def _check_resumable(ckpt: dict, path: str, cls) -> None:
     if "optimizer" not in ckpt or "rng" not in ckpt:
         raise CheckpointError(f"{path}: an exported model (weights only, no optimizer state): it cannot be resumed; "
-                              "--resume takes the last.pt of a training run")
+                              f"{setting('resume')} takes the last.pt of a training run")
     task = "classify" if cls is ClassifyConfig else "detect"
     if ckpt.get("task", "detect") != task:
         command = "detector classify train" if task == "detect" else "detector train"

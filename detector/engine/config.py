@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
+from detector.core.thresholds import MAX_DET
 from detector.data.images import MAX_PIXELS
 from detector.models.names import (
     ANCHOR_MODELS,
@@ -30,7 +31,7 @@ from detector.models.names import (
 BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --backbone and --freeze-stages set
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
-MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1,
+MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1, "max_frames": 1,
            "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
@@ -45,7 +46,7 @@ class ConfigError(UsageError):
     """A flag value that cannot work (a usage error: exit 2); the message names the flag and what it takes."""
 
 
-MAXIMUM = {"img_size": 8192}  # the largest value of an integer flag (an input of 8192 x 8192 is 64 megapixels)
+MAXIMUM = {"img_size": 8192, "max_det": MAX_DET}  # the largest value of an integer flag (8192 px: 64 megapixels)
 NUMBERS = (*POSITIVE, *NON_NEGATIVE, *FRACTIONS, *BELOW_ONE, *OPEN_UNIT, "iou", "conf")  # floats (ints pass)
 
 
@@ -67,7 +68,7 @@ def check_flags(**values) -> None:
     for name, value in values.items():
         if value is None:  # an optional flag not given
             continue
-        flag = f"--{name.replace('_', '-')} {value}"
+        flag = setting(name, value)
         if (kind := _kind_problem(name, value)) is not None:
             problems.append(f"{flag}: {kind}")
         elif name in MAXIMUM and value > MAXIMUM[name]:
@@ -107,7 +108,7 @@ def default_batch_size(device_type: str, world: int = 1) -> int:
 def check_img_size(model: str, size: int, table: dict[str, int] = DETECTOR_MIN_INPUT) -> None:
     """:class:`ConfigError` when ``model`` (a name in ``table``) cannot take ``size`` x ``size`` inputs."""
     if model in table and size < table[model]:
-        raise ConfigError(f"--img-size {size}: too small for {model}, which needs at least {table[model]} px")
+        raise ConfigError(f"{setting('img_size', size)}: too small for {model}, which needs at least {table[model]} px")
 
 
 def multi_scale_sizes(size: int, fraction: float, min_size: int = 1, stride: int = 32) -> list[int]:
@@ -206,47 +207,48 @@ class TrainConfig(RunConfig):
         check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay,
                     freeze_stages=self.freeze_stages)
         if "num_classes" in self.model_kwargs:
-            raise ConfigError("--model-kwargs: num_classes is not a keyword to give: it is the data set's number of "
-                              "classes")
+            raise ConfigError(f"{setting('model_kwargs')}: num_classes is not a keyword to give: it is the data "
+                              "set's number of classes")
         if (self.backbone or self.freeze_stages) and self.model not in BACKBONE_MODELS:
-            raise ConfigError(f"--backbone and --freeze-stages need --model {' or '.join(BACKBONE_MODELS)}, not "
-                              f"{self.model}")
+            raise ConfigError(f"{setting('backbone')} and {setting('freeze_stages')} need "
+                              f"{' or '.join(setting('model', m) for m in BACKBONE_MODELS)}, not {self.model}")
         _check_recipe(self)
 
 
 def _check_recipe(cfg: TrainConfig) -> None:
     """The training-recipe options that cannot go together with the model or the data path."""
     if cfg.anchors == "auto" and cfg.model not in ANCHOR_MODELS:
-        raise ConfigError(f"--anchors auto: fits the anchor sizes of the SSD models ({', '.join(ANCHOR_MODELS)}); "
-                          f"{cfg.model} has none to fit")
+        raise ConfigError(f"{setting('anchors', 'auto')}: fits the anchor sizes of the SSD models "
+                          f"({', '.join(ANCHOR_MODELS)}); {cfg.model} has none to fit")
     if cfg.anchors == "auto" and not cfg.resume and {"sizes", "ratios"} & set(cfg.model_kwargs):
-        raise ConfigError("--anchors auto fits the sizes and ratios: leave them out of --model-kwargs (or use "
-                          "--anchors model)")
-    loader_only = [f for f, on in (("--letterbox", cfg.letterbox), ("--mosaic", cfg.mosaic), ("--mixup", cfg.mixup))
+        raise ConfigError(f"{setting('anchors', 'auto')} fits the sizes and ratios: leave them out of "
+                          f"{setting('model_kwargs')} (or use {setting('anchors', 'model')})")
+    loader_only = [setting(f) for f, on in (("letterbox", cfg.letterbox), ("mosaic", cfg.mosaic), ("mixup", cfg.mixup))
                    if on]
     if cfg.multi_scale and len(sizes := multi_scale_sizes(cfg.img_size, cfg.multi_scale,
                                                           DETECTOR_MIN_INPUT.get(cfg.model, 1))) < 2:
-        raise ConfigError(f"--multi-scale {cfg.multi_scale}: with --img-size {cfg.img_size} and {cfg.model} that "
-                          f"leaves {sizes or 'no size'} (multiples of 32 the model takes); give a larger fraction")
+        raise ConfigError(f"{setting('multi_scale', cfg.multi_scale)}: with {setting('img_size', cfg.img_size)} and "
+                          f"{cfg.model} that leaves {sizes or 'no size'} (multiples of 32 the model takes); give a larger fraction")
     if cfg.data_path == "device" and loader_only:
-        raise ConfigError(f"{' and '.join(loader_only)}: done by the DataLoader path only; use --data-path loader "
-                          "(or auto)")
+        raise ConfigError(f"{' and '.join(loader_only)}: done by the DataLoader path only; use "
+                          f"{setting('data_path', 'loader')} (or auto)")
 
 
 def check_fields(cfg) -> None:
     """The types and choices of a config's fields, as a recipe file or a script may set them: a
     :class:`ConfigError` naming the first field that does not fit."""
     for f in fields(cfg):
-        value, flag = getattr(cfg, f.name), "--" + f.name.replace("_", "-")
+        value = getattr(cfg, f.name)
+        flag = setting(f.name, value)
         choices = f.metadata.get("argparse", {}).get("choices") if f.name != "model" else None  # the registry's
         if f.type == "bool" and not isinstance(value, bool):
-            raise ConfigError(f"{flag} {value}: must be true or false")
+            raise ConfigError(f"{flag}: must be true or false")
         if f.type == "dict" and not isinstance(value, dict):
-            raise ConfigError(f"{flag} {value}: must be a mapping of keywords, e.g. {{\"cls_loss\": \"focal\"}}")
+            raise ConfigError(f"{flag}: must be a mapping of keywords, e.g. {{\"cls_loss\": \"focal\"}}")
         if f.type in ("str", "str | None") and value is not None and not isinstance(value, str):
-            raise ConfigError(f"{flag} {value}: must be text")
+            raise ConfigError(f"{flag}: must be text")
         if choices and value is not None and value not in choices:
-            raise ConfigError(f"{flag} {value}: choose one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{flag}: choose one of {', '.join(map(str, choices))}")
 
 
 def _check(cfg, min_input: dict[str, int]) -> None:
@@ -317,7 +319,7 @@ class ClassifyConfig(RunConfig):
         _check(self, BACKBONE_MIN_INPUT)
         check_flags(optimizer=self.optimizer, momentum=self.momentum, schedule=self.schedule, init=self.init)
         if self.optimizer != "sgd" and self.momentum and "momentum" in self.overrides:
-            raise ConfigError(f"--momentum {self.momentum}: for --optimizer sgd only (this run uses {self.optimizer})")
+            raise ConfigError(f"{setting('momentum', self.momentum)}: for {setting('optimizer', 'sgd')} only (this run uses {self.optimizer})")
 
 
 def read_recipe(path: str | Path, config_cls: type = TrainConfig) -> dict:
@@ -326,20 +328,21 @@ def read_recipe(path: str | Path, config_cls: type = TrainConfig) -> dict:
     import yaml
 
     path = Path(path)
+    given = setting("config", str(path))
     try:
         values = yaml.safe_load(path.read_text())
     except OSError as e:
-        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+        raise ConfigError(f"{given}: cannot read it ({e.strerror or e})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--config {path}: not a text file; a recipe is YAML (e.g. recipes/tinyssd-shapes.yaml)") from None
+        raise ConfigError(f"{given}: not a text file; a recipe is YAML (e.g. recipes/tinyssd-shapes.yaml)") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--config {path}: not YAML ({str(e).splitlines()[0]})") from None
+        raise ConfigError(f"{given}: not YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"--config {path}: must be a mapping of settings (e.g. 'epochs: 30'), got "
+        raise ConfigError(f"{given}: must be a mapping of settings (e.g. 'epochs: 30'), got "
                           f"{type(values).__name__}")
     known = {f.name for f in fields(config_cls) if f.name not in ("config", "command", "given", "resume")}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ConfigError(f"--config {path}: no setting {', '.join(map(str, unknown))}; the settings are "
+        raise ConfigError(f"{given}: no setting {', '.join(map(str, unknown))}; the settings are "
                           f"{', '.join(sorted(known))}")
     return {k: tuple(v) if isinstance(v, list) and k == "given" else v for k, v in values.items()}

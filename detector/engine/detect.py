@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from detector.core.errors import setting
 from detector.core.progress import plural
 from detector.data.check import prepare_split
 from detector.data.device import DeviceData
@@ -85,7 +86,7 @@ def batch_losses(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]
 def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist):
     use_device = not ranks.enabled and (cfg.data_path == "device" or (cfg.data_path == "auto" and device.type == "cuda"))
     if use_device and (cfg.letterbox or cfg.mosaic or cfg.mixup):  # --data-path device with them is refused earlier
-        log("--letterbox, --mosaic and --mixup are done by the DataLoader path: using it")
+        log(f"{setting('letterbox')}, {setting('mosaic')} and {setting('mixup')} are done by the DataLoader path: using it")
         use_device = False
     if use_device:
         try:
@@ -136,12 +137,12 @@ def train(cfg: TrainConfig) -> dict:
 
 def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, say) -> dict:
     if cfg.model not in MODELS:
-        raise ConfigError(f"--model {cfg.model}: choose one of {', '.join(sorted(MODELS))}")
+        raise ConfigError(f"{setting('model', cfg.model)}: choose one of {', '.join(sorted(MODELS))}")
     device = resolve_device(device_name)
     if cfg.batch_size is None:
         cfg.batch_size = default_batch_size(device.type, ranks.world)
         say(f"batch size {cfg.batch_size}: the default on {'a CPU' if device.type == 'cpu' else device.type} "
-            f"({CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU; set it with --batch-size)")
+            f"({CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU; set it with {setting('batch_size')})")
     seed_everything(cfg.seed)
     policy = "skip" if cfg.skip_invalid else "refuse"
     data, train_records = prepare_split(cfg.data, "train", policy, log=say, max_pixels=cfg.max_pixels)
@@ -159,7 +160,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     say(f"train: {len(train_records)} images, {empty} of them without objects (background)")
     category_ids = default_category_ids(data.classes, data.category_ids)
     if ckpt is not None and ckpt.get("classes") != data.classes:
-        raise TrainingError(f"--resume {cfg.resume}: the run learned the classes {ckpt.get('classes')}, the data "
+        raise TrainingError(f"{setting('resume', cfg.resume)}: the run learned the classes {ckpt.get('classes')}, the data "
                             f"{cfg.data} now has {data.classes}; resume it on its own data, or start a new run")
 
     model, anchor_fit = _build_model(cfg, len(data.classes), train_records, ckpt, say)
@@ -208,8 +209,8 @@ def zoo_start(cfg: TrainConfig, say) -> dict:
     if "model" not in cfg.given:
         cfg.model = zoo["model_name"]
     if cfg.model != zoo["model_name"]:
-        raise TrainingError(f"--pretrained {cfg.pretrained} is a {zoo['model_name']}; give --model "
-                            f"{zoo['model_name']} (or leave --model out)")
+        raise TrainingError(f"{setting('pretrained', cfg.pretrained)} is a {zoo['model_name']}; give "
+                            f"{setting('model', zoo['model_name'])} (or leave {setting('model')} out)")
     kwargs = {k: v for k, v in zoo["model_kwargs"].items() if k != "class_slots"}
     cfg.model_kwargs = {**kwargs, **cfg.model_kwargs}
     chosen = {k: v for k, v in {"img_size": zoo["img_size"], **ZOO_FINETUNE}.items() if k not in cfg.given}
@@ -274,7 +275,7 @@ def _build_model(cfg: TrainConfig, num_classes: int, train_records, ckpt: dict |
         load_zoo_weights(model, zoo, cfg, say)
     elif cfg.pretrained and ckpt is None:
         if not hasattr(model, "backbone"):
-            raise TrainingError(f"--pretrained needs a model with a backbone (resnet_ssd), not {cfg.model}")
+            raise TrainingError(f"{setting('pretrained')} needs a model with a backbone (resnet_ssd), not {cfg.model}")
         loaded = load_backbone(model, cfg.pretrained)
         say(f"pretrained: {loaded['loaded']} body tensors from {loaded['file']}; {loaded['fresh']} start fresh "
             f"(heads and extra blocks){'; missing in the file: ' + str(loaded['missing_in_body'][:5]) if loaded['missing_in_body'] else ''}")

@@ -17,8 +17,6 @@ On GPUs the backend is NCCL, on CPUs gloo.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,12 +67,22 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def main_process() -> bool:
+    """Whether this process is rank 0 of a torchrun job, or not under torchrun at all: the one that writes the
+    run's files and reads them back."""
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or int(os.environ.get("RANK", "0")) == 0
+
+
 @contextmanager
 def process_group(device_name: str = "auto") -> Iterator[tuple[Dist, str]]:
-    """:func:`init_from_env` for the length of a training run, leaving the process group at the end."""
+    """:func:`init_from_env` for the length of a training run, leaving the process group at the end. A run that
+    ends normally ends at a barrier: every rank waits there until rank 0 has written its last files, so no rank
+    goes on (to read the run's checkpoint, say) before they exist."""
     ranks, device_name = init_from_env(device_name)
     try:
         yield ranks, device_name
+        if ranks.enabled:
+            dist.barrier()
     finally:
         if ranks.enabled:
             shutdown()
@@ -160,23 +168,3 @@ def broadcast_from_main(obj, d: Dist):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def launch(argv: list[str], devices: int) -> int:
-    """Run ``python -m detector argv`` on ``devices`` processes of this node through torchrun (``--standalone``)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
-           "-m", "detector", *argv]
-    return subprocess.call(cmd)
-
-
-def strip_devices(argv: list[str]) -> list[str]:
-    """``argv`` without ``--devices N`` / ``--devices=N``."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--devices":
-            skip = True
-        elif not a.startswith("--devices="):
-            out.append(a)
-    return out

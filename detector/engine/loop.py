@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from detector.core.errors import InputError
+from detector.core.errors import InputError, setting
 from detector.core.files import write_atomic
 from detector.core.progress import logger, on_terminal
 from detector.engine.checkpoint import save_checkpoint
@@ -46,7 +46,7 @@ def require_one_batch(data: str, images: int, batch_size: int) -> None:
     be empty and learn nothing."""
     if images < batch_size:
         raise TrainingError(f"{data}: its {images} training images are fewer than one batch of {batch_size}; give "
-                            f"--batch-size {images} or less")
+                            f"{setting('batch_size', images)} or less")
 
 
 @dataclass
@@ -74,14 +74,14 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise TrainingError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        raise TrainingError(f"{setting('device', name)}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name}: CUDA is not available on this machine; use --device cpu (or auto)")
+        raise TrainingError(f"{setting('device', name)}: CUDA is not available on this machine; use {setting('device', 'cpu')} (or auto)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise TrainingError(f"--device {name}: this machine has {torch.cuda.device_count()} GPUs (cuda:0 ... "
+        raise TrainingError(f"{setting('device', name)}: this machine has {torch.cuda.device_count()} GPUs (cuda:0 ... "
                             f"cuda:{torch.cuda.device_count() - 1})")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise TrainingError(f"--device {name}: MPS is not available on this machine; use --device cpu (or auto)")
+        raise TrainingError(f"{setting('device', name)}: MPS is not available on this machine; use {setting('device', 'cpu')} (or auto)")
     return device
 
 
@@ -258,9 +258,9 @@ class Stopping:
 def _not_finite(value: float, losses: dict, epoch: int, step: int, lr: float, data_hint: str) -> TrainingError:
     parts = {k: round(v.item(), 4) for k, v in losses.items()}
     return TrainingError(
-        f"the loss is {value} at epoch {epoch + 1}, step {step + 1} ({parts}): try a lower --lr (now {lr}), "
-        f"training without --amp, or checking the data{f' (detector data check {data_hint})' if data_hint else ''}; "
-        "last.pt holds the last good epoch")
+        f"the loss is {value} at epoch {epoch + 1}, step {step + 1} ({parts}): try a lower learning rate (now "
+        f"{setting('lr', lr)}), training without {setting('amp', True)}, or checking the data"
+        f"{f' (detector data check {data_hint})' if data_hint else ''}; last.pt holds the last good epoch")
 
 
 def train_epoch(task: Task, epoch: int, epochs: int, opt: Optimization, device: torch.device, ranks: Dist) -> dict:
@@ -350,7 +350,7 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
                 epochs = epoch + 1  # this epoch is the last: --resume --epochs N goes on
                 if main:
                     log(f"stopping: val {key} has not improved for {epoch - stop.best_epoch} epochs "
-                        f"(--patience {stop.patience}); best {best:.4f} at epoch {stop.best_epoch + 1}")
+                        f"({setting('patience', stop.patience)}); best {best:.4f} at epoch {stop.best_epoch + 1}")
             saved_epoch, epoch = epoch, epoch + 1
             if main:
                 with open(results_csv, "a", newline="") as f:
@@ -363,7 +363,7 @@ def fit(task: Task, *, epochs: int, lr: float, out: Path, device: torch.device, 
             raise
         if saved_epoch < 0 and resume is None:  # nothing saved yet: keep the partial first epoch's weights
             save_checkpoint(state(-1), out / "last.pt")
-        log(f"interrupted: {out / 'last.pt'} holds {saved_epoch + 1} complete epochs; continue with --resume "
+        log(f"interrupted: {out / 'last.pt'} holds {saved_epoch + 1} complete epochs; continue with {setting('resume')} "
             f"{out / 'last.pt'}")
         raise
     if task.evaluate is None and main:
@@ -379,7 +379,7 @@ def _fitted_epochs(stop: Stopping, epoch: int, epochs: int, opt: Optimization, t
     if fitted != epochs:
         opt.retarget(task, fitted, warmup_epochs)
         if ranks.main and (epoch == 0 or fitted == epoch + 1):
-            log(f"--time {stop.hours:g} h: {fitted} epochs fit ({stop.spent() / (epoch + 1):.0f} s each so far)")
+            log(f"{setting('time', f'{stop.hours:g}', placeholder=True)} h: {fitted} epochs fit ({stop.spent() / (epoch + 1):.0f} s each so far)")
     return fitted
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from detector.core.thresholds import CONF
+from detector.core.errors import setting
+from detector.core.thresholds import CONF, MAX_DET
 from detector.data.images import MAX_PIXELS
 from detector.engine.config import ConfigError, check_fields, check_flags, opt
 
@@ -18,27 +19,27 @@ class PredictConfig:
     """``detector predict``, ``Detector.predict`` and the app: which detections are reported. The settings left
     at None are the model's own (its NMS IoU, its maximum detections, its input size)."""
 
-    conf: float = opt(CONF, "keep detections scoring at least this")
+    conf: float | None = opt(None, f"keep detections scoring at least this (default: the model's own, else {CONF})")
     iou: float | None = opt(None, "NMS IoU threshold (default: the model's own)")
-    max_det: int | None = opt(None, "at most this many detections per image, the best after --classes (default: "
-                              "the model's)")
+    max_det: int | None = opt(None, f"at most this many detections per image (1-{MAX_DET}), the best after --classes "
+                              "(default: the model's own)")
     classes: list[str] | None = opt(None, "keep only detections of these classes", nargs="+", metavar="NAME")  # noqa: RUF009
     img_size: int | None = opt(None, "the model's input size (default: its own)")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header "
                           "before decoding")
+    max_frames: int | None = opt(None, "videos: refuse one of more frames than this (default: no limit)")
     skip_bad_frames: bool = opt(False, "videos: keep the frames that decode when others fail (a warning), instead "
                                 "of an error")
 
     def check(self) -> None:
-        if self.conf is None:
-            raise ConfigError("--conf None: must be a number between 0 and 1")
         if isinstance(self.classes, str):
             self.classes = [self.classes]  # one name
         if self.classes is not None and not (isinstance(self.classes, (list, tuple)) and
                                              all(isinstance(c, str) for c in self.classes)):
-            raise ConfigError(f"--classes {self.classes}: must be class names (text)")
+            raise ConfigError(f"{setting('classes', self.classes)}: must be class names (text)")
         check_flags(conf=self.conf, iou=self.iou, max_det=self.max_det, img_size=self.img_size,
-                    max_pixels=self.max_pixels)
+                    max_pixels=self.max_pixels, max_frames=self.max_frames)
+        check_fields(self)
 
     def post(self) -> dict:
         """The model's postprocess settings of a call (the contract's ``post``): only those given."""

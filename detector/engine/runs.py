@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.core.errors import setting
 from detector.core.files import remove_stale_tmp
 from detector.engine.checkpoint import resumed_config
 from detector.engine.config import ConfigError
@@ -53,10 +54,10 @@ def choose_out(cfg, say: Callable[[str], None]) -> None:
         while earlier_run(out.with_name(f"{out.name}{k}")):
             k += 1
         cfg.out = str(out.with_name(f"{out.name}{k}"))
-        say(f"{out} holds an earlier run: this one goes to {cfg.out} (give --out to choose)")
+        say(f"{out} holds an earlier run: this one goes to {cfg.out} (give {setting('out')} to choose)")
         return
-    raise ConfigError(f"--out {out} holds an earlier run ({', '.join(earlier)}); choose another --out, pass "
-                      f"--exist-ok to replace it, or --resume {out / 'last.pt'} to continue it")
+    raise ConfigError(f"{setting('out', out)} holds an earlier run ({', '.join(earlier)}); choose another {setting('out')}, pass "
+                      f"{setting('exist_ok', True)} to replace it, or {setting('resume', str(out / 'last.pt'))} to continue it")
 
 
 def _quiet(*_args, **_kwargs) -> None:
@@ -89,7 +90,7 @@ def take_lock(folder: Path, say: Callable[[str], None] = log) -> int:
                 raise TrainingError(
                     f"{path}: another run (pid {owner.get('pid', '?')} on {owner.get('host', '?')}, started "
                     f"{owner.get('started', '?')}) is writing to {folder}; wait for it to end or choose another "
-                    "--out") from None
+                    f"{setting('out')}") from None
             if os.path.exists(path) and os.path.samestat(os.fstat(fd), os.stat(path)):
                 break
             os.close(fd)  # its owner removed that file as we locked it: lock the new one
@@ -103,7 +104,7 @@ def take_lock(folder: Path, say: Callable[[str], None] = log) -> int:
         os.write(fd, json.dumps(me).encode())
         return fd
     except OSError as e:
-        raise TrainingError(f"--out {folder}: cannot write the run folder there ({e.strerror or e}); choose a "
+        raise TrainingError(f"{setting('out', folder)}: cannot write the run folder there ({e.strerror or e}); choose a "
                             "folder you can write to") from None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
 from detector.engine.checkpoint import save_checkpoint
 from detector.models.checkpoint import CheckpointError
 
@@ -104,7 +104,7 @@ def _torchvision_model(name: str, weights_file: str | None):
                                   "delete it to download it again") from None
     path = Path(weights_file).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"--weights-file {path}: no such file")
+        raise CheckpointError(f"{setting('weights_file', path)}: no such file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure to read is the same to the user

@@ -22,7 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from detector.core.errors import InputError, UsageError
-from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, read_image
+from detector.core.thresholds import MAX_DET
+from detector.data.images import IMAGE_SUFFIXES, MAX_PIXELS, VIDEO_SUFFIXES, read_image
 from detector.data.records import ImageRecord
 from detector.evaluation.ground_truth import image_ids
 from detector.models.checkpoint import CheckpointError
@@ -64,20 +65,17 @@ def detect(model: nn.Module, images: Sequence[np.ndarray], device: torch.device 
     if classes is None:
         post["max_detections"] = max_det  # the model cuts (None: at its own maximum)
     else:
-        post["max_detections"] = MAX_CANDIDATES  # every candidate, then the filter, then the cut below
+        post["max_detections"] = MAX_DET  # every candidate, then the filter, then the cut below
     found = detect_images(model, images, device, post, conf, size=size)
     if classes is None:
         return found
-    cut = max_det or getattr(model, "post_defaults", {}).get("max_detections", MAX_CANDIDATES)
+    cut = max_det or getattr(model, "post_defaults", {}).get("max_detections", MAX_DET)
     out = []
     for det in found:
         keep = np.flatnonzero(np.isin(det["labels"], list(classes)))  # in score order (the model's)
         keep = keep[np.argsort(-det["scores"][keep], kind="stable")][:cut]
         out.append({k: v[keep] for k, v in det.items()})
     return out
-
-
-MAX_CANDIDATES = 1000  # detections per image a model may return before a class filter (the app's max_det cap)
 
 
 def as_tensor(image: np.ndarray) -> torch.Tensor:
@@ -172,8 +170,6 @@ def expand_glob(pattern: str) -> list[str]:
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files, folders (their images and videos, sorted) and globs -> paths. Raises :class:`InputError` naming an
     input that matches nothing (a folder without images or videos too)."""
-    from detector.evaluation.video import VIDEO_SUFFIXES
-
     media = (*IMAGE_SUFFIXES, *VIDEO_SUFFIXES)
     paths: list[Path] = []
     for item in inputs:

@@ -20,11 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.core.errors import InputError
+from detector.core.errors import InputError, setting
 from detector.core.progress import logger
-from detector.data.images import MAX_PIXELS
-
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg")
+from detector.data.images import MAX_PIXELS, VIDEO_SUFFIXES
 
 
 class VideoError(InputError, ValueError):
@@ -100,7 +98,7 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
             message = (f"{path}: {count} of its {declared} frames could be decoded (frame {count} onwards failed: "
                        "a damaged or truncated file)")
             if not skip_bad_frames:
-                raise VideoError(message + "; pass --skip-bad-frames to keep the frames that could be")
+                raise VideoError(message + f"; pass {setting('skip_bad_frames', True)} to keep the frames that could be")
             logger.warning("warning: %s", message)
 
     return info, frames()
@@ -109,12 +107,11 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
 class VideoOutput:
     """Detections of a video's frames written as they come: the drawn frames to ``OUT.webm`` (VP8, which browsers
     play) and the detections of each frame to ``OUT.json``. ``add`` takes a frame's
-    :class:`~detector.api.Results`-like object (``boxes``, ``scores``, ``labels``, ``plot()``)."""
+    :class:`~detector.api.Results`-like object (``to_coco()``, ``plot()``)."""
 
-    def __init__(self, out: Path | str, source: Path | str, fps: float, width: int, height: int,
-                 classes: list[str], category_ids: list[int]):
+    def __init__(self, out: Path | str, source: Path | str, fps: float, width: int, height: int):
         self.out, self.source = Path(out).with_suffix(".webm"), str(source)
-        self.fps, self.width, self.height, self.classes, self.category_ids = fps, width, height, classes, category_ids
+        self.fps, self.width, self.height = fps, width, height
         self.out.parent.mkdir(parents=True, exist_ok=True)
         with _quiet_stderr():  # OpenCV's FFmpeg layer prints a harmless note about the VP8 tag
             self.writer = cv2.VideoWriter(str(self.out), cv2.VideoWriter_fourcc(*"vp80"), fps, (width, height))
@@ -122,8 +119,11 @@ class VideoOutput:
         self.start = time.perf_counter()
 
     def add(self, result) -> None:
-        det = {"boxes": result.boxes, "scores": result.scores, "labels": result.labels}
-        self.records.append(_frame_record(len(self.records), self.fps, det, self.classes, self.category_ids))
+        """One frame's :class:`~detector.api.Results`: drawn into the video, its detections (in the one JSON shape
+        of a detection, ``image_id`` the frame's index + 1) into the JSON."""
+        k = len(self.records)
+        self.records.append({"frame": k, "time_s": round(k / self.fps, 3),
+                             "detections": result.to_coco(image_id=k + 1, file_name=self.source)})
         self.writer.write(cv2.cvtColor(np.asarray(result.plot()), cv2.COLOR_RGB2BGR))
 
     def close(self) -> dict:
@@ -142,10 +142,3 @@ class VideoOutput:
         """Remove what was written (a video that failed part-way)."""
         self.writer.release()
         self.out.unlink(missing_ok=True)
-
-
-def _frame_record(index: int, fps: float, det: dict, classes: list[str], category_ids: list[int]) -> dict:
-    return {"frame": index, "time_s": round(index / fps, 3),
-            "detections": [{"class": classes[c], "category_id": category_ids[c], "score": round(float(s), 5),
-                            "box": [round(float(v), 2) for v in b]}
-                           for b, s, c in zip(det["boxes"], det["scores"], det["labels"])]}

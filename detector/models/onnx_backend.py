@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from detector.core.contract import check_images, post_settings
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
 from detector.core.geometry import fit_images, to_original
 from detector.models.checkpoint import CheckpointError
 
@@ -126,8 +126,8 @@ class OnnxDetector(nn.Module):
         if targets is not None:
             raise ValueError("an ONNX detector computes no losses")
         if size is not None and size != self.size:
-            raise UsageError(f"--img-size {size}: {self.info.get('source', 'this ONNX model')} takes {self.size} px, "
-                             "the size it was exported at (export it again with --img-size to change it)")
+            raise UsageError(f"{setting('img_size', size)}: {self.info.get('source', 'this ONNX model')} takes {self.size} px, "
+                             f"the size it was exported at (export it again with {setting('img_size')} to change it)")
         check_images(images)
         images, frames = fit_images(images, self.size, self.letterbox, self.resize)  # (B, 3, S, S), (B, 6)
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()  # (B, 3, S, S) as in the contract

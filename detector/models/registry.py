@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.faster_rcnn import faster_rcnn
 from detector.models.onnx_backend import load_onnx_detector
@@ -39,7 +39,7 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
         if "unexpected keyword argument" not in str(e):
             raise  # a bug, not the user's keywords
         bad = str(e).split("unexpected keyword argument")[-1].strip()
-        raise UsageError(f"--model-kwargs: {name} takes no keyword {bad}") from None
+        raise UsageError(f"{setting('model_kwargs')}: {name} takes no keyword {bad}") from None
 
 
 def model_settings(ckpt: dict) -> dict:

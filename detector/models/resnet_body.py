@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from detector.core.errors import UsageError
+from detector.core.errors import UsageError, setting
 from detector.models.backbones import BACKBONES
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
@@ -39,7 +39,7 @@ def resnet_body(backbone: str, frozen_bn: bool = False) -> tuple[nn.Sequential, 
         body = nn.Sequential(nn.Sequential(tv.conv1, tv.bn1, tv.relu, tv.maxpool), tv.layer1, tv.layer2, tv.layer3, tv.layer4)
         e = 4 if backbone == "tv_resnet50" else 1
         return body, (128 * e, 256 * e, 512 * e)
-    raise UsageError(f"--backbone {backbone}: unknown; choose one of resnet18/34/50, tv_resnet18/34/50 or "
+    raise UsageError(f"{setting('backbone', backbone)}: unknown; choose one of resnet18/34/50, tv_resnet18/34/50 or "
                      "tv_mobilenet_v3_large (Faster R-CNN)")
 
 
@@ -95,7 +95,7 @@ def resolve_pretrained(path: str, backbone: str) -> Path:
     if path != "imagenet":
         return Path(path).expanduser()
     if backbone not in TORCHVISION_FILES:
-        raise CheckpointError(f"--pretrained imagenet needs a torchvision backbone (tv_resnet18/34/50), not {backbone}")
+        raise CheckpointError(f"{setting('pretrained', 'imagenet')} needs a torchvision backbone (tv_resnet18/34/50), not {backbone}")
     hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
     found = sorted(hub.glob(TORCHVISION_FILES[backbone].split("-")[0] + "-*.pth"))
     if not found:

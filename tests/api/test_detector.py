@@ -2,6 +2,7 @@
 predict; streaming in bounded memory; bad input as one exception type with the CLI's message."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -164,28 +165,35 @@ def test_settings_merge_the_models_own_under_the_callers(tmp_path):
     det.model.forward = lambda images, targets=None, post=None, size=None: seen.append(post) or real(images, post=post)
     det.predict(image, conf=0.0)
     det.predict(image, conf=0.0, iou=0.3)
-    assert seen[0].get("nms_threshold") is None and seen[1]["nms_threshold"] == 0.3
+    assert seen[0]["nms_threshold"] == 0.9 and seen[1]["nms_threshold"] == 0.3  # the model's own, else the caller's
+    assert det.info.defaults.as_dict() == {"conf": 0.25, "iou": 0.9, "max_det": 3}
+    assert det.predict_config().iou == 0.9 and det.predict_config(iou=0.3).iou == 0.3
 
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: Detector("no_such_model"), "no_such_model: neither a model (tiny_ssd"),
-    (lambda: Detector(SHAPES, device="gpu7"), "--device gpu7: not a device"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, classes=["dog"]), "--classes dog: not a class of this model"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=1.5), "--conf 1.5: must be between 0 and 1"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=0), "--max-det 0: must be at least 1"),
+    (lambda: Detector(SHAPES, device="gpu7"), "device='gpu7': not a device"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, classes=["dog"]), "classes=['dog']: not a class of this model"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=1.5), "conf=1.5: must be between 0 and 1"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=0), "max_det=0: must be at least 1"),
     (lambda: Detector(SHAPES).predict("nowhere/*.jpg"), "nowhere/*.jpg: no such image, folder or matching files"),
     (lambda: Detector(SHAPES).predict(np.zeros((4, 4), np.float32)), "an image array must be RGB uint8"),
     (lambda: Detector(SHAPES).predict(EXAMPLES, colour="red"), "predict(): no setting colour"),
     (lambda: Detector("tiny_ssd").predict(EXAMPLES), "tiny_ssd is a new model with no weights yet"),
-    (lambda: Detector("tiny_ssd").train(data="nowhere", epochs=0), "--epochs 0: must be at least 1"),
-    (lambda: Detector(SHAPES).export("x.txt"), "--out x.txt: end it in .pt or .pth"),
+    (lambda: Detector("tiny_ssd").train(data="nowhere", epochs=0), "epochs=0: must be at least 1"),
+    (lambda: Detector(SHAPES).export("x.txt"), "out='x.txt': end it in .pt or .pth"),
     # values of the wrong type, as a script or a recipe file gives them
-    (lambda: Detector(SHAPES).predict(EXAMPLES, conf="0.3"), "--conf 0.3: must be a number"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=None), "--conf None: must be a number"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=1.5), "--max-det 1.5: must be a whole number"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=100.5), "--img-size 100.5: must be a whole number"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=1_000_000), "--img-size 1000000: must be at most 8192"),
-    (lambda: Detector(SHAPES).predict(EXAMPLES, batch=1.5), "--batch-size 1.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf="0.3"), "conf='0.3': must be a number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, conf=-0.1), "conf=-0.1: must be between 0 and 1"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=1001), "max_det=1001: must be at most 1000"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, save_txt=True), "save_txt=True writes labels into out="),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, out=" "), "out=' ': give a folder"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_frames=0), "max_frames=0: must be at least 1"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, skip_bad_frames="no"), "skip_bad_frames='no': must be true or false"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, max_det=1.5), "max_det=1.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=100.5), "img_size=100.5: must be a whole number"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, img_size=1_000_000), "img_size=1000000: must be at most 8192"),
+    (lambda: Detector(SHAPES).predict(EXAMPLES, batch=1.5), "batch=1.5: must be a whole number"),
     (lambda: Detector(SHAPES).predict(EXAMPLES, batch=None), "batch=None: must be a whole number"),
     (lambda: Detector(SHAPES).predict(None), "predict: cannot read a NoneType"),
     (lambda: Detector(SHAPES).predict(5), "predict: cannot read a int"),
@@ -193,20 +201,36 @@ def test_settings_merge_the_models_own_under_the_callers(tmp_path):
     (lambda: Detector(SHAPES).predict([]), "no images given"),
     (lambda: Detector(SHAPES).predict(Image.new("RGB", (0, 0))), "nothing to detect in"),
     (lambda: Detector(SHAPES).predict(np.zeros((200, 200, 3), np.uint8), max_pixels=100), "over the cap of 100"),
-    (lambda: Detector(SHAPES, device=0), "--device 0: must be text"),
-    (lambda: Detector("tiny_ssd").train(data="d", epochs="ten"), "--epochs ten: must be a whole number"),
-    (lambda: Detector("tiny_ssd").train(data="d", anchors="bogus"), "--anchors bogus: choose one of model, auto"),
-    (lambda: Detector("tiny_ssd").train(data="d", model_kwargs="x"), "--model-kwargs x: must be a mapping"),
-    (lambda: Detector("tiny_ssd").train(data="d", amp="yes"), "--amp yes: must be true or false"),
-    (lambda: Detector("resnet_ssd").train(data="d", backbone="resnet999"), "--backbone resnet999: choose one of"),
-    (lambda: Detector(SHAPES).export("a.pt", format="tflite"), "--format tflite: choose one of pt, onnx"),
+    (lambda: Detector(SHAPES, device=0), "device=0: must be text"),
+    (lambda: Detector("tiny_ssd").train(data="d", epochs="ten"), "epochs='ten': must be a whole number"),
+    (lambda: Detector("tiny_ssd").train(data="d", anchors="bogus"), "anchors='bogus': choose one of model, auto"),
+    (lambda: Detector("tiny_ssd").train(data="d", model_kwargs="x"), "model_kwargs='x': must be a mapping"),
+    (lambda: Detector("tiny_ssd").train(data="d", amp="yes"), "amp='yes': must be true or false"),
+    (lambda: Detector("resnet_ssd").train(data="d", backbone="resnet999"), "backbone='resnet999': choose one of"),
+    (lambda: Detector(SHAPES).export("a.pt", format="tflite"), "format='tflite': choose one of pt, onnx"),
     (lambda: Detector(SHAPES).export("a.pt", out="b.pt"), "export(): no setting out"),
     (lambda: evaluate(data=str(SHAPES), predictions="p.json", bogus=1), "evaluate(): no setting bogus"),
 ])
-def test_bad_input_is_one_exception_type_with_the_clis_message(make, message):
+def test_bad_input_is_one_exception_type_with_one_line_in_python_terms(make, message):
     with pytest.raises(DetectorError) as e:
         make()
     assert message in str(e.value) and "\n" not in str(e.value)
+    assert " --" not in f" {e.value}", "a message to a Python caller names keywords, not flags"
+
+
+@pytest.mark.parametrize(("settings", "python", "cli"), [
+    ({"conf": 1.5}, "conf=1.5: must be between 0 and 1", "--conf 1.5: must be between 0 and 1"),
+    ({"classes": ["dog"]}, "classes=['dog']: not a class", "--classes dog: not a class"),
+    ({"img_size": 100.5}, "img_size=100.5: must be a whole number", "--img-size 100.5: must be a whole number"),
+])
+def test_the_same_mistake_is_named_as_a_keyword_in_python_and_as_a_flag_on_the_command_line(settings, python, cli):
+    from detector.core.errors import cli_terms
+
+    det = Detector(SHAPES, device="cpu")
+    with pytest.raises(UsageError, match=re.escape(python)):
+        det.predict_config(**settings)
+    with cli_terms(), pytest.raises(UsageError, match=re.escape(cli)):
+        det.predict_config(**settings)
 
 
 def test_train_takes_a_config_or_keywords_not_both(tmp_path):
@@ -370,3 +394,48 @@ def test_img_size_is_free_for_a_checkpoint_and_fixed_for_an_onnx_graph(tmp_path)
     assert len(graph.predict(image, img_size=256, conf=0.3)[0]) > 0  # its own size, given: fine
     with pytest.raises(UsageError, match="takes 256 px, the size it was exported at"):
         graph.predict(image, img_size=320)
+
+
+def tensors_reachable(root, skip) -> int:
+    """The elements of every tensor reachable from ``root`` through Python references, not through ``skip``."""
+    import gc
+
+    seen, stack, elements = {id(skip)}, [root], 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            elements += obj.numel()
+            continue
+        if isinstance(obj, (type, type(gc))):  # classes and modules lead everywhere
+            continue
+        stack.extend(gc.get_referents(obj))
+    return elements
+
+
+@pytest.mark.parametrize("path", [SHAPES, ROOT / "models" / "tinyssd-shapes.onnx"])
+def test_a_loaded_model_holds_its_weights_once_and_its_description_is_typed(path):
+    """``Detector.info`` is a :class:`ModelInfo` (no second copy of the weights, no optimizer state); the model's
+    parameters are the only tensors the Detector holds."""
+    from detector.api import ModelInfo
+
+    det = Detector(path, device="cpu")
+    assert isinstance(det.info, ModelInfo) and det.info.classes == det.names
+    assert tensors_reachable(det, skip=det.model) == 0
+    if path.suffix == ".pt":
+        weights = sum(t.numel() for t in det.model.state_dict().values())
+        assert weights > 1_000_000 and tensors_reachable(det, skip=None) >= weights  # the walk sees the model's
+    assert (det.info.name, det.info.img_size, det.info.format) == ("tiny_ssd_plus", 256, path.suffix[1:])
+    assert det.info.defaults.iou == 0.45 and det.info.defaults.max_det == 100 and det.info.metrics
+
+
+def test_a_last_pt_leaves_its_training_state_behind(tmp_path):
+    model = build_model("tiny_ssd", 1, img_size=64)
+    big = torch.zeros(500_000)  # what a last.pt carries besides the weights: optimizer moments, RNG state
+    save_checkpoint({"model": model.state_dict(), "model_name": "tiny_ssd", "classes": ["a"], "img_size": 64,
+                     "optimizer": {"state": {0: {"exp_avg": big}}}, "rng": {"torch": torch.zeros(5000)}, "epoch": 3},
+                    tmp_path / "last.pt")
+    det = Detector(tmp_path / "last.pt", device="cpu")
+    assert tensors_reachable(det, skip=det.model) == 0 and det.info.epoch == 3

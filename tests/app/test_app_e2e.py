@@ -249,9 +249,13 @@ def test_examples_choose_their_model_coco_from_the_list_and_empty_results_say_wh
         page.wait_for_function("document.body.innerText.includes('detects raccoon')", timeout=30_000)
         page.screenshot(path=str(shots / "raccoon-example.png"), full_page=True)
 
+        assert page.locator("#iou input[type=number]").input_value() == "0.45"  # the shapes model's own
         page.get_by_label("Model").click()
         page.get_by_role("option", name="COCO: ssdlite320_mobilenet_v3_large").click()
         page.wait_for_function("document.body.innerText.includes('80 everyday object classes')", timeout=120_000)
+        # the thresholds follow the chosen model: SSDlite's own NMS IoU (0.55) and maximum (300)
+        page.wait_for_function("document.querySelector('#iou input[type=number]')?.value === '0.55'", timeout=60_000)
+        assert page.locator("#max-det input").input_value() == "300"
         page.locator("input[type=file]").first.set_input_files(str(photo))
         page.wait_for_function("document.querySelector('#summary')?.innerText.includes('ssdlite320')",
                                timeout=120_000)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from detector.app.catalog import ModelCache, describe_checkpoint, discover_models
-from detector.app.detect import api_detect, detect_image, run_detect
+from detector.app.detect import api_detect, run_detect
 from detector.app.examples import example_boxes_text, make_examples, photo_examples
 from detector.app.figures import anchors_figure, matching_figure, nms_figure, parse_boxes
 from detector.app.uploads import BadInput, load_upload
@@ -97,7 +97,7 @@ def test_bad_files_name_the_file_and_the_problem(tmp_path, content, problem):
         path.write_bytes(path.read_bytes()[:3000])
     else:
         path.write_bytes(content)
-    with pytest.raises(BadInput, match=f"upload.jpg: {problem}"):
+    with pytest.raises(DetectorError, match=f"upload.jpg: {problem}"):
         load_upload(path)
 
 
@@ -113,10 +113,10 @@ def test_detect_finds_the_generated_objects_and_reports_bad_uploads(tmp_path, ex
     bad.write_text("hello")
     r = run_detect([*map(str, examples), str(bad)], entry, cache, conf=0.3)
     assert any("notes.txt: not an image" in m for m in r.messages)
-    assert len(r.images) == len(examples) and len(r.detections) == len(examples)
+    assert len(r.images) == len(examples) and len(r.results) == len(examples)
     assert "objects" in r.summary and "cpu" in r.summary
     found = total = 0
-    for path, det in zip(examples, r.detections):
+    for path, det in zip(examples, r.results):
         boxes, names = truth(path)
         total += len(boxes)
         if len(det.boxes):
@@ -126,13 +126,13 @@ def test_detect_finds_the_generated_objects_and_reports_bad_uploads(tmp_path, ex
                 found += bool(hits)
     assert found >= 0.7 * total, f"found {found} of {total} generated objects"
     # the table and the COCO results JSON say the same as the detections
-    assert len(r.rows) == sum(len(d.labels) for d in r.detections)
+    assert len(r.rows) == sum(len(d.labels) for d in r.results)
     results = json.loads(Path(r.json_path).read_text())
     assert len(results) == len(r.rows)
-    ckpt = cache.get(entry.path).info
+    info = cache.get(entry.path).info
     for res, row in zip(results, r.rows):
         assert res["file_name"] == row[0] and res["category"] == row[1]
-        assert res["category_id"] in ckpt["category_ids"]
+        assert res["category_id"] in info.category_ids
         x, y, w, h = res["bbox"]
         assert np.allclose([x, y, x + w, y + h], row[3:], atol=0.1) and w > 0 and h > 0
     per_image = [[row[2] for row in r.rows if row[0] == p.name] for p in examples]
@@ -143,31 +143,30 @@ def test_large_image_boxes_map_back_to_its_pixels(examples, entry, cache):
     det = cache.get(entry.path)
     small = load_upload(examples[0])[0]
     big = cv2.resize(small, None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)  # 2048 px
-    d_small = detect_image(det, small, conf=0.5)
-    d_big = detect_image(det, big, conf=0.5)
+    d_small = det.predict(small, conf=0.5)[0]
+    d_big = det.predict(big, conf=0.5)[0]
     assert len(d_small.labels) >= 1 and len(d_big.labels) == len(d_small.labels)
     iou = box_iou(torch.from_numpy(d_small.boxes * 8), torch.from_numpy(d_big.boxes)).numpy()
     assert (iou.max(1) > 0.85).all()
     assert (d_big.boxes[:, 2] <= 2048 + 1).all() and d_big.boxes[:, 2].max() > 300
 
 
-def test_filters_thresholds_and_no_detections(examples, entry, cache):
+def test_filters_thresholds_and_no_detections(examples, entry, cache, tmp_path):
     det = cache.get(entry.path)
     image = load_upload(examples[0])[0]
-    every = detect_image(det, image, conf=0.05)
+    every = det.predict(image, conf=0.05)[0]
     assert len(every.labels) >= 3
-    high = detect_image(det, image, conf=0.9)
+    high = det.predict(image, conf=0.9)[0]
     assert (high.scores >= 0.9).all() and len(high.labels) < len(every.labels)
-    one = detect_image(det, image, conf=0.05, max_det=1)
+    one = run_detect([str(examples[0])], entry, cache, conf=0.05, max_det=1, downloads=tmp_path).results[0]
     assert len(one.labels) == 1 and one.scores[0] == every.scores.max()
     name = SHAPES[int(every.labels[0])]
-    only = detect_image(det, image, conf=0.05, classes=[name])
+    only = run_detect([str(examples[0])], entry, cache, conf=0.05, classes=[name], downloads=tmp_path).results[0]
     assert len(only.labels) >= 1 and all(SHAPES[c] == name for c in only.labels)
     blank = np.full((300, 200, 3), 127, np.uint8)
-    r_blank = detect_image(det, blank, conf=0.5)
-    assert len(r_blank.labels) == 0
-    with pytest.raises(BadInput, match="must lie in"):
-        detect_image(det, image, conf=1.5)
+    assert len(det.predict(blank, conf=0.5)[0]) == 0
+    with pytest.raises(BadInput, match="max detections 5000 must lie in 1..1000"):
+        run_detect([str(examples[0])], entry, cache, max_det=5000, downloads=tmp_path)
 
 
 def test_nms_tab_keeps_what_detect_gives(examples, entry, cache):
@@ -175,7 +174,7 @@ def test_nms_tab_keeps_what_detect_gives(examples, entry, cache):
     image = load_upload(examples[1])[0]
     for iou in (0.3, 0.6):
         r = nms_figure(image, entry, cache, conf=0.05, iou=iou)
-        direct = detect_image(det, image, conf=0.05, iou=iou, max_det=10_000)
+        direct = det.predict(image, conf=0.05, iou=iou, max_det=1000)[0]
         assert len(r.candidates.labels) > len(r.kept.labels) > 0
         assert np.allclose(np.sort(r.kept.scores), np.sort(direct.scores), atol=1e-6)
         assert f"{len(r.kept.labels)} kept" in r.summary
@@ -184,7 +183,13 @@ def test_nms_tab_keeps_what_detect_gives(examples, entry, cache):
 def test_api_detect_json(examples, entry, cache, tmp_path):
     out = api_detect(str(examples[0]), entry, cache, 0.3, 0.45, 100)
     assert out["width"] == 256 and out["height"] == 256 and out["device"] == "cpu"
-    assert out["detections"] and all(d["class"] in SHAPES and len(d["box"]) == 4 for d in out["detections"])
+    name = examples[0].name
+    assert out["detections"] and all(d["category"] in SHAPES and len(d["bbox"]) == 4 and d["file_name"] == name
+                                     for d in out["detections"])  # the one JSON shape of a detection
+    (r,) = cache.get(entry.path).predict(examples[0], conf=0.3, iou=0.45, max_det=100)
+    assert out["detections"] == r.to_coco(file_name=name)
+    own = api_detect(str(examples[0]), entry, cache)  # nothing given: the model's own settings
+    assert own["detections"] == cache.get(entry.path).predict(examples[0])[0].to_coco(file_name=name)
     (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     assert "x.png: " in api_detect(str(tmp_path / "x.png"), entry, cache)["error"]
     assert api_detect(None, entry, cache) == {"error": "no image given"}
@@ -265,7 +270,7 @@ def test_discover_models_lists_onnx_files_and_runs_them_like_the_checkpoint(ship
     onnx_entry = entries["tinyssd-shapes.onnx"]
     assert onnx_entry.classes == list(SHAPES) and onnx_entry.summary.endswith("; ONNX Runtime")
     cache, image = ModelCache("cpu"), np.asarray(Image.open(examples[0]).convert("RGB"))
-    got, want = (detect_image(cache.get(e.path), image, 0.2, 0.45, 50) for e in entries.values())
+    got, want = (cache.get(e.path).predict(image, conf=0.2, iou=0.45, max_det=50)[0] for e in entries.values())
     assert len(got.scores) == len(want.scores) > 0 and got.labels.tolist() == want.labels.tolist()
     np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
     np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)
@@ -294,11 +299,12 @@ def test_detect_endpoint_through_gradio_client(examples, entry, cache, tmp_path)
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         out = client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, api_name="/detect")
         direct = api_detect(str(examples[0]), entry, cache, 0.3, 0.45, 100)
-        assert [d["box"] for d in out["detections"]] == [d["box"] for d in direct["detections"]]
-        assert out["model"] == entry.label
+        assert out["detections"] == direct["detections"] and out["model"] == entry.label
+        own = client.predict(handle_file(str(examples[0])), api_name="/detect")  # no settings: the model's own
+        assert own["detections"] == api_detect(str(examples[0]), entry, cache)["detections"]
         other = client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, "tinyssd-bananas.pt",
                                api_name="/detect")  # the optional model, from the dropdown's list
-        assert other["model"] == "tinyssd-bananas.pt" and {d["class"] for d in other["detections"]} <= {"banana"}
+        assert other["model"] == "tinyssd-bananas.pt" and {d["category"] for d in other["detections"]} <= {"banana"}
         assert "unknown model 'nope.pt'" in client.predict(handle_file(str(examples[0])), 0.3, 0.45, 100, "nope.pt",
                                                            api_name="/detect")["error"]
         bad = tmp_path / "bad.jpg"
@@ -370,9 +376,9 @@ def test_the_shipped_photos_carry_their_truth_and_the_raccoon_model_finds_the_ra
     raccoon.label = "tinyssd-raccoon.onnx"
     assert raccoon.classes == ["raccoon"]
     r = run_detect([str(p) for p in photos], raccoon, cache, conf=0.3)
-    assert not r.messages and len(r.detections) == len(photos)
+    assert not r.messages and len(r.results) == len(photos)
     found = total = 0
-    for path, det in zip(photos, r.detections):
+    for path, det in zip(photos, r.results):
         boxes, names = truth(path)
         h, w = load_upload(path)[0].shape[:2]
         assert set(names) == {"raccoon"} and (boxes >= 0).all() and (boxes[:, [0, 2]] <= w).all() \
@@ -412,12 +418,12 @@ def test_a_zoo_ssd_is_served_by_onnx_runtime_with_pytorchs_detections(hub, tmp_p
     detections those of the PyTorch model; a Faster R-CNN stays PyTorch."""
     pytest.importorskip("onnxruntime")
     from detector.api import Detector
-    from detector.app.catalog import zoo_onnx
+    from detector.api.zoo import zoo_onnx
 
     name = "torchvision:ssdlite320_mobilenet_v3_large"
     hub(name)
     det = ModelCache("cpu").get(name)
-    assert det.info["format"] == "onnx" and len(det.names) == 80
+    assert det.info.format == "onnx" and len(det.names) == 80
     graph = zoo_onnx(name)
     made = graph.stat().st_mtime_ns
     ModelCache("cpu").get(name)
@@ -429,7 +435,7 @@ def test_a_zoo_ssd_is_served_by_onnx_runtime_with_pytorchs_detections(hub, tmp_p
     assert np.allclose(ours.boxes, torch_model.boxes, atol=0.05) and np.allclose(ours.scores, torch_model.scores,
                                                                                  atol=1e-4)
     hub("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn")
-    assert ModelCache("cpu").get("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn").info.get("format") != "onnx"
+    assert ModelCache("cpu").get("torchvision:fasterrcnn_mobilenet_v3_large_320_fpn").info.format != "onnx"
 
 
 def test_an_empty_result_names_the_models_classes(entry, cache, tmp_path):

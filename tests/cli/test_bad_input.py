@@ -109,6 +109,14 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["nested_out"] = p["shapes_dir"] / "converted"
     p["fake_video"] = t / "clip.mp4"
     p["fake_video"].write_text("not a video")
+    import cv2
+    import numpy as np
+
+    p["clip3"] = t / "three.mp4"  # a real video of 3 frames
+    writer = cv2.VideoWriter(str(p["clip3"]), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for k in range(3):
+        writer.write(np.full((48, 64, 3), 40 * k, np.uint8))
+    writer.release()
     p["random_onnx"] = t / "random.onnx"
     p["random_onnx"].write_bytes(bytes(range(256)) * 40)
     p["foreign_onnx"] = _foreign_onnx(t / "foreign.onnx")
@@ -157,7 +165,7 @@ def _foreign_onnx(path: Path) -> Path:
 ROWS = [
     # anchors
     ("anchors-missing", "anchors {tmp}/nope.png", 1, "no such file"),
-    ("anchors-not-image", "anchors {text_png}", 1, "not a readable image"),
+    ("anchors-not-image", "anchors {text_png}", 1, "not an image"),
     ("anchors-bad-size", "anchors {image} --sizes -0.1", 2, "must be a finite number above 0"),
     ("anchors-bad-ratio", "anchors {image} --ratios 0", 2, "ratio"),
     ("anchors-fmap-text", "anchors {image} --fmap a b", 2, "invalid int value"),
@@ -280,6 +288,14 @@ ROWS = [
      "foreign.onnx: an ONNX model, but not one written by `detector export --format onnx`"),
     ("predict-missing-onnx", "predict {image} --weights {tmp}/none.onnx --out {tmp}/p8", 1, "none.onnx: no such model"),
     ("predict-iou-2", "predict {image} --weights " + SHIPPED + " --iou 2", 2, "--iou 2.0: must be between 0 and 1"),
+    ("predict-max-det-over-cap", "predict {image} --weights " + SHIPPED + " --max-det 1001", 2,
+     "--max-det 1001: must be at most 1000"),
+    ("predict-max-frames-0", "predict {image} --weights " + SHIPPED + " --max-frames 0", 2,
+     "--max-frames 0: must be at least 1"),
+    ("predict-max-frames-text", "predict {image} --weights " + SHIPPED + " --max-frames many", 2,
+     "invalid int value: 'many'"),
+    ("predict-video-over-max-frames", "predict {clip3} --weights " + SHIPPED + " --max-frames 2 --out {tmp}/p10 "
+     "--device cpu", 1, "three.mp4: 3 frames (0 s); at most 2 are taken"),
     ("predict-max-pixels-0", "predict {image} --weights " + SHIPPED + " --max-pixels 0", 2,
      "--max-pixels 0: must be at least 1"),
     ("predict-unknown-model-name", "predict {image} --weights tiny_ssd --out {tmp}/p9", 2,
@@ -452,14 +468,14 @@ def test_the_real_binary_says_one_line(bad, line):
 def test_a_bug_keeps_its_traceback(bad, monkeypatch):
     """Only the library's own errors (``DetectorError``) become one line: a bug raising ``ValueError`` or
     ``OSError`` inside a command escapes ``main`` with its traceback instead of posing as bad input."""
+    import detector.api.data
     import detector.api.scoring
-    import detector.cli.data
 
     for kind in (ValueError, OSError, RuntimeError):
         def broken(*a, kind=kind, **k):
             raise kind("a bug")
 
-        monkeypatch.setattr(detector.cli.data, "_load", broken)
+        monkeypatch.setattr(detector.api.data, "load_data", broken)
         monkeypatch.setattr(detector.api.scoring, "load_dataset", broken)
         with pytest.raises(kind, match="a bug"):
             main(["data", "check", bad["shapes"]])

@@ -21,7 +21,7 @@ def test_anchors_command_bad_input(tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
     assert main(["anchors", str(bad)]) == 1
-    assert "not a readable image" in capsys.readouterr().err
+    assert "bad.png: not an image" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:  # a flag's value: argparse's usage error
         main(["anchors", "--sizes", "-0.1", "--out", str(tmp_path / "x.png")])
     assert exit_.value.code == 2 and "--sizes: must be a finite number above 0, got -0.1" in capsys.readouterr().err

@@ -178,4 +178,4 @@ def test_linked_subfolders_count_once_and_skip_invalid_skips_truncated_images(tm
     (photos / "0.png").write_bytes(good[: len(good) // 2])  # a truncated PNG: its header still reads
     records = background_records(neg, skip_invalid=True)
     assert len(records) == 3 and all("0.png" not in str(r.path) for r in records)
-    assert "skipped 1 unreadable image (--skip-invalid)" in capsys.readouterr().out
+    assert "skipped 1 unreadable image (skip_invalid=True)" in capsys.readouterr().out

@@ -103,9 +103,9 @@ def test_recipes_cover_every_network_and_flags_override_them():
     assert LENET_BN.min_steps == 2350 and RECIPES["resnet18"].min_steps == 0
     tuned = ClassifyConfig(model="resnet18", pretrained="body.pt")  # fine-tuning keeps its own recipe
     assert (tuned.optimizer, tuned.lr, tuned.schedule, tuned.init) == ("adamw", FINETUNE.lr, "cosine", "default")
-    with pytest.raises(ConfigError, match="--momentum 0.9: for --optimizer sgd only"):
+    with pytest.raises(ConfigError, match="momentum=0.9: for optimizer=.sgd. only"):
         ClassifyConfig(model="alexnet", optimizer="adamw", momentum=0.9).check()
-    with pytest.raises(ConfigError, match="--optimizer rmsprop: choose one of sgd, adamw"):
+    with pytest.raises(ConfigError, match="optimizer=.rmsprop.: choose one of sgd, adamw"):
         ClassifyConfig(optimizer="rmsprop").check()
 
 

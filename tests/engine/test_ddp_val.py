@@ -25,7 +25,7 @@ with process_group("cpu") as (ranks, _):  # leaves the group at the end, as trai
     det = Detector(sys.argv[1], device="cpu")  # with gloo's threads alive can abort in C++ (seen once in CI)
     data, records = prepare_split(sys.argv[2], "val", "refuse")
     gt = ground_truth(data, "val", records)
-    metrics = val_metrics(det.model, records, gt, data.classes, det.info["category_ids"], torch.device("cpu"),
+    metrics = val_metrics(det.model, records, gt, data.classes, det.info.category_ids, torch.device("cpu"),
                           ranks, batch_size=3)  # several batches per rank
     if ranks.main:
         open(sys.argv[3], "w").write(json.dumps(metrics))

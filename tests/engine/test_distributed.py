@@ -8,16 +8,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 import detector.engine.checkpoint as checkpoint_module
+from detector.cli.common import strip_devices
 from detector.cli.main import main
 from detector.data.loader import GlobalBatchSampler
 from detector.data.synth import synth_dataset
 from detector.engine.checkpoint import save_checkpoint
-from detector.engine.distributed import strip_devices
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -216,3 +217,47 @@ def test_classify_train_under_ddp(small_yaml, tmp_path):
     model, _ = load_classifier(str(tmp_path / "cls" / "last.pt"))
     val = load_classification(str(small_yaml), 32)[2]
     assert accuracy(model, val, torch.device("cpu"))["top1"] == pytest.approx(float(row["top1"]), abs=1e-4)
+
+
+# ------------------------------------------------------------------------------- the real torchrun command line
+TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node", "2"]
+UNDER_TORCHRUN = """
+import os, sys
+from detector import Detector
+det = Detector("tiny_ssd", device="cpu")
+m = det.train(data=sys.argv[1], epochs=1, batch_size=4, img_size=64, workers=0, out=sys.argv[2], eval_every=1)
+print(f"rank {os.environ['RANK']}: AP {m.ap:.4f}, model {'loaded' if det.model is not None else 'none'}", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_trains_resumes_and_leaves_a_checkpoint_eval_reads(small_yaml, tmp_path):
+    """``torchrun ... -m detector train`` as docs/scaling.md gives it, ``--resume`` under torchrun, and a script's
+    ``Detector.train()`` under torchrun: every rank exits 0; rank 0 writes (and reads back) the run's files, the
+    other waits for them and leaves them alone."""
+    run = tmp_path / "run"
+    args = ["--model", "tiny_ssd", "--data", str(small_yaml), "--batch-size", "4", "--img-size", "64",
+            "--device", "cpu", "--workers", "0", "--eval-every", "1"]
+    first = subprocess.run([*TORCHRUN, "-m", "detector", "train", *args, "--epochs", "1", "--out", str(run)],
+                           env=ENV, capture_output=True, text=True, timeout=600, check=False)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert first.stdout.count("done: val AP") == 1  # said once, by rank 0
+    assert {p.name for p in run.iterdir()} >= {"last.pt", "best.pt", "results.csv"}
+    assert not (run / "run.lock").exists()
+    more = subprocess.run([*TORCHRUN, "-m", "detector", "train", "--resume", str(run / "last.pt"), "--epochs", "2",
+                           "--device", "cpu", "--workers", "0"], env=ENV, capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-3000:]
+    assert [r["epoch"] for r in rows(run)] == ["1", "2"] and load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert main(["eval", "--weights", str(run / "best.pt"), "--data", str(small_yaml), "--workers", "0",
+                 "--device", "cpu"]) == 0
+
+    script = tmp_path / "train.py"
+    script.write_text(UNDER_TORCHRUN)
+    api = subprocess.run([*TORCHRUN, str(script), str(small_yaml), str(tmp_path / "api")], env=ENV,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert api.returncode == 0, api.stdout[-2000:] + api.stderr[-3000:]
+    said = sorted(line for line in api.stdout.splitlines() if line.startswith("rank "))
+    assert len(said) == 2 and said[0].endswith("model loaded") and said[1].endswith("model none"), said
+    assert said[0].split(", model")[0].split("AP ")[1] == said[1].split(", model")[0].split("AP ")[1]  # same metrics
+    assert (tmp_path / "api" / "best.pt").is_file()

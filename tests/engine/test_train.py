@@ -82,7 +82,7 @@ class NaNModel(torch.nn.Module):
 
 def test_nan_loss_stops_with_a_message(shapes_yaml, tmp_path, monkeypatch):
     monkeypatch.setitem(MODELS, "nan_model", NaNModel)
-    with pytest.raises(TrainingError, match=r"the loss is nan at epoch 1, step 1 .* try a lower --lr"):
+    with pytest.raises(TrainingError, match=r"the loss is nan at epoch 1, step 1 .* try a lower learning rate \(now lr=0.003\)"):
         train(config(shapes_yaml, tmp_path / "nan", model="nan_model"))
 
 

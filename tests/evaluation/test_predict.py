@@ -19,23 +19,20 @@ def fake_detector(model: nn.Module, classes=("a", "b"), category_ids=(5, 9)):
     """A :class:`~detector.api.Detector` whose model is ``model`` (a fake that honours the contract)."""
     from detector.api import Detector
 
+    from dataclasses import replace
+
     det = Detector(SHIPPED, device="cpu")
-    det.model, det.info = model, {"classes": list(classes), "category_ids": list(category_ids), "model_name": "fake",
-                                  "img_size": model.img_size}
+    det.model = model
+    det.info = replace(det.info, classes=list(classes), category_ids=list(category_ids), name="fake",
+                       img_size=model.img_size)
     return det
 
 
 def cli_predict(det, paths, out: Path, save_txt: bool = False, **settings) -> list[dict]:
-    """What ``detector predict`` writes for ``paths``: its writer over the API's stream; returns predictions.json."""
+    """What ``detector predict`` writes for ``paths`` (``Detector.predict(..., out=...)``); returns predictions.json."""
     import json
 
-    from detector.cli.model import PredictionWriter
-
-    out.mkdir(parents=True, exist_ok=True)
-    writer = PredictionWriter(out, save_txt, det)
-    for r in det.predict(paths, stream=True, **settings):
-        writer.add(r)
-    writer.close()
+    det.predict(paths, out=out, save_txt=save_txt, **settings)
     return json.loads((out / "predictions.json").read_text())
 
 

@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 from test_predict import EXPECTED, FixedBox, fake_detector
 
-from detector.evaluation.video import VideoError, VideoOutput, read_frames
+from detector.evaluation.video import VideoError, read_frames
 
 
 def detect_video(model, clip, out, max_frames=None, max_pixels=10**8, classes=None) -> dict:
     """A video through the API's one path, written as ``detector predict`` and the app write it."""
+    from dataclasses import asdict
+
     det = fake_detector(model)
-    info, frames = read_frames(clip, max_pixels, max_frames)
-    output = VideoOutput(out, clip, info["fps"], info["width"], info["height"], det.names, [5, 9])
-    for frame in frames:
-        output.add(det.predict(frame, classes=classes)[0])
-    return output.close()
+    done = det.predict(clip, out=out, max_frames=max_frames, max_pixels=max_pixels, classes=classes)
+    (video,) = done.writer.videos
+    return asdict(video)
 
 
 def write_clip(path, frames=12, size=(160, 96), fps=10):
@@ -31,12 +31,14 @@ def write_clip(path, frames=12, size=(160, 96), fps=10):
 
 def test_every_frame_is_detected_drawn_and_recorded(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=12)  # 12 frames: one batch of 8 and one of 4
-    r = detect_video(FixedBox(), clip, tmp_path / "out" / "clip")
+    r = detect_video(FixedBox(), clip, tmp_path / "out")
     assert (r["frames"], r["objects"], r["width"], r["height"]) == (12, 12, 160, 96)
     doc = json.loads((tmp_path / "out" / "clip.json").read_text())
     assert [f["frame"] for f in doc["frames"]] == list(range(12)) and doc["fps"] == pytest.approx(10)
-    det = doc["frames"][5]["detections"]
-    assert det == [{"class": "b", "category_id": 9, "score": pytest.approx(0.9), "box": EXPECTED[(96, 160)]}]
+    det = doc["frames"][5]["detections"]  # the one JSON shape of a detection: a COCO result naming class and file
+    x1, y1, x2, y2 = EXPECTED[(96, 160)]
+    assert det == [{"image_id": 6, "file_name": str(clip), "category_id": 9, "category": "b",
+                    "bbox": pytest.approx([x1, y1, x2 - x1, y2 - y1], abs=0.01), "score": pytest.approx(0.9)}]
     back = cv2.VideoCapture(r["video"])
     count = 0
     while back.read()[0]:

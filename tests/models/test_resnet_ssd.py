@@ -53,7 +53,7 @@ def test_mismatches_are_clear_errors(tmp_path):
     torch.save(torchvision.models.resnet50(weights=None).state_dict(), tmp_path / "r50.pth")
     with pytest.raises(CheckpointError, match="does not fit the tv_resnet18 body"):
         load_backbone(ResNetSSD(2, backbone="tv_resnet18"), str(tmp_path / "r50.pth"))
-    with pytest.raises(ValueError, match="--backbone vgg11: unknown"):
+    with pytest.raises(ValueError, match="backbone='vgg11': unknown"):
         ResNetSSD(2, backbone="vgg11")
 
 

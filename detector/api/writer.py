@@ -1,0 +1,133 @@
+"""What ``Detector.predict(..., out=FOLDER)`` and ``detector predict --out FOLDER`` write as results stream in.
+
+    det.predict("photos/", out="runs/predict", save_txt=True)     # drawings, predictions.json, labels/
+    det.predict("clip.mp4", out="runs/video")                     # runs/video/clip.webm and clip.json
+
+Each image drawn (``OUT/NAME.jpg``, names unique), ``OUT/predictions.json`` (every image's detections in the one
+JSON shape of a detection: COCO results naming their file and class, which ``detector eval --predictions``
+scores), ``OUT/labels/NAME.txt`` (YOLO) with ``save_txt``, and each video as ``OUT/NAME.webm`` (VP8) with
+``OUT/NAME.json`` (its frames' detections).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector.core.errors import InputError, UsageError, setting
+from detector.core.files import write_atomic
+from detector.evaluation.predict import OutputNames
+from detector.evaluation.video import VideoOutput
+
+logger = logging.getLogger("detector")
+
+
+def check_out(out: Path, given: list) -> None:
+    """``out`` can take the outputs: not where inputs are read from (their drawings, named as they are, would
+    replace them), not a file or a broken link, and it can be made. A :class:`UsageError` or
+    :class:`InputError` naming ``out`` otherwise."""
+    target = out.resolve()
+    for item in given:
+        if not isinstance(item, (str, Path)):
+            continue
+        p = Path(item)
+        folder = p if p.is_dir() else p.parent
+        if folder.resolve() == target:
+            raise UsageError(f"{setting('out', str(out))} is where {item} is read from: its drawings would be "
+                             f"written over the inputs; choose another {setting('out')}")
+    if out.is_symlink() and not out.exists():
+        raise InputError(f"{setting('out', str(out))}: a broken symbolic link (to {os.readlink(out)}); remove it or "
+                         "choose another folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{setting('out', str(out))}: a file, not a folder; choose a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{setting('out', str(out))}: cannot write there ({e.strerror or e}); choose a folder you "
+                         "can write to") from None
+
+
+@dataclass
+class VideoSummary:
+    """One video written: where, how many frames and detections, at what speed."""
+
+    source: str
+    video: str
+    json: str
+    frames: int
+    objects: int
+    width: int
+    height: int
+    seconds: float
+    frames_per_s: float
+
+
+@dataclass
+class PredictionWriter:
+    """Writes each :class:`~detector.api.Results` as it comes (see the module's docstring); :meth:`close` ends the
+    last video and writes ``predictions.json``. ``images``, ``detections`` and ``videos`` count what was written."""
+
+    out: Path
+    save_txt: bool = False
+    images: int = 0
+    detections: int = 0
+    videos: list[VideoSummary] = field(default_factory=list)
+    _names: OutputNames = field(default_factory=OutputNames, repr=False)
+    _results: list[dict] = field(default_factory=list, repr=False)
+    _video: VideoOutput | None = field(default=None, repr=False)
+    _video_path: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        if self.save_txt:
+            (self.out / "labels").mkdir(parents=True, exist_ok=True)
+
+    def add(self, r) -> None:
+        if r.frame is not None:
+            self._add_frame(r)
+            return
+        self._end_video()
+        stem = self._names(r.path or f"image{self.images + 1}")
+        if r.path and stem != Path(r.path).stem:
+            logger.info("note: %s is drawn as %s.jpg: an earlier input is also named %s", r.path, stem,
+                        Path(r.path).stem)
+        r.save(self.out / f"{stem}.jpg")
+        if self.save_txt:
+            write_atomic(self.out / "labels" / f"{stem}.txt", "".join(line + "\n" for line in r.to_yolo()))
+        self.images += 1
+        self.detections += len(r)
+        self._results += r.to_coco(image_id=self.images)
+
+    def _add_frame(self, r) -> None:
+        if r.path != self._video_path:
+            self._end_video()
+            h, w = r.orig_shape
+            self._video = VideoOutput(self.out / self._names(r.path), r.path, r.fps, w, h)
+            self._video_path = r.path
+        self._video.add(r)
+
+    def _end_video(self) -> None:
+        if self._video is None:
+            return
+        s = self._video.close()
+        summary = VideoSummary(self._video_path, s["video"], s["json"], s["frames"], s["objects"], s["width"],
+                               s["height"], s["seconds"], s["frames_per_s"])
+        self.videos.append(summary)
+        logger.debug("%s: %d detections in %d frames (%dx%d, %.1f frames/s); wrote %s and %s", summary.source,
+                    summary.objects, summary.frames, summary.width, summary.height, summary.frames_per_s,
+                    summary.video, summary.json)
+        self._video = self._video_path = None
+
+    def discard_video(self) -> None:
+        """Remove the video being written (one that failed part-way)."""
+        if self._video is not None:
+            self._video.discard()
+            self._video = self._video_path = None
+
+    def close(self) -> None:
+        self._end_video()
+        if self.images or not self.videos:
+            write_atomic(self.out / "predictions.json", json.dumps(self._results))
