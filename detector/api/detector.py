@@ -16,6 +16,8 @@ was trained, exported or imported with) < a recipe file (``config=``) < the keyw
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import fields, replace
@@ -24,12 +26,14 @@ from pathlib import Path
 import torch
 
 from detector.api.info import ModelInfo, info_from_checkpoint, new_model_info
+from detector.api.pipeline import ReadAhead, WriteBehind
 from detector.api.results import Metrics, Prediction, Results, ResultsList
-from detector.api.scoring import ground_truth_of, load_split, prepare_out, score
-from detector.api.sources import Item, iter_items
+from detector.api.scoring import false_alarms, ground_truth_of, load_split, prepare_out, score
+from detector.api.sources import Item, is_lazy, iter_items
 from detector.api.writer import PredictionWriter, check_out
 from detector.core.errors import InputError, UsageError, setting
-from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe
+from detector.core.files import write_atomic
+from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe, recipe_under_flags
 from detector.engine.distributed import main_process
 from detector.engine.loop import resolve_device
 from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
@@ -38,6 +42,13 @@ from detector.models.registry import MODELS, load_detector, model_from_checkpoin
 
 logger = logging.getLogger("detector")
 FILE_SUFFIXES = (".pt", ".pth", ".onnx")
+
+
+def _as_text(settings: dict) -> dict:
+    """Paths given as ``pathlib.Path`` (or any ``os.PathLike``) as the text the settings hold."""
+    import os
+
+    return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
 
 
 def _keywords(config_cls: type, given: dict, what: str, exclude: tuple[str, ...] = ()) -> None:
@@ -116,8 +127,9 @@ class Detector:
             cfg = config
         else:
             _keywords(TrainConfig, settings, "train()")
+            settings = _as_text(settings)
             values = self._own_train_settings()
-            values.update(read_recipe(config) if config is not None else {})
+            values.update(recipe_under_flags(read_recipe(config), settings) if config is not None else {})
             values.update(settings)
             if data is not None:
                 values["data"] = str(data)
@@ -145,10 +157,12 @@ class Detector:
     def val(self, data: str | Path, **settings) -> Metrics:
         """COCO mAP with pycocotools (``detector eval``) on a split of ``data`` (default: ``val``, or all of a lone
         COCO file): every :class:`~detector.engine.config.EvalConfig` field as a keyword. ``out``: a folder
-        for metrics.json, PR curves and the confusion matrix."""
+        for metrics.json, PR curves and the confusion matrix. ``negatives``: a folder of images without the
+        model's classes; the share of them with a detection at or above each threshold (``Metrics.false_alarms``:
+        the app's default 0.25, 0.5, and the model's own) is measured too."""
         model = self._require_model("val()")
         _keywords(EvalConfig, settings, "val()", exclude=("data",))
-        cfg = EvalConfig(data=str(data), **settings)
+        cfg = EvalConfig(data=str(data), **_as_text(settings))
         cfg.check()
         prepare_out(cfg)
         split, dataset, records = load_split(cfg, read_images=True)
@@ -157,7 +171,12 @@ class Detector:
         gt, category_ids = ground_truth_of(dataset, split, records)
         results = predict_records(model, records, category_ids, self.device, cfg.batch_size, cfg.workers,
                                   ids=[im["id"] for im in gt["images"]], max_pixels=cfg.max_pixels)
-        return score(cfg, dataset, gt, category_ids, results, self.source)
+        metrics = score(cfg, dataset, gt, category_ids, results, self.source)
+        if cfg.negatives is not None:
+            metrics.stats["false_alarms"] = false_alarms(self, cfg.negatives, cfg.max_pixels, cfg.skip_invalid)
+            if cfg.out:
+                write_atomic(Path(cfg.out) / "metrics.json", json.dumps(metrics.stats, indent=2))
+        return metrics
 
     # ------------------------------------------------------------------------------------------ predict
     def predict(self, source, *, stream: bool = False, errors: str = "raise", batch: int = 1,
@@ -165,7 +184,8 @@ class Detector:
                 **settings) -> list[Results] | Iterator[Results]:
         """Detect in ``source``: an image file, a folder, a glob, a video (frame by frame), a numpy array (RGB,
         HWC, uint8), a PIL image, or a list of them. Settings (:class:`~detector.engine.config.PredictConfig`):
-        ``conf``, ``iou``, ``classes`` (names), ``max_det``, ``img_size``, ``max_pixels``, ``max_frames``; those
+        ``conf``, ``iou``, ``classes`` (names), ``max_det``, ``img_size``, ``max_pixels``, ``max_frames``,
+        ``vid_stride``; those
         not given are the model's own (``self.info.defaults``), then the project's. Classes are filtered before
         ``max_det`` cuts.
 
@@ -187,16 +207,16 @@ class Detector:
         cfg = self.predict_config(**settings)
         skipped: list[str] = []  # this call's
         self.skipped = skipped  # the last call's, for convenience (a list or a stream has its own .skipped)
-        items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames, cfg.max_frames)
+        items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames, cfg.max_frames, cfg.vid_stride)
         writer = None
         if out is not None:
             if not str(out).strip():
                 raise UsageError(f"{setting('out', str(out))}: give a folder for the drawings and predictions.json")
             check_out(Path(out), source if isinstance(source, (list, tuple)) else [source])
-            writer = PredictionWriter(Path(out), save_txt)
+            writer = PredictionWriter(Path(out), save_txt, vid_stride=cfg.vid_stride)
         elif save_txt:
             raise UsageError(f"{setting('save_txt', True)} writes labels into {setting('out')}: give that folder too")
-        results = self._stream(model, items, cfg, errors, batch, skipped, writer)
+        results = self._stream(model, items, cfg, errors, batch, skipped, writer, read_ahead=not is_lazy(source))
         return Prediction(results, skipped, writer) if stream else ResultsList(results, skipped, writer)
 
     def predict_config(self, **settings) -> PredictConfig:
@@ -223,16 +243,33 @@ class Detector:
                        max_det=own.max_det if cfg.max_det is None else cfg.max_det)
 
     def _stream(self, model, items: Iterator[Item], cfg: PredictConfig, errors: str, batch: int,
-                skipped: list[str], writer: PredictionWriter | None = None) -> Iterator[Results]:
+                skipped: list[str], writer: PredictionWriter | None = None,
+                read_ahead: bool = True) -> Iterator[Results]:
+        """The pipeline (:mod:`detector.api.pipeline`): files decoded in a thread ahead of the model (a caller's
+        own iterator is read as it goes), the model here, drawing and writing in a thread behind it."""
+        source = ReadAhead(items) if read_ahead else items
+        sink = None if writer is None else WriteBehind(writer.add, writer.close, writer.abandon)  # drawing, writing
+        failed = False
         try:
-            for group in self._batches(items, errors, batch, skipped):
+            for group in self._batches(source, errors, batch, skipped):
                 for r in self._run(model, group, cfg):
-                    if writer is not None:
-                        writer.add(r)
+                    if sink is not None:
+                        sink.add(r)
                     yield r
-        finally:  # the end of the source, an error, or a consumer that stopped early
-            if writer is not None:
-                writer.close()
+        except GeneratorExit:  # the consumer stopped early: what was written is finished
+            raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            if read_ahead:
+                source.close()
+            if sink is not None:
+                if failed:  # the first error is the one raised; the outputs of what was done are still finished
+                    with contextlib.suppress(Exception):
+                        sink.close()
+                else:
+                    sink.close()
 
     @staticmethod
     def _batches(items: Iterator[Item], errors: str, batch: int, skipped: list[str]) -> Iterator[list[Item]]:

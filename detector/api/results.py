@@ -132,6 +132,12 @@ class Metrics:
         return float(self.stats["AP75"]) if self.evaluated else None
 
     @property
+    def false_alarms(self) -> dict[str, float]:
+        """With ``negatives=``: the share of those images with a detection at or above each threshold (by the
+        threshold as text, ``"0.5"``); empty without."""
+        return dict(self.stats.get("false_alarms", {}).get("thresholds", {}))
+
+    @property
     def per_class(self) -> dict[str, float]:
         """AP at IoU 0.50:0.95 of each class."""
         return dict(self.stats.get("per_class", {}))
@@ -143,7 +149,12 @@ class Metrics:
         """The statistics as the CLI prints them."""
         if not self.evaluated:
             raise UsageError("no metrics: nothing was evaluated (the data set has no val split)")
-        return format_table(self.stats)
+        table = format_table(self.stats)
+        if "false_alarms" in self.stats:
+            from detector.api.scoring import false_alarm_text
+
+            table += "\n" + false_alarm_text(self.stats["false_alarms"])
+        return table
 
     def __getitem__(self, key: str):
         return self.stats[key]

@@ -81,6 +81,9 @@ def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings)
                          f"{', '.join(f.name for f in fields(EvalConfig) if f.name != 'data')}")
     cfg = EvalConfig(data=str(data), **settings)
     cfg.check()
+    if cfg.negatives is not None:
+        raise UsageError(f"{setting('negatives', cfg.negatives)}: false alarms are counted by running a model; "
+                         "evaluate it with its weights (Detector(...).val, detector eval --weights)")
     prepare_out(cfg)
     split, dataset, records = load_split(cfg, read_images=False)
     gt, category_ids = ground_truth_of(dataset, split, records)
@@ -90,3 +93,31 @@ def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings)
     metrics = score(cfg, dataset, gt, category_ids, results, source)  # a malformed entry: its one line, nothing else
     logger.info("%s: %d predictions joined to the %d images of %s %s", source, len(results), len(records), split, how)
     return metrics
+
+
+FALSE_ALARM_AT = (0.25, 0.5)  # thresholds false alarms are counted at (and the model's own, where it differs)
+
+
+def false_alarms(det, folder: str | Path, max_pixels: int, skip_invalid: bool = False) -> dict:
+    """The share of the images of ``folder`` (and its subfolders; none holds the model's classes) on which
+    ``det`` (a :class:`~detector.api.Detector`) finds something at or above each threshold:
+    ``{"folder", "images", "thresholds": {"0.25": rate, "0.5": rate, ...}, "worst": [(file, score), ...]}``."""
+    from detector.data.negatives import background_records
+
+    records = background_records(folder, max_pixels, skip_invalid=skip_invalid, log=logger.info)
+    thresholds = sorted({*FALSE_ALARM_AT, det.info.defaults.conf})
+    best = {}
+    for r in det.predict([str(r.path) for r in records], stream=True, conf=min(thresholds), batch=8,
+                         max_pixels=max_pixels):
+        best[r.path] = float(r.scores.max()) if len(r) else 0.0
+    n = len(best)
+    rates = {f"{t:g}": sum(s >= t for s in best.values()) / n for t in thresholds}
+    worst = sorted(best.items(), key=lambda kv: -kv[1])[:5]
+    return {"folder": str(folder), "images": n, "thresholds": rates,
+            "worst": [[Path(p).name, round(s, 3)] for p, s in worst if s >= min(thresholds)]}
+
+
+def false_alarm_text(fa: dict) -> str:
+    """One line: ``false alarms on 250 images without its classes (DIR): 12.4% at 0.25, 4.8% at 0.5``."""
+    rates = ", ".join(f"{100 * r:.1f}% at {t}" for t, r in fa["thresholds"].items())
+    return f"false alarms on {fa['images']} images without its classes ({fa['folder']}): {rates}"

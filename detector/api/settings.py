@@ -14,9 +14,10 @@ from detector.engine.config import (
     TrainConfig,
     check_flags,
     read_recipe,
+    recipe_under_flags,
 )
 from detector.engine.modes import EvalConfig, ExportConfig, PredictConfig
 
 __all__ = ["CONF", "DEVICE_HELP", "IMAGE_SUFFIXES", "IOU", "MAX_DET", "MAX_PIXELS", "VIDEO_SUFFIXES",
            "ClassifyConfig", "ConfigError", "EvalConfig", "ExportConfig", "PredictConfig", "TrainConfig",
-           "check_flags", "read_recipe"]
+           "check_flags", "read_recipe", "recipe_under_flags"]

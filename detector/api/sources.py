@@ -25,7 +25,7 @@ from detector.data.images import (
 from detector.evaluation.predict import expand_inputs
 from detector.evaluation.video import VideoError, is_video, read_frames
 
-__all__ = ["ImageTooLarge", "Item", "as_rgb", "iter_items", "load_image"]
+__all__ = ["ImageTooLarge", "Item", "as_rgb", "is_lazy", "iter_items", "load_image"]
 ACCEPTED = "an image or video path, a folder, a glob, a numpy array (RGB [H, W, 3] or grey [H, W], uint8), a PIL image"
 
 
@@ -77,8 +77,15 @@ def _kind(source) -> str:
     raise UsageError(f"predict: cannot read a {type(source).__name__}; give {ACCEPTED}, or a list of them")
 
 
+def is_lazy(source) -> bool:
+    """Whether ``source`` is the caller's own iterator (a generator, a webcam's frames), read one item at a time
+    in the caller's thread as it asks, never ahead."""
+    return not isinstance(source, (str, Path, list, tuple)) and not is_image_object(source) and \
+        isinstance(source, Iterable)
+
+
 def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False,
-               max_frames: int | None = None) -> Iterator[Item]:
+               max_frames: int | None = None, vid_stride: int = 1) -> Iterator[Item]:
     """Each image of ``source`` in order (each frame of a video); an unreadable file is an :class:`Item` with
     its ``error``. A path, and every path of a list or tuple, is looked up now, before anything is read (one
     that names nothing is an :class:`InputError` at once); a generator is read as it goes."""
@@ -98,28 +105,29 @@ def iter_items(source, max_pixels: int | None, skip_bad_frames: bool = False,
                 raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
     else:
         items = source  # an iterator: lazily
-    return _read(items, max_pixels, skip_bad_frames, max_frames)
+    return _read(items, max_pixels, skip_bad_frames, max_frames, vid_stride)
 
 
-def _read(items, max_pixels: int | None, skip_bad_frames: bool, max_frames: int | None) -> Iterator[Item]:
+def _read(items, max_pixels: int | None, skip_bad_frames: bool, max_frames: int | None,
+          vid_stride: int = 1) -> Iterator[Item]:
     for item in items:
         kind = _kind(item)
         if kind == "image":
             yield Item(as_rgb(item, max_pixels))
         elif kind == "path":
-            yield from _files(item, max_pixels, skip_bad_frames, max_frames)
+            yield from _files(item, max_pixels, skip_bad_frames, max_frames, vid_stride)
         else:
             raise UsageError(f"predict: a list holds {ACCEPTED}; not a {type(item).__name__}")
 
 
 def _files(item: str | Path, max_pixels: int | None, skip_bad_frames: bool = False,
-           max_frames: int | None = None) -> Iterator[Item]:
+           max_frames: int | None = None, vid_stride: int = 1) -> Iterator[Item]:
     paths = expand_inputs([item])
     if not paths:
         raise InputError(f"{item}: a folder with no images or videos")
     for path in paths:
         if is_video(path):
-            yield from _frames(path, max_pixels, skip_bad_frames, max_frames)
+            yield from _frames(path, max_pixels, skip_bad_frames, max_frames, vid_stride)
             continue
         try:
             yield Item(read_image(path, max_pixels), str(path))
@@ -128,10 +136,10 @@ def _files(item: str | Path, max_pixels: int | None, skip_bad_frames: bool = Fal
 
 
 def _frames(path: Path, max_pixels: int | None, skip_bad_frames: bool = False,
-            max_frames: int | None = None) -> Iterator[Item]:
+            max_frames: int | None = None, vid_stride: int = 1) -> Iterator[Item]:
     try:
-        info, frames = read_frames(path, max_pixels, max_frames, skip_bad_frames=skip_bad_frames)
-        for k, frame in enumerate(frames):
+        info, frames = read_frames(path, max_pixels, max_frames, skip_bad_frames=skip_bad_frames, stride=vid_stride)
+        for k, frame in frames:
             yield Item(frame, str(path), frame=k, fps=info["fps"])
     except VideoError as e:
         yield Item(None, str(path), error=str(e), exception=e)

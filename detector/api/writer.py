@@ -11,14 +11,13 @@ scores), ``OUT/labels/NAME.txt`` (YOLO) with ``save_txt``, and each video as ``O
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.core.errors import InputError, UsageError, setting
-from detector.core.files import write_atomic
+from detector.core.files import JsonItems, write_atomic
 from detector.evaluation.predict import OutputNames
 from detector.evaluation.video import VideoOutput
 
@@ -72,11 +71,12 @@ class PredictionWriter:
 
     out: Path
     save_txt: bool = False
+    vid_stride: int = 1  # a video's frames detected: every Nth, written at 1/N of its frame rate
     images: int = 0
     detections: int = 0
     videos: list[VideoSummary] = field(default_factory=list)
     _names: OutputNames = field(default_factory=OutputNames, repr=False)
-    _results: list[dict] = field(default_factory=list, repr=False)
+    _results: JsonItems | None = field(default=None, repr=False)
     _video: VideoOutput | None = field(default=None, repr=False)
     _video_path: str | None = field(default=None, repr=False)
 
@@ -84,6 +84,7 @@ class PredictionWriter:
         self.out = Path(self.out)
         if self.save_txt:
             (self.out / "labels").mkdir(parents=True, exist_ok=True)
+        self._results = JsonItems(self.out / "predictions.json")  # streamed: flat memory over any number
 
     def add(self, r) -> None:
         if r.frame is not None:
@@ -99,13 +100,14 @@ class PredictionWriter:
             write_atomic(self.out / "labels" / f"{stem}.txt", "".join(line + "\n" for line in r.to_yolo()))
         self.images += 1
         self.detections += len(r)
-        self._results += r.to_coco(image_id=self.images)
+        for detection in r.to_coco(image_id=self.images):
+            self._results.add(detection)
 
     def _add_frame(self, r) -> None:
         if r.path != self._video_path:
             self._end_video()
             h, w = r.orig_shape
-            self._video = VideoOutput(self.out / self._names(r.path), r.path, r.fps, w, h)
+            self._video = VideoOutput(self.out / self._names(r.path), r.path, r.fps / self.vid_stride, w, h)
             self._video_path = r.path
         self._video.add(r)
 
@@ -121,6 +123,11 @@ class PredictionWriter:
                     summary.video, summary.json)
         self._video = self._video_path = None
 
+    def abandon(self) -> None:
+        """After a write failed: the video being written removed (it would be cut short), nothing else written."""
+        self.discard_video()
+        self._results.discard()
+
     def discard_video(self) -> None:
         """Remove the video being written (one that failed part-way)."""
         if self._video is not None:
@@ -130,4 +137,6 @@ class PredictionWriter:
     def close(self) -> None:
         self._end_video()
         if self.images or not self.videos:
-            write_atomic(self.out / "predictions.json", json.dumps(self._results))
+            self._results.commit()
+        else:
+            self._results.discard()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from detector.api.settings import MAX_PIXELS, check_flags, read_recipe
+from detector.api.settings import MAX_PIXELS, check_flags, read_recipe, recipe_under_flags
 from detector.core.errors import UsageError
 
 FLAG_TYPES = {"int": int, "float": float, "str": str, "str | None": str, "float | None": float, "int | None": int,
@@ -124,6 +124,7 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **values):
     names = {f.name for f in dataclasses.fields(config_cls)}
     recipe = read_recipe(args.config, config_cls) if getattr(args, "config", None) else {}
     given = set(getattr(args, "given", ()))
+    recipe = recipe_under_flags(recipe, given)
     kwargs = {k: v for k, v in recipe.items() if k not in given and k not in values}
     for f in dataclasses.fields(config_cls):
         if not f.metadata.get("cli", True) or f.name in values or f.name in kwargs:

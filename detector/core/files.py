@@ -41,3 +41,58 @@ def remove_stale_tmp(folder: str | Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+class JsonItems:
+    """A JSON document whose list of items is written as the items come, so that its memory stays flat however
+    many there are: ``head`` (text that opens the list, e.g. ``'{"frames": ['`` or ``'['``), the items as JSON,
+    comma-separated, then ``tail`` (``']}'`` or ``']'``), into ``.NAME.tmp`` beside ``path``, renamed into place
+    by :meth:`commit` (whole or not at all, as :func:`write_atomic`). ``count`` says how many were written."""
+
+    def __init__(self, path: str | Path, head: str = "[", tail: str = "]"):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}{TMP_SUFFIX}")
+        self.head, self.tail, self.count = head, tail, 0
+        self._file = None  # opened at the first item (or at commit): nothing on disk before
+
+    def _open(self):
+        if self._file is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.tmp, "w")  # noqa: SIM115 - open until commit() or discard()
+                self._file.write(self.head)
+            except OSError as e:
+                raise InputError(f"{self.path}: could not be written ({e.strerror or e})") from None
+        return self._file
+
+    def add(self, item) -> None:
+        import json
+
+        file = self._open()
+        try:
+            file.write(("," if self.count else "") + json.dumps(item))
+        except OSError as e:
+            self.discard()
+            raise InputError(f"{self.path}: could not be written ({e.strerror or e}); the previous file, if any, is "
+                             "unchanged") from None
+        self.count += 1
+
+    def commit(self) -> Path:
+        self._open()
+        try:
+            self._file.write(self.tail)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.discard()
+            raise InputError(f"{self.path}: could not be written ({e.strerror or e}); the previous file, if any, is "
+                             "unchanged") from None
+        return self.path
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            self.tmp.unlink(missing_ok=True)

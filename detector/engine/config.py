@@ -31,7 +31,7 @@ from detector.models.names import (
 BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --backbone and --freeze-stages set
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
-MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1, "max_frames": 1,
+MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1, "max_frames": 1, "vid_stride": 1,
            "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
@@ -320,6 +320,19 @@ class ClassifyConfig(RunConfig):
         check_flags(optimizer=self.optimizer, momentum=self.momentum, schedule=self.schedule, init=self.init)
         if self.optimizer != "sgd" and self.momentum and "momentum" in self.overrides:
             raise ConfigError(f"{setting('momentum', self.momentum)}: for {setting('optimizer', 'sgd')} only (this run uses {self.optimizer})")
+
+
+def recipe_under_flags(recipe: dict, given, say=None) -> dict:
+    """A recipe's settings under the ones given (flags or keywords): ``epochs`` given beats the recipe's ``time``
+    (an hour budget that would otherwise fit the epochs to itself), which is then left out, said in one line."""
+    if "time" in recipe and "epochs" in given and "time" not in given:
+        import logging
+
+        (say or logging.getLogger("detector").info)(
+            f"{setting('epochs').rstrip('=')} given: the recipe's time budget ({recipe['time']} h) is not used; "
+            f"{setting('time').rstrip('=')} keeps it")
+        recipe = {k: v for k, v in recipe.items() if k != "time"}
+    return recipe
 
 
 def read_recipe(path: str | Path, config_cls: type = TrainConfig) -> dict:

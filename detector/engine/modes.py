@@ -28,6 +28,8 @@ class PredictConfig:
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header "
                           "before decoding")
     max_frames: int | None = opt(None, "videos: refuse one of more frames than this (default: no limit)")
+    vid_stride: int = opt(1, "videos: detect in every Nth frame (the video written holds those frames, at 1/N of "
+                          "the frame rate; for slower models)")
     skip_bad_frames: bool = opt(False, "videos: keep the frames that decode when others fail (a warning), instead "
                                 "of an error")
 
@@ -38,7 +40,7 @@ class PredictConfig:
                                              all(isinstance(c, str) for c in self.classes)):
             raise ConfigError(f"{setting('classes', self.classes)}: must be class names (text)")
         check_flags(conf=self.conf, iou=self.iou, max_det=self.max_det, img_size=self.img_size,
-                    max_pixels=self.max_pixels, max_frames=self.max_frames)
+                    max_pixels=self.max_pixels, max_frames=self.max_frames, vid_stride=self.vid_stride)
         check_fields(self)
 
     def post(self) -> dict:
@@ -58,6 +60,8 @@ class EvalConfig:
     workers: int = opt(2, "DataLoader worker processes")
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
+    negatives: str | None = opt(None, "a folder of images without the model's classes (subfolders too): the share of "
+                                "them with a detection at or above each threshold (false alarms) is reported too")
 
     def check(self) -> None:
         check_fields(self)

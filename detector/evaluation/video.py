@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from detector.core.errors import InputError, setting
+from detector.core.files import JsonItems
 from detector.core.progress import logger
 from detector.data.images import MAX_PIXELS, VIDEO_SUFFIXES
 
@@ -66,9 +67,9 @@ def open_video(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple[c
 
 
 def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frames: int | None = None,
-                skip_bad_frames: bool = False) -> tuple[dict, Iterator[np.ndarray]]:
-    """``(info, frames)``: the video's ``info`` (fps, frames, width, height) and its frames one by one (RGB uint8
-    ``[H, W, 3]``). More than ``max_frames`` frames is a :class:`VideoError` (before any is read when the
+                skip_bad_frames: bool = False, stride: int = 1) -> tuple[dict, Iterator[tuple[int, np.ndarray]]]:
+    """``(info, frames)``: the video's ``info`` (fps, frames, width, height) and its frames one by one as ``(index,
+    RGB uint8 [H, W, 3])``, every ``stride``-th (the others are grabbed, not converted). More than ``max_frames`` frames is a :class:`VideoError` (before any is read when the
     container says so); so is a video without a single readable frame, and one whose frames stop short of what
     the container declares (a frame that cannot be decoded, a truncated file), after the frames that could be
     read: the count and the first frame missing; with ``skip_bad_frames`` that is a warning in the log."""
@@ -78,17 +79,21 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
         raise VideoError(f"{path}: {info['frames']} frames ({info['frames'] / info['fps']:.0f} s); at most "
                          f"{max_frames} are taken")
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
         count = 0
         try:
             while True:
-                ok, frame = cap.read()
+                if count % stride:
+                    ok, frame = cap.grab(), None
+                else:
+                    ok, frame = cap.read()
                 if not ok:
                     break
                 if max_frames is not None and count >= max_frames:
                     raise VideoError(f"{path}: more than {max_frames} frames; at most {max_frames} are taken")
                 count += 1
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                if frame is not None:
+                    yield count - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             cap.release()
         if not count:
@@ -106,8 +111,8 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
 
 class VideoOutput:
     """Detections of a video's frames written as they come: the drawn frames to ``OUT.webm`` (VP8, which browsers
-    play) and the detections of each frame to ``OUT.json``. ``add`` takes a frame's
-    :class:`~detector.api.Results`-like object (``to_coco()``, ``plot()``)."""
+    play) and the detections of each frame to ``OUT.json`` (streamed: memory stays flat over any length). ``add``
+    takes a frame's :class:`~detector.api.Results`-like object (``frame``, ``fps``, ``to_coco()``, ``plot()``)."""
 
     def __init__(self, out: Path | str, source: Path | str, fps: float, width: int, height: int):
         self.out, self.source = Path(out).with_suffix(".webm"), str(source)
@@ -115,30 +120,33 @@ class VideoOutput:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         with _quiet_stderr():  # OpenCV's FFmpeg layer prints a harmless note about the VP8 tag
             self.writer = cv2.VideoWriter(str(self.out), cv2.VideoWriter_fourcc(*"vp80"), fps, (width, height))
-        self.records: list[dict] = []
+        head = json.dumps({"source": self.source, "fps": fps, "width": width, "height": height})[:-1] + ', "frames": ['
+        self.records = JsonItems(self.out.with_suffix(".json"), head, "]}")
+        self.objects = 0
         self.start = time.perf_counter()
 
     def add(self, result) -> None:
         """One frame's :class:`~detector.api.Results`: drawn into the video, its detections (in the one JSON shape
-        of a detection, ``image_id`` the frame's index + 1) into the JSON."""
-        k = len(self.records)
-        self.records.append({"frame": k, "time_s": round(k / self.fps, 3),
-                             "detections": result.to_coco(image_id=k + 1, file_name=self.source)})
+        of a detection, ``image_id`` the frame's index in the source + 1) into the JSON."""
+        k = self.records.count if result.frame is None else result.frame
+        source_fps = result.fps or self.fps
+        detections = result.to_coco(image_id=k + 1, file_name=self.source)
+        self.records.add({"frame": k, "time_s": round(k / source_fps, 3), "detections": detections})
+        self.objects += len(detections)
         self.writer.write(cv2.cvtColor(np.asarray(result.plot()), cv2.COLOR_RGB2BGR))
 
     def close(self) -> dict:
         """Finish both files; returns the summary (frames, objects, frames/s, where they are)."""
         self.writer.release()
         seconds = time.perf_counter() - self.start
-        json_path = self.out.with_suffix(".json")
-        json_path.write_text(json.dumps({"source": self.source, "fps": self.fps, "width": self.width,
-                                         "height": self.height, "frames": self.records}))
-        return {"video": str(self.out), "json": str(json_path), "frames": len(self.records),
-                "objects": sum(len(r["detections"]) for r in self.records), "seconds": round(seconds, 2),
-                "frames_per_s": round(len(self.records) / max(seconds, 1e-9), 1), "width": self.width,
-                "height": self.height}
+        json_path = self.records.commit()
+        frames = self.records.count
+        return {"video": str(self.out), "json": str(json_path), "frames": frames, "objects": self.objects,
+                "seconds": round(seconds, 2), "frames_per_s": round(frames / max(seconds, 1e-9), 1),
+                "width": self.width, "height": self.height}
 
     def discard(self) -> None:
         """Remove what was written (a video that failed part-way)."""
         self.writer.release()
+        self.records.discard()
         self.out.unlink(missing_ok=True)

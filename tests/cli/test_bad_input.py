@@ -127,6 +127,11 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["old_run"] = t / "old-run"  # a folder holding an earlier run
     p["old_run"].mkdir()
     (p["old_run"] / "results.csv").write_text("epoch,loss\n1,2.0\n")
+    p["empty_dir"] = t / "empty-folder"
+    p["empty_dir"].mkdir()
+    p["text_dir"] = t / "text-folder"  # a folder whose one "image" is text
+    p["text_dir"].mkdir()
+    (p["text_dir"] / "notes.png").write_text("not an image")
     p["photos"] = t / "photos"  # a folder of inputs
     _image(p["photos"] / "cat.png")
     p["dup_names"] = _coco(t / "dup", [GOOD_IMAGE], [GOOD_BOX])
@@ -251,6 +256,18 @@ ROWS = [
      "leave them out of --model-kwargs"),
     # eval
     ("eval-nothing-to-score", "eval --data {shapes}", 2, "give --weights"),
+    ("eval-negatives-missing", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives {tmp}/nope", 1,
+     "/nope: no such folder"),
+    ("eval-negatives-a-file", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives {a_file}", 1,
+     "a file, not a folder"),
+    ("eval-negatives-empty-text", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives {empty}", 2,
+     "--negatives '': give a folder"),
+    ("eval-negatives-no-images", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
+     "{empty_dir}", 1, "no images in it"),
+    ("eval-negatives-with-predictions", "eval --data {coco_ok} --predictions {preds_not_list} --negatives {tmp}", 2,
+     "false alarms are counted by running a model"),
+    ("eval-negatives-unreadable", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives {text_dir}",
+     1, "notes.png"),
     ("eval-random-weights", "eval --data {shapes} --weights {random_pt}", 1, "not a checkpoint"),
     ("eval-empty-weights", "eval --data {shapes} --weights {empty_pt}", 1, "not a checkpoint"),
     ("eval-other-classes", "eval --data {coco_ok} --weights " + SHIPPED + " --device cpu", 1, "trained on classes"),

@@ -52,3 +52,38 @@ def test_a_bad_recipe_is_one_line_naming_the_file(tmp_path, text, message):
     with pytest.raises(UsageError, match=message) as e:
         cfg_of("--config", str(recipe))
     assert str(recipe) in str(e.value)
+
+
+def test_epochs_given_beats_the_recipes_time_budget_and_says_so(tmp_path, caplog):
+    """A recipe's ``time`` (hours, the epochs fitted to it) would silently outrun ``--epochs 2``: the flag wins, in
+    one line; ``--time`` given keeps the budget; the API's keywords go the same way."""
+    import logging
+
+    from detector import Detector
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("time: 1.25\nepochs: 400\nlr: 0.01\n")
+    from detector.core.errors import cli_terms
+
+    with caplog.at_level(logging.INFO, logger="detector"), cli_terms():
+        cfg = cfg_of("--config", str(recipe), "--epochs", "2")
+    assert (cfg.epochs, cfg.time, cfg.lr) == (2, None, 0.01)
+    assert "--epochs given: the recipe's time budget (1.25 h) is not used; --time keeps it" in caplog.text
+    assert cfg_of("--config", str(recipe)).time == 1.25  # not given: the recipe's budget
+    assert cfg_of("--config", str(recipe), "--epochs", "2", "--time", "0.5").time == 0.5
+
+    seen = {}
+    det = Detector("tiny_ssd")
+    import detector.engine.detect as engine_detect
+
+    def fake_train(config):  # what the API hands the engine, without training
+        seen["cfg"] = config
+        raise RuntimeError("stop here")
+
+    original, engine_detect.train = engine_detect.train, fake_train
+    try:
+        with pytest.raises(RuntimeError, match="stop here"):
+            det.train(config=recipe, data="d", epochs=2)
+    finally:
+        engine_detect.train = original
+    assert (seen["cfg"].epochs, seen["cfg"].time) == (2, None)

@@ -184,3 +184,53 @@ def test_eval_weights_on_a_coco_file_with_0_based_unsorted_ids_equals_pycocotool
     metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
     ref = np.maximum(ref, 0)  # pycocotools' -1 (no large boxes here) is reported as 0
     assert np.allclose([metrics[k] for k in STAT_KEYS], ref, atol=1e-9, rtol=0), ([metrics[k] for k in STAT_KEYS], ref)
+
+
+def biased_model(path, fires: bool, classes=("shape",)):
+    """A TinySSD whose class heads say "always this class" (``fires``) or "always background": a model that fires on
+    every image, or on none."""
+    import torch
+
+    from detector.engine.checkpoint import save_checkpoint
+    from detector.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny_ssd", len(classes), img_size=64)
+    with torch.no_grad():
+        for head in model.cls_heads:
+            head.weight.zero_()
+            per_anchor = head.bias.view(-1, len(classes) + 1)  # (anchors, background + classes)
+            per_anchor.fill_(-10.0)
+            per_anchor[:, 1 if fires else 0] = 10.0  # the first class everywhere, or background everywhere
+    save_checkpoint({"model": model.state_dict(), "model_name": "tiny_ssd", "classes": list(classes),
+                     "img_size": 64}, path)
+    return path
+
+
+def test_eval_negatives_counts_the_images_a_model_fires_on(tmp_path, capsys, shapes_yaml):
+    import json
+
+    from PIL import Image
+
+    from detector import Detector
+
+    negatives = tmp_path / "everyday"
+    (negatives / "more").mkdir(parents=True)
+    for k in range(6):  # subfolders count, as train --negatives reads them
+        Image.new("RGB", (80 + k, 60), (20 * k, 90, 140)).save(negatives / ("more" if k % 2 else ".") / f"{k}.png")
+    classes = ["circle", "triangle", "square", "star", "cross"]
+    every = biased_model(tmp_path / "every.pt", fires=True, classes=classes)
+    never = biased_model(tmp_path / "never.pt", fires=False, classes=classes)
+    assert main(["eval", "--weights", str(every), "--data", str(shapes_yaml), "--negatives", str(negatives),
+                 "--device", "cpu", "--workers", "0", "--out", str(tmp_path / "e")]) == 0
+    out = capsys.readouterr().out
+    assert "AP @[.50:.95]" in out  # printed with the AP figures
+    assert f"false alarms on 6 images without its classes ({negatives}): 100.0% at 0.25, 100.0% at 0.5" in out
+    saved = json.loads((tmp_path / "e" / "metrics.json").read_text())["false_alarms"]
+    assert saved["images"] == 6 and saved["thresholds"] == {"0.25": 1.0, "0.5": 1.0}
+    m = Detector(never, device="cpu").val(data=shapes_yaml, negatives=negatives, workers=0)
+    assert m.false_alarms == {"0.25": 0.0, "0.5": 0.0} and m.stats["false_alarms"]["worst"] == []
+    assert main(["eval", "--weights", str(never), "--data", str(shapes_yaml), "--negatives", str(tmp_path / "none"),
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--negatives {tmp_path / 'none'}: no such folder" in err
