@@ -163,7 +163,8 @@ def markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/gpu-suite")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (under 2 minutes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU (under 2 minutes on a quiet "
+                        "2-core machine; no stage is timed out before 10 minutes)")
     parser.add_argument("--device", help="default: cuda when there is one (cpu with --smoke)")
     parser.add_argument("--only", nargs="*", help="run these stages only")
     args = parser.parse_args(argv)
@@ -174,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "PYTHONUNBUFFERED": "1"}
-    # each stage's time limit, in seconds (a cap, not the expected time)
-    limits = ({"faster_rcnn": 90} if args.smoke else
+    # each stage's time limit, in seconds (a cap, not the expected time). With --smoke (the CPU check in the test
+    # suite) only a guard against a hang: its stages take seconds, many times that on a loaded machine, and their
+    # speed is not what the smoke run checks
+    limits = ({} if args.smoke else
               {"ttq_bananas": 150, "ttq_shapes": 150, "train": 120, "train_compiled": 120, "faster_rcnn": 150})
-    default_limit = 40 if args.smoke else 60
+    default_limit = 600 if args.smoke else 60
     t0 = time.perf_counter()
     report = {"device": torch.cuda.get_device_name(0) if device.startswith("cuda") else "cpu", "smoke": args.smoke,
               "torch": torch.__version__, "stages": {}}

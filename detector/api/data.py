@@ -12,6 +12,7 @@ prints it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,24 @@ from detector.core.errors import InputError, UsageError, setting
 from detector.core.progress import plural
 from detector.data.images import MAX_PIXELS
 from detector.data.synth import PRESETS
+from detector.engine.config import check_flags
 
 EVAL_SPLITS = ("val", "test")  # splits make_negatives never crops
+
+
+def _path(name: str, value) -> Path:
+    """``value`` as a path, or a :class:`UsageError` naming the setting (a script can pass anything)."""
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise UsageError(f"{setting(name, value)}: give a path (text or a Path)")
+    return Path(value)
+
+
+def _whole(**values) -> None:
+    """Whole numbers of at least the minimum each takes (:func:`check_flags`'s rules), or a :class:`UsageError`."""
+    for name, value in values.items():
+        if type(value) is not int:
+            raise UsageError(f"{setting(name, value)}: must be a whole number")
+    check_flags(**values)
 
 
 def load_data(path: str | Path):
@@ -30,6 +47,7 @@ def load_data(path: str | Path):
     :class:`UsageError`, bad data a ``DataError`` (an :class:`InputError`)."""
     from detector.data.dataset import load_dataset
 
+    path = _path("path", path)
     if not Path(path).exists():
         raise UsageError(f"{path}: no such file or folder")
     return load_dataset(path)
@@ -71,6 +89,7 @@ def check_data(path: str | Path, *, max_pixels: int = MAX_PIXELS, decode: bool =
     ``decode``, the whole image, which finds truncated and corrupt files) in ``workers`` processes."""
     from detector.data.check import check_dataset, summarize
 
+    _whole(max_pixels=max_pixels, workers=workers)
     data = load_data(path)
     reports = check_dataset(data, max_pixels=max_pixels, decode=decode, workers=workers, progress=progress)
     check = DataCheck(str(data.source), list(data.classes))
@@ -99,6 +118,10 @@ def convert_data(src: str | Path, to: str, out: str | Path, *, link: bool = Fals
 
     if to not in TARGETS:
         raise UsageError(f"{setting('to', to)}: choose one of {', '.join(TARGETS)}")
+    out = _path("out", out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{setting('out', str(out))}: a file, not a folder; choose a folder for the data set")
+    _whole(max_pixels=max_pixels)
     data = load_data(src)
     # before anything is written, and over every image (also those the check would drop)
     check_no_overlap(out, source_folders([r for rs in data.splits.values() for r in rs], src))
@@ -145,7 +168,11 @@ def show_data(path: str | Path, out: str | Path, *, split: str = "train", num: i
     from detector.data.loader import DetectionDataset
     from detector.evaluation.draw import class_colors, draw_boxes
 
+    _whole(num=num, size=size, seed=seed)
+    if not 32 <= size <= 4096:
+        raise UsageError(f"{setting('size', size)}: the model's input side, 32-4096 pixels")
     data, records = prepare_split(path, split, "skip", data=load_data(path))
+    out = _path("out", out)
     check_no_overlap(out, source_folders(records, path))
     dataset = DetectionDataset(records, size, train=augment, seed=seed)
     folder = _make_folder(Path(out))
@@ -216,6 +243,8 @@ def make_negatives(source: str | Path, out: str | Path, *, count: int = 300, spl
     from detector.data.convert import check_no_overlap, source_folders
     from detector.data.negatives import MIN_SOURCE_SIDE, avoidance_boxes, write_background_crops
 
+    _whole(count=count, seed=seed)
+    out = _path("out", out) if str(out).strip() else out
     data = load_data(source)
     if split not in data.splits:
         raise UsageError(f"{setting('split', split)}: {source} has the splits {', '.join(data.splits)}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from detector.api.pipeline import ReadAhead, WriteBehind
 from detector.api.results import Metrics, Prediction, Results, ResultsList
 from detector.api.scoring import false_alarms, ground_truth_of, load_split, prepare_out, score
 from detector.api.sources import Item, is_lazy, iter_items
-from detector.api.writer import PredictionWriter, check_out
+from detector.api.writer import PredictionWriter, Skipped, check_out
 from detector.core.errors import InputError, UsageError, setting
 from detector.core.files import write_atomic
 from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe, recipe_under_flags
@@ -46,8 +47,6 @@ FILE_SUFFIXES = (".pt", ".pth", ".onnx")
 
 def _as_text(settings: dict) -> dict:
     """Paths given as ``pathlib.Path`` (or any ``os.PathLike``) as the text the settings hold."""
-    import os
-
     return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in settings.items()}
 
 
@@ -65,6 +64,11 @@ class Detector:
     model (``torchvision:NAME``). ``device``: ``auto`` (a GPU when there is one), ``cpu``, ``cuda``, ``cuda:N``."""
 
     def __init__(self, model: str | Path = "tiny_ssd_plus", *, device: str = "auto", **model_kwargs):
+        if not isinstance(device, str):
+            raise UsageError(f"device={device!r}: must be text: auto, cpu, cuda, cuda:N or mps")
+        if not isinstance(model, (str, os.PathLike)) or not str(model).strip():
+            raise UsageError(f"model={model!r}: give a model's name ({', '.join(MODELS)}), a .pt or .onnx file, "
+                             "or torchvision:NAME")
         check_flags(device=device)
         self.device = resolve_device(device)
         self.source = str(model)
@@ -135,18 +139,23 @@ class Detector:
                 values["data"] = str(data)
             cfg = TrainConfig(**values, given=tuple(settings) + (("data",) if data is not None else ()))
         cfg.check()
-        metrics = train(cfg)
+        metrics = dict(train(cfg) or {})
+        images = int(metrics.pop("images", 0))
         self.run = Path(cfg.resume).parent if cfg.resume else Path(cfg.out)
         if main_process():  # under torchrun the other ranks have waited for rank 0's files and leave them to it
             best = self.run / "best.pt" if (self.run / "best.pt").is_file() else self.run / "last.pt"
             self.source = str(best)
             self._load(load_detector(best, self.device), {})
-        return Metrics(metrics or {}, 0)
+        return Metrics(metrics, images)
 
     def _own_train_settings(self) -> dict:
         """The model's own training settings: its name and keywords (and, for a checkpoint, its input geometry
         and its weights as the start)."""
-        own = {"model": self.info.name, "model_kwargs": dict(self.info.keywords)}
+        keywords = dict(self.info.keywords)
+        own = {"model": self.info.name, "model_kwargs": keywords}
+        for geometry in ("img_size", "letterbox"):  # a new model's input geometry: settings of their own
+            if geometry in keywords:
+                own[geometry] = keywords.pop(geometry)
         if self.model is not None:
             if self.info.format == "onnx":
                 raise UsageError(f"{self.source}: an ONNX graph cannot be trained; train its .pt checkpoint")
@@ -173,7 +182,9 @@ class Detector:
                                   ids=[im["id"] for im in gt["images"]], max_pixels=cfg.max_pixels)
         metrics = score(cfg, dataset, gt, category_ids, results, self.source)
         if cfg.negatives is not None:
-            metrics.stats["false_alarms"] = false_alarms(self, cfg.negatives, cfg.max_pixels, cfg.skip_invalid)
+            every = [r for split_records in dataset.splits.values() for r in split_records]
+            metrics.stats["false_alarms"] = false_alarms(self, cfg.negatives, cfg.max_pixels, cfg.skip_invalid,
+                                                         annotated=every)
             if cfg.out:
                 write_atomic(Path(cfg.out) / "metrics.json", json.dumps(metrics.stats, indent=2))
         return metrics
@@ -209,6 +220,8 @@ class Detector:
         self.skipped = skipped  # the last call's, for convenience (a list or a stream has its own .skipped)
         items = iter_items(source, cfg.max_pixels, cfg.skip_bad_frames, cfg.max_frames, cfg.vid_stride)
         writer = None
+        if out is not None and not isinstance(out, (str, os.PathLike)):
+            raise UsageError(f"out={out!r}: a folder (text or a Path) for the drawings and predictions.json")
         if out is not None:
             if not str(out).strip():
                 raise UsageError(f"{setting('out', str(out))}: give a folder for the drawings and predictions.json")
@@ -252,6 +265,10 @@ class Detector:
         failed = False
         try:
             for group in self._batches(source, errors, batch, skipped):
+                if isinstance(group, Skipped):  # in order: a video that failed part-way is removed, not finished
+                    if sink is not None:
+                        sink.add(group)
+                    continue
                 for r in self._run(model, group, cfg):
                     if sink is not None:
                         sink.add(r)
@@ -272,7 +289,10 @@ class Detector:
                     sink.close()
 
     @staticmethod
-    def _batches(items: Iterator[Item], errors: str, batch: int, skipped: list[str]) -> Iterator[list[Item]]:
+    def _batches(items: Iterator[Item], errors: str, batch: int,
+                 skipped: list[str]) -> Iterator[list[Item] | Skipped]:
+        """Batches of ``batch`` readable items, in order; an unreadable one raises, or (``errors="skip"``) is
+        logged and comes as a :class:`Skipped` after the batch before it."""
         pending: list[Item] = []
         for item in items:
             if item.error is not None:
@@ -280,6 +300,10 @@ class Detector:
                     raise item.exception or InputError(item.error)
                 logger.warning("skipped: %s", item.error)
                 skipped.append(item.error)
+                if pending:
+                    yield pending
+                    pending = []
+                yield Skipped(item.path)
                 continue
             pending.append(item)
             if len(pending) == batch:

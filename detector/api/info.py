@@ -93,6 +93,12 @@ def describe(path: str | Path) -> ModelInfo:
     """The :class:`ModelInfo` of a checkpoint (``.pt``) or an exported ``.onnx`` graph, read without building the
     model (its inference defaults come from what the file records: an ONNX graph's, a checkpoint's ``conf``);
     a :class:`~detector.models.checkpoint.CheckpointError` naming the file when it is not one."""
+    import os
+
+    from detector.core.errors import UsageError
+
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise UsageError(f"describe({path!r}): give the path of a .pt or .onnx file")
     if Path(path).suffix.lower() == ".onnx":
         from detector.models.registry import load_detector
 

@@ -98,13 +98,18 @@ def evaluate(data: str | Path, predictions: str | Path | list[dict], **settings)
 FALSE_ALARM_AT = (0.25, 0.5)  # thresholds false alarms are counted at (and the model's own, where it differs)
 
 
-def false_alarms(det, folder: str | Path, max_pixels: int, skip_invalid: bool = False) -> dict:
+def false_alarms(det, folder: str | Path, max_pixels: int, skip_invalid: bool = False,
+                 annotated: list | None = None) -> dict:
     """The share of the images of ``folder`` (and its subfolders; none holds the model's classes) on which
     ``det`` (a :class:`~detector.api.Detector`) finds something at or above each threshold:
-    ``{"folder", "images", "thresholds": {"0.25": rate, "0.5": rate, ...}, "worst": [(file, score), ...]}``."""
-    from detector.data.negatives import background_records
+    ``{"folder", "images", "thresholds": {"0.25": rate, "0.5": rate, ...}, "worst": [(file, score), ...]}``.
+    ``annotated``: the data set's records; a copy of one of its images in ``folder`` is refused (it holds
+    objects: what the model finds there is no false alarm)."""
+    from detector.data.negatives import background_records, refuse_annotated_copies
 
     records = background_records(folder, max_pixels, skip_invalid=skip_invalid, log=logger.info)
+    if annotated:
+        refuse_annotated_copies(records, annotated, folder)
     thresholds = sorted({*FALSE_ALARM_AT, det.info.defaults.conf})
     best = {}
     for r in det.predict([str(r.path) for r in records], stream=True, conf=min(thresholds), batch=8,

@@ -6,6 +6,7 @@ at a time). A folder of 100,000 images streams in bounded memory.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,9 @@ from detector.data.images import (
     read_image,
 )
 from detector.evaluation.predict import expand_inputs
-from detector.evaluation.video import VideoError, is_video, read_frames
+from detector.evaluation.video import TooManyFrames, VideoError, is_video, read_frames
 
-__all__ = ["ImageTooLarge", "Item", "as_rgb", "is_lazy", "iter_items", "load_image"]
+__all__ = ["ImageTooLarge", "Item", "TooManyFrames", "as_rgb", "is_lazy", "iter_items", "load_image"]
 ACCEPTED = "an image or video path, a folder, a glob, a numpy array (RGB [H, W, 3] or grey [H, W], uint8), a PIL image"
 
 
@@ -72,6 +73,11 @@ def _kind(source) -> str:
         return "path"
     if is_image_object(source):
         return "image"
+    if type(source).__module__.startswith("torch") and hasattr(source, "dim"):
+        raise UsageError(f"predict: a torch tensor {list(source.shape)}: give it as a numpy array, RGB uint8 "
+                         "[H, W, 3] (tensor.permute(1, 2, 0).numpy() for a [3, H, W] one), or a path")
+    if isinstance(source, io.IOBase):
+        raise UsageError(f"predict: an open file ({getattr(source, 'name', '?')}): give its path instead")
     if isinstance(source, Iterable) and not isinstance(source, (bytes, bytearray, dict)):
         return "many"
     raise UsageError(f"predict: cannot read a {type(source).__name__}; give {ACCEPTED}, or a list of them")

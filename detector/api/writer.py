@@ -16,25 +16,34 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detector.core.errors import InputError, UsageError, setting
+from detector.core.errors import DetectorError, InputError, UsageError, setting
 from detector.core.files import JsonItems, write_atomic
-from detector.evaluation.predict import OutputNames
+from detector.evaluation.predict import OutputNames, expand_inputs
 from detector.evaluation.video import VideoOutput
 
 logger = logging.getLogger("detector")
 
 
+def _reads_from(out: Path, item, target: Path) -> bool:
+    """Whether input ``item`` (a path, a folder or a glob) reads a file in the folder ``target``."""
+    p = Path(item)
+    if p.is_dir() or p.is_file():
+        return (p if p.is_dir() else p.parent).resolve() == target
+    try:  # a glob: the folders of what it matches
+        files = expand_inputs([str(item)])
+    except DetectorError:
+        return False  # matches nothing: the reading says so
+    return any(f.parent.resolve() == target for f in files)
+
+
 def check_out(out: Path, given: list) -> None:
-    """``out`` can take the outputs: not where inputs are read from (their drawings, named as they are, would
-    replace them), not a file or a broken link, and it can be made. A :class:`UsageError` or
-    :class:`InputError` naming ``out`` otherwise."""
+    """``out`` can take the outputs: not a folder any input is read from (globs expanded; their drawings, named as
+    they are, would replace them), not a file or a broken link, and it can be made. A :class:`UsageError` or
+    :class:`InputError` naming ``out`` otherwise. (A caller's own iterator is checked as it is read:
+    :meth:`PredictionWriter.add`.)"""
     target = out.resolve()
     for item in given:
-        if not isinstance(item, (str, Path)):
-            continue
-        p = Path(item)
-        folder = p if p.is_dir() else p.parent
-        if folder.resolve() == target:
+        if isinstance(item, (str, Path)) and str(item).strip() and _reads_from(out, item, target):
             raise UsageError(f"{setting('out', str(out))} is where {item} is read from: its drawings would be "
                              f"written over the inputs; choose another {setting('out')}")
     if out.is_symlink() and not out.exists():
@@ -47,6 +56,14 @@ def check_out(out: Path, given: list) -> None:
     except OSError as e:
         raise InputError(f"{setting('out', str(out))}: cannot write there ({e.strerror or e}); choose a folder you "
                          "can write to") from None
+
+
+@dataclass
+class Skipped:
+    """In the writer's stream, in order: an input that could not be read (a video that failed part-way: what was
+    written of it is removed)."""
+
+    path: str | None
 
 
 @dataclass
@@ -79,14 +96,29 @@ class PredictionWriter:
     _results: JsonItems | None = field(default=None, repr=False)
     _video: VideoOutput | None = field(default=None, repr=False)
     _video_path: str | None = field(default=None, repr=False)
+    failed: int = 0  # inputs that could not be read
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        self._target = self.out.resolve()
         if self.save_txt:
-            (self.out / "labels").mkdir(parents=True, exist_ok=True)
+            labels = self.out / "labels"
+            try:
+                labels.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"{labels}: cannot hold the labels ({e.strerror or e}: a file of that name?); "
+                                 f"choose another {setting('out')}") from None
         self._results = JsonItems(self.out / "predictions.json")  # streamed: flat memory over any number
 
     def add(self, r) -> None:
+        if isinstance(r, Skipped):
+            self.failed += 1
+            if r.path == self._video_path:
+                self.discard_video()  # a video that failed part-way is not passed off as whole
+            return
+        if r.path is not None and Path(r.path).parent.resolve() == self._target:
+            raise UsageError(f"{setting('out', str(self.out))} is where {r.path} is read from: its drawing would be "
+                             f"written over it; choose another {setting('out')}")
         if r.frame is not None:
             self._add_frame(r)
             return
@@ -135,8 +167,9 @@ class PredictionWriter:
             self._video = self._video_path = None
 
     def close(self) -> None:
+        """Finish the last video; ``predictions.json`` is written when images were (or nothing else was)."""
         self._end_video()
-        if self.images or not self.videos:
+        if self.images or (not self.videos and not self.failed):
             self._results.commit()
         else:
             self._results.discard()

@@ -16,6 +16,7 @@ from PIL import Image
 
 from detector.api import Detector, Results
 from detector.api.settings import MAX_DET, VIDEO_SUFFIXES
+from detector.api.sources import TooManyFrames
 from detector.app.catalog import ModelCache, ModelEntry
 from detector.app.uploads import DISPLAY_SIDE, MIN_DISPLAY_SIDE, BadInput, load_upload
 from detector.core.errors import DetectorError
@@ -180,6 +181,10 @@ def run_video(file: str | Path | None, entry: ModelEntry, cache: ModelCache, con
     try:
         for _ in stream:
             pass
+    except TooManyFrames:
+        stream.writer.discard_video()
+        raise BadInput(f"{name}: longer than the app takes ({MAX_VIDEO_FRAMES} frames, 30 s at 30 frames/s); cut "
+                       "it, or run detector predict on it") from None
     except DetectorError as e:
         stream.writer.discard_video()
         raise BadInput(str(e).replace(str(file), name)) from None

@@ -192,11 +192,46 @@ def relaunch(args: argparse.Namespace) -> int | None:
     return launch(strip_devices(args.argv), args.devices)
 
 
+TORCHRUN_LOG = re.compile(r"^[EWI]\d{4} .*torch/distributed/|^\*{20,}$")  # torchrun's own log lines
+
+
 def launch(argv: list[str], devices: int) -> int:
-    """Run ``python -m detector argv`` on ``devices`` processes of this node through torchrun (``--standalone``)."""
+    """Run ``python -m detector argv`` on ``devices`` processes of this node through torchrun (``--standalone``)
+    and return its exit status. The processes' output passes through; torchrun's own log lines and, when a
+    process fails, its report (a traceback of torchrun's, not of this program) are left out, and an error line
+    every process says alike is said once."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={devices}",
            "-m", "detector", *argv]
-    return subprocess.call(cmd)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace")
+    held: list[str] = []  # a traceback, until it is known whose
+    said: set[str] = set()
+    for line in proc.stderr:
+        if line.startswith("Traceback (most recent call last)"):
+            _release(held, said)
+            held = [line]
+        elif held:
+            held.append(line)
+            if "ChildFailedError" in line:  # torchrun's report of a failed process: the process said why
+                held = None
+                break
+        elif not TORCHRUN_LOG.search(line):
+            _release([line], said)
+    if held is None:
+        for _line in proc.stderr:  # the rest of torchrun's report
+            pass
+    else:
+        _release(held, said)
+    return proc.wait()
+
+
+def _release(lines: list[str], said: set[str]) -> None:
+    for line in lines:
+        if line.startswith("error: "):
+            if line in said:
+                continue
+            said.add(line)
+        sys.stderr.write(line)
+    sys.stderr.flush()
 
 
 def strip_devices(argv: list[str]) -> list[str]:

@@ -71,6 +71,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     det = Detector(args.weights, device=args.device)
     settings = settings_from_args(PredictConfig, args)
     det.predict_config(**settings)  # every setting checked before any output is made
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out '': give a folder for the drawings and predictions.json (or leave --out out for a "
+                         "new runs/predict)")
     out = Path(args.out) if args.out else new_run_folder(Path("runs/predict"))
     stream = det.predict(args.inputs, stream=True, errors="skip", batch=8, out=out, save_txt=args.save_txt,
                          **settings)  # every input found, --out checked, before anything is written
@@ -80,7 +83,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     finally:
         stream.close()
     writer = stream.writer
-    if writer.images or not writer.videos:
+    if writer.images or not (writer.videos or stream.skipped):
         labels = " and labels/ (YOLO txt)" if args.save_txt else ""
         print(f"{writer.detections} detections in {writer.images} images; wrote the drawn images, "
               f"predictions.json{labels} to {out}")

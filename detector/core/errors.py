@@ -62,6 +62,11 @@ def setting(name: str, value=_UNSET, placeholder: bool = False) -> str:
     return f"{name}={value}" if placeholder else f"{name}={value!r}"
 
 
+def in_cli() -> bool:
+    """Whether the command line is running (messages then say what to type there, not what to call)."""
+    return _TERMS["cli"]
+
+
 @contextmanager
 def cli_terms() -> Iterator[None]:
     """Name settings as flags (``--img-size``) for the length of a ``with`` block: the CLI's commands."""

@@ -9,6 +9,7 @@ limit is switched off for our header reads so that every caller gets the same on
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from pathlib import Path
 
@@ -71,7 +72,8 @@ def check_pixels(path: Path | str, size: tuple[int, int], max_pixels: int | None
     """Raise :class:`ImageTooLarge` when ``size`` ``(width, height)`` has more than ``max_pixels`` pixels."""
     w, h = size
     if max_pixels is not None and w * h > max_pixels:
-        error = ImageTooLarge(f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the cap of {max_pixels:,} "
+        size = f"{w * h / 1e6:.0f} megapixels" if w * h >= 10**7 else f"{w * h:,} pixels"
+        error = ImageTooLarge(f"{path}: {w}x{h} is {size}, over the cap of {max_pixels:,} "
                               f"pixels; pass {setting('max_pixels', 'N', placeholder=True)} to allow larger images, or "
                               "shrink the image")
         error.size = (w, h)
@@ -82,6 +84,8 @@ def read_image(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> np.ndar
     """Decode ``path`` to ``uint8 [H, W, 3]`` RGB, after checking its header against ``max_pixels`` (None: no
     cap). Raises ``OSError`` naming the file (:class:`ImageTooLarge` over the cap)."""
     if not Path(path).is_file():
+        if Path(path).is_symlink():
+            raise ImageError(f"{path}: a broken symbolic link (to {os.readlink(path)}); no image there")
         raise ImageError(f"{path}: no such image")
     if max_pixels is not None:
         image_size(path, max_pixels)
@@ -113,7 +117,9 @@ def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
     notes = [] if notes is None else notes
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
         a = np.asarray(im)
-        if im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
+        if im.mode == "I" and a.size and a.min() >= 0 and a.max() <= 255:  # 8-bit values held in 32 bits
+            grey, how = a.astype(np.uint8), "32-bit (8-bit values)"
+        elif im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
             grey, how = (a >> 8).astype(np.uint8), "16-bit"  # the high byte, as OpenCV reads 16-bit files
         else:
             a = a.astype(np.float32)
@@ -122,6 +128,8 @@ def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
             grey, how = np.clip(a, 0, 255).astype(np.uint8), f"{im.mode}-mode (stretched to 8 bits)"
         notes.append(f"{how} greyscale converted to 8-bit RGB")
         return np.repeat(grey[..., None], 3, axis=2)
+    if im.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts these only to their straight-alpha modes
+        im = im.convert("LA" if im.mode == "La" else "RGBA")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -131,7 +139,11 @@ def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
         notes.append("greyscale shown as RGB")
     elif im.mode not in ("RGB", "P"):
         notes.append(f"{im.mode} converted to RGB")
-    return np.asarray(im.convert("RGB"))
+    try:
+        return np.asarray(im.convert("RGB"))
+    except ValueError as e:  # a mode PIL cannot turn into RGB
+        raise ImageError(f"an image of PIL mode {im.mode}: cannot be converted to RGB ({e}); convert it first") \
+            from None
 
 
 def clear_for_writing(path: Path | str) -> Path:

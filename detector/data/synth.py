@@ -204,11 +204,21 @@ def synth_dataset(out: Path | str, preset: str = "shapes", train: int = 1000, va
     names its split folders ``bananas_train``/``bananas_val`` and also writes the book's ``label.csv`` there.
     """
     if preset not in PRESETS:
-        raise UsageError(f"preset must be one of {PRESETS}, got {preset!r}")
+        raise UsageError(f"{setting('preset', preset)}: choose one of {', '.join(PRESETS)}")
+    for name, value in (("size", size), ("train", train), ("val", val), ("seed", seed), ("workers", workers)):
+        if type(value) is not int:
+            raise UsageError(f"{setting(name, value)}: must be a whole number")
     if size < 32 or size > MAX_SIZE:
         raise UsageError(f"{setting('size', size)}: must be between 32 and {MAX_SIZE} pixels")
     if train < 0 or val < 0:
         raise UsageError(f"{setting('train', train)} {setting('val', val)}: counts must be 0 or more")
+    if train == val == 0:
+        raise UsageError(f"{setting('train', 0)} {setting('val', 0)}: nothing to generate; ask for some images")
+    if seed < 0 or workers < 1:
+        raise UsageError(f"{setting('seed', seed)}, {setting('workers', workers)}: the seed must be 0 or more and "
+                         "the workers 1 or more")
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise UsageError(f"{setting('out', out)}: give a folder for the data set")
     if Path(out).is_dir() and any(Path(out).iterdir()) and not exist_ok:
         raise UsageError(f"{setting('out', out)} is not empty{' (a data set: dataset.yaml)' if (Path(out) / 'dataset.yaml').exists() else ''}; "
                          f"choose another folder, or pass {setting('exist_ok', True)} to write over it")

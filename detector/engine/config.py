@@ -32,9 +32,9 @@ BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --ba
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1, "max_frames": 1, "vid_stride": 1,
-           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0}  # the smallest value of each integer flag
+           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0, "count": 1, "num": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
-NON_NEGATIVE = ("warmup_epochs", "weight_decay")  # floats that must be >= 0 (and finite)
+NON_NEGATIVE = ("warmup_epochs", "weight_decay", "hard_negatives")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
 BELOW_ONE = ("multi_scale", "momentum")  # floats in [0, 1)
 OPEN_UNIT = ("ema_decay",)  # floats in (0, 1)
@@ -183,6 +183,9 @@ class TrainConfig(RunConfig):
     skip_invalid: bool = opt(False, "drop invalid boxes and images (reported) instead of refusing the data")
     max_pixels: int = opt(MAX_PIXELS, "refuse images with more pixels (width x height), read from the header")
     negatives: str | None = opt(None, "a folder of images without objects, trained as background (negatives)")
+    hard_negatives: float = opt(0.0, "W: every --eval-every epochs, the background images the model fires on (a "
+                                "detection at 0.25 or more) are drawn W+1 times as often in the next epochs, the "
+                                "epoch's length kept; 0: off")
     model_kwargs: dict = opt({}, 'JSON of model hyper-parameters, e.g. \'{"cls_loss": "focal"}\'')  # noqa: RUF009 (a factory)
     backbone: str | None = opt(None, "resnet_ssd/faster_rcnn: resnet18/34/50 (the book's), tv_resnet18/34/50 "
                                "(torchvision's), tv_mobilenet_v3_large (faster_rcnn); kept in the model's keywords",
@@ -205,7 +208,12 @@ class TrainConfig(RunConfig):
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
         _check(self, DETECTOR_MIN_INPUT)
         check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay,
-                    freeze_stages=self.freeze_stages)
+                    freeze_stages=self.freeze_stages, hard_negatives=self.hard_negatives)
+        geometry = sorted({"img_size", "letterbox"} & set(self.model_kwargs))
+        if geometry:
+            what = "is a setting of its own" if len(geometry) == 1 else "are settings of their own"
+            raise ConfigError(f"{setting('model_kwargs')}: {' and '.join(geometry)} {what}; give "
+                              f"{' and '.join(setting(g) for g in geometry)} instead")
         if "num_classes" in self.model_kwargs:
             raise ConfigError(f"{setting('model_kwargs')}: num_classes is not a keyword to give: it is the data "
                               "set's number of classes")
@@ -223,8 +231,8 @@ def _check_recipe(cfg: TrainConfig) -> None:
     if cfg.anchors == "auto" and not cfg.resume and {"sizes", "ratios"} & set(cfg.model_kwargs):
         raise ConfigError(f"{setting('anchors', 'auto')} fits the sizes and ratios: leave them out of "
                           f"{setting('model_kwargs')} (or use {setting('anchors', 'model')})")
-    loader_only = [setting(f) for f, on in (("letterbox", cfg.letterbox), ("mosaic", cfg.mosaic), ("mixup", cfg.mixup))
-                   if on]
+    loader_only = [setting(f) for f, on in (("letterbox", cfg.letterbox), ("mosaic", cfg.mosaic), ("mixup", cfg.mixup),
+                                            ("hard_negatives", cfg.hard_negatives)) if on]
     if cfg.multi_scale and len(sizes := multi_scale_sizes(cfg.img_size, cfg.multi_scale,
                                                           DETECTOR_MIN_INPUT.get(cfg.model, 1))) < 2:
         raise ConfigError(f"{setting('multi_scale', cfg.multi_scale)}: with {setting('img_size', cfg.img_size)} and "
@@ -234,13 +242,18 @@ def _check_recipe(cfg: TrainConfig) -> None:
                           f"{setting('data_path', 'loader')} (or auto)")
 
 
+_KIND = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false", "dict": "a mapping"}
+
+
 def check_fields(cfg) -> None:
     """The types and choices of a config's fields, as a recipe file or a script may set them: a
     :class:`ConfigError` naming the first field that does not fit."""
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         flag = setting(f.name, value)
-        choices = f.metadata.get("argparse", {}).get("choices") if f.name != "model" else None  # the registry's
+        choices = f.metadata.get("argparse", {}).get("choices")
+        if value is None and f.type in ("int", "float", "str", "bool", "dict"):  # not optional
+            raise ConfigError(f"{flag}: must be given ({_KIND[f.type]}); leave it out for the default")
         if f.type == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{flag}: must be true or false")
         if f.type == "dict" and not isinstance(value, dict):

@@ -53,6 +53,7 @@ from detector.engine.loop import (
     resolve_device,
     seed_everything,
 )
+from detector.engine.mining import HardNegatives, mining_step
 from detector.engine.runs import training_run
 from detector.evaluation.coco import STAT_KEYS, coco_evaluate
 from detector.evaluation.ground_truth import ground_truth
@@ -65,11 +66,13 @@ from detector.models.resnet_body import load_backbone
 __all__ = ["TrainingError", "train"]
 
 
-def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist | None = None):
+def train_batches(records, cfg: TrainConfig, device: torch.device, ranks: Dist | None = None,
+                  epoch_records=None):
     """``(epoch -> batches, batch generator)``: the device-resident path on a GPU (or when asked), else the
     DataLoader path; under torchrun always the DataLoader path, each rank loading its part of each batch. With
-    ``--multi-scale`` each batch names its input size (``input_size``; see :func:`batch_losses`)."""
-    batches, gen = _data_path(records, cfg, device, ranks or Dist())
+    ``--multi-scale`` each batch names its input size (``input_size``; see :func:`batch_losses`).
+    ``epoch_records``: ``epoch -> that epoch's records`` (``--hard-negatives``), of the same length."""
+    batches, gen = _data_path(records, cfg, device, ranks or Dist(), epoch_records)
     if not cfg.multi_scale:
         return batches, gen
     sizes = multi_scale_sizes(cfg.img_size, cfg.multi_scale, DETECTOR_MIN_INPUT.get(cfg.model, 1))
@@ -83,10 +86,11 @@ def batch_losses(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]
     return model(batch["images"], batch)
 
 
-def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist):
+def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist, epoch_records=None):
     use_device = not ranks.enabled and (cfg.data_path == "device" or (cfg.data_path == "auto" and device.type == "cuda"))
-    if use_device and (cfg.letterbox or cfg.mosaic or cfg.mixup):  # --data-path device with them is refused earlier
-        log(f"{setting('letterbox')}, {setting('mosaic')} and {setting('mixup')} are done by the DataLoader path: using it")
+    if use_device and (cfg.letterbox or cfg.mosaic or cfg.mixup or cfg.hard_negatives):  # device: refused earlier
+        log(f"{setting('letterbox')}, {setting('mosaic')}, {setting('mixup')} and {setting('hard_negatives')} are "
+            "done by the DataLoader path: using it")
         use_device = False
     if use_device:
         try:
@@ -105,6 +109,8 @@ def _data_path(records, cfg: TrainConfig, device: torch.device, ranks: Dist):
 
     def batches(epoch: int):
         dataset.set_epoch(epoch)
+        if epoch_records is not None:
+            dataset.records = epoch_records(epoch)  # the same length: the sampler's count holds
         return iter(loader)
 
     return batches, gen
@@ -128,7 +134,8 @@ def val_metrics(model: torch.nn.Module, records: list, gt: dict, classes: list[s
 
 
 def train(cfg: TrainConfig) -> dict:
-    """Train a detector as ``cfg`` says; return the last evaluated val metrics (empty without a val split).
+    """Train a detector as ``cfg`` says; return the last evaluated val metrics with ``images``, the val images
+    they were measured on (empty without a val split).
     Under torchrun (``WORLD_SIZE`` > 1) this process is one rank of a DDP job. The run folder is locked for the
     run (see :mod:`detector.engine.runs`); ``--resume`` continues in the checkpoint's own folder."""
     with training_run(cfg, TrainConfig) as run:
@@ -172,7 +179,16 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
     if ranks.enabled:
         say(f"DDP: {ranks.world} processes, global batch {cfg.batch_size} ({cfg.batch_size // max(ranks.world, 1)} "
             f"per process), backend {torch.distributed.get_backend()}")
-    batches, gen = train_batches(train_records, cfg, device, ranks)
+    epoch_records = None
+    if cfg.hard_negatives:
+        miner = HardNegatives(train_records, cfg.hard_negatives, cfg.seed, cfg.max_pixels)
+        if miner.background:
+            epoch_records = mining_step(miner, model, device, cfg.eval_every, ranks.main,
+                                        functools.partial(broadcast_from_main, d=ranks), say)
+        else:
+            say(f"{setting('hard_negatives', cfg.hard_negatives)}: no background image to look at (give "
+                f"{setting('negatives')}); training without")
+    batches, gen = train_batches(train_records, cfg, device, ranks, epoch_records)
     amp_dtype = torch.bfloat16 if cfg.amp else None
     val_gt = ground_truth(data, "val", val_records) if val_records else None
     evaluate = functools.partial(val_metrics, records=val_records, gt=val_gt, classes=data.classes,
@@ -190,10 +206,10 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
                   "command": cfg.command, "data": str(cfg.data), "pretrained": cfg.pretrained,
                   **({"anchor_fit": anchor_fit} if anchor_fit else {})},
         data_hint=str(cfg.data), ema=ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None)
-    return fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
-               warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
-               stopping=Stopping(cfg.time, cfg.patience),
-               ranks=ranks)
+    metrics = fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
+                  warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
+                  stopping=Stopping(cfg.time, cfg.patience), ranks=ranks)
+    return {**metrics, "images": len(val_records)} if metrics else metrics
 
 
 ZOO_FINETUNE = {"lr": 1e-4, "epochs": 20}  # fine-tuning a COCO model: AdamW at a tenth of a from-scratch lr or less

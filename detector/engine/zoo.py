@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from detector.core.errors import UsageError, setting
+from detector.core.errors import UsageError, in_cli, setting
 from detector.engine.checkpoint import save_checkpoint
 from detector.models.checkpoint import CheckpointError
 
@@ -93,9 +93,12 @@ def _torchvision_model(name: str, weights_file: str | None):
     if weights_file is None:
         file = hub_folder() / weights.url.rsplit("/", 1)[-1]
         if not file.is_file() and (os.environ.get("DETECTOR_OFFLINE") or not _reachable(weights.url)):
+            how = (f"detector import torchvision:{entry.builder} --weights-file PATH --out model.pt" if in_cli() else
+                   f"import_zoo('torchvision:{entry.builder}', 'model.pt', weights_file=PATH) "
+                   "(detector.api.zoo), then Detector('model.pt')")
             raise CheckpointError(f"could not get torchvision's {entry.builder} weights (no network?): put "
                                   f"{file.name} in {file.parent} (from {weights.url}), or import a copy you have: "
-                                  f"detector import torchvision:{entry.builder} --weights-file PATH --out model.pt")
+                                  f"{how}")
         try:
             return weights, builder(weights=weights, weights_backbone=None)
         except Exception as e:  # noqa: BLE001 - a broken download or cache file: one line, naming it

@@ -176,8 +176,8 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
         if not str(item).strip():
             raise UsageError(f"an empty path {str(item)!r}: give an image, a folder, a glob or a video")
         p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in media and f.is_file())
+        if p.is_dir():  # a broken link is kept: reading it says so, rather than it being passed over unsaid
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in media and (f.is_file() or f.is_symlink()))
             if not found:
                 raise InputError(f"{item}: a folder with no images or videos ({', '.join(media)})")
             paths += found

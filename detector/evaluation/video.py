@@ -30,6 +30,10 @@ class VideoError(InputError, ValueError):
     """A video that cannot be read or is over a limit; the message names the file."""
 
 
+class TooManyFrames(VideoError):
+    """A video longer than the frames a call takes (``max_frames``)."""
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
     """Silence file descriptor 2 (C code writing to it) for a moment."""
@@ -53,7 +57,8 @@ def open_video(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple[c
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"{path}: no such video")
-    cap = cv2.VideoCapture(str(path))
+    with _quiet_stderr():  # FFmpeg's own notes on a broken file ("moov atom not found"): the error below says it
+        cap = cv2.VideoCapture(str(path))
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     if not cap.isOpened() or w <= 0 or h <= 0:
         cap.release()
@@ -76,8 +81,9 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
     cap, info = open_video(path, max_pixels)
     if max_frames is not None and info["frames"] > max_frames:
         cap.release()
-        raise VideoError(f"{path}: {info['frames']} frames ({info['frames'] / info['fps']:.0f} s); at most "
-                         f"{max_frames} are taken")
+        raise TooManyFrames(f"{path}: {info['frames']} frames ({info['frames'] / info['fps']:.0f} s), more than the "
+                         f"{max_frames} taken ({setting('max_frames', max_frames)}); raise it, or detect in every "
+                         f"Nth frame ({setting('vid_stride')})")
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:
         count = 0
@@ -90,7 +96,8 @@ def read_frames(path: Path | str, max_pixels: int | None = MAX_PIXELS, max_frame
                 if not ok:
                     break
                 if max_frames is not None and count >= max_frames:
-                    raise VideoError(f"{path}: more than {max_frames} frames; at most {max_frames} are taken")
+                    raise TooManyFrames(f"{path}: more than {max_frames} frames, the most taken "
+                                     f"({setting('max_frames', max_frames)}); raise it")
                 count += 1
                 if frame is not None:
                     yield count - 1, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)

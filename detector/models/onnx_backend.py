@@ -198,7 +198,10 @@ def load_onnx_detector(path: Path | str, device: torch.device | str = "cpu") -> 
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = torch.get_num_threads()  # the cores (torch's default), for both backends
+    # no busy-waiting between calls: predict's reader and writer threads need the cores while the graph waits
+    # for its next batch (spinning threads took them: 1.2-1.7x slower folders, docs/benchmarks.md)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     try:
         session = ort.InferenceSession(str(path), options, providers=providers_for(device, ort.get_available_providers()))

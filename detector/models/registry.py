@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from detector.core.errors import UsageError, setting
-from detector.models.checkpoint import CheckpointError, load_checkpoint
+from detector.models.checkpoint import CheckpointError, checkpoint_problem, load_checkpoint
 from detector.models.faster_rcnn import faster_rcnn
 from detector.models.onnx_backend import load_onnx_detector
 from detector.models.resnet_ssd import resnet_ssd
@@ -60,11 +60,14 @@ def load_detector(path: Path | str, device: str | torch.device = "cpu") -> tuple
 
 def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu", source: str = "checkpoint") -> tuple[nn.Module, dict]:
     """:func:`load_detector` of a checkpoint already in memory (``source`` names it in errors)."""
+    if (problem := checkpoint_problem(ckpt)) is not None:
+        raise CheckpointError(f"{source}: not a checkpoint this version can use ({problem})")
     try:
         model = build_model(ckpt["model_name"], len(ckpt["classes"]), **model_settings(ckpt))
         state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}  # fp16 files too
         model.load_state_dict(state)
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"{source}: does not describe a model this version can build ({str(e)[:300]})") from None
+    except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise CheckpointError(f"{source}: does not describe a model this version can build ({reason})") from None
     # channels_last: the convolutions run about 2x faster on the CPU (measured on TinySSD), and no slower on a GPU
     return model.to(device, memory_format=torch.channels_last).eval(), ckpt

@@ -69,10 +69,10 @@ def test_read_ahead_keeps_order_raises_where_the_error_came_and_stops_when_asked
         yield from range(5)
         raise InputError("broken at 5")
 
-    seen = []
+    reader, seen = ReadAhead(source()), []
     with pytest.raises(InputError, match="broken at 5"):
-        for x in ReadAhead(source()):
-            seen.append(x)
+        while True:
+            seen.append(next(reader))
     assert seen == [0, 1, 2, 3, 4]
 
     pulled = []
@@ -130,7 +130,7 @@ def test_a_folder_comes_back_in_order_and_a_bad_file_is_named_in_its_place(tmp_p
         list(det.predict(folder, stream=True))
 
 
-def Image_write(path: Path, side: int) -> None:  # noqa: N802 - a helper named for what it does
+def Image_write(path: Path, side: int) -> None:
     cv2.imwrite(str(path), np.full((side, side + 8, 3), side, np.uint8))
 
 

@@ -348,7 +348,7 @@ def test_video_is_drawn_frame_by_frame_with_limits(tmp_path, examples, entry, ca
     original = app_detect.MAX_VIDEO_FRAMES
     app_detect.MAX_VIDEO_FRAMES = 4
     try:
-        with pytest.raises(BadInput, match="at most 4"):
+        with pytest.raises(BadInput, match=r"clip.mp4: longer than the app takes \(4 frames"):
             run_video(str(clip), entry, cache, downloads=tmp_path)
     finally:
         app_detect.MAX_VIDEO_FRAMES = original

@@ -127,6 +127,15 @@ def bad(tmp_path_factory, request) -> dict[str, str]:
     p["old_run"] = t / "old-run"  # a folder holding an earlier run
     p["old_run"].mkdir()
     (p["old_run"] / "results.csv").write_text("epoch,loss\n1,2.0\n")
+    p["recipe_yolo"] = t / "yolo.yaml"
+    p["recipe_yolo"].write_text("model: yolo\n")
+    p["recipe_nulls"] = t / "nulls.yaml"
+    p["recipe_nulls"].write_text("epochs: null\nbatch_size: null\n")
+    p["neg_with_a_val_image"] = t / "neg-copy"  # a "negatives" folder holding one of the data set's val images
+    (p["neg_with_a_val_image"] / "a").mkdir(parents=True)
+    import shutil
+
+    shutil.copy(next(iter(sorted((t / "shapes" / "val" / "images").iterdir()))), p["neg_with_a_val_image"] / "a")
     p["empty_dir"] = t / "empty-folder"
     p["empty_dir"].mkdir()
     p["text_dir"] = t / "text-folder"  # a folder whose one "image" is text
@@ -264,6 +273,24 @@ ROWS = [
      "--negatives '': give a folder"),
     ("eval-negatives-no-images", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
      "{empty_dir}", 1, "no images in it"),
+    ("eval-negatives-copies-of-the-data", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
+     "{neg_with_a_val_image}", 1, "images of the data set itself"),
+    ("predict-out-over-a-recursive-glob", "predict {shapes_dir}/**/*.jpg --weights " + SHIPPED + " --device cpu --out "
+     "{shapes_dir}/val/images", 2, "is where"),
+    ("predict-out-empty", "predict {image} --weights " + SHIPPED + " --device cpu --out {empty}", 2,
+     "--out '': give a folder"),
+    ("train-hard-negatives-below-0", "train --data {shapes} --hard-negatives -1 --out {tmp}/hn1", 2,
+     "--hard-negatives -1.0: must be 0 or more"),
+    ("train-hard-negatives-nan", "train --data {shapes} --hard-negatives nan --out {tmp}/hn2", 2,
+     "--hard-negatives nan: must be 0 or more"),
+    ("train-hard-negatives-text", "train --data {shapes} --hard-negatives lots --out {tmp}/hn3", 2,
+     "invalid float value: 'lots'"),
+    ("train-hard-negatives-device-path", "train --data {shapes} --hard-negatives 2 --data-path device --out {tmp}/hn4",
+     2, "--hard-negatives: done by the DataLoader path only"),
+    ("train-recipe-unknown-model", "train --config {recipe_yolo} --data {shapes} --device cpu --out {tmp}/ry", 2,
+     "--model yolo: choose one of"),
+    ("train-recipe-nulls", "train --config {recipe_nulls} --data {shapes} --device cpu --out {tmp}/rn2", 2,
+     "--epochs None: must be given"),
     ("eval-negatives-with-predictions", "eval --data {coco_ok} --predictions {preds_not_list} --negatives {tmp}", 2,
      "false alarms are counted by running a model"),
     ("eval-negatives-unreadable", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives {text_dir}",
@@ -307,12 +334,16 @@ ROWS = [
     ("predict-iou-2", "predict {image} --weights " + SHIPPED + " --iou 2", 2, "--iou 2.0: must be between 0 and 1"),
     ("predict-max-det-over-cap", "predict {image} --weights " + SHIPPED + " --max-det 1001", 2,
      "--max-det 1001: must be at most 1000"),
+    ("predict-vid-stride-0", "predict {image} --weights " + SHIPPED + " --vid-stride 0", 2,
+     "--vid-stride 0: must be at least 1"),
+    ("predict-vid-stride-text", "predict {image} --weights " + SHIPPED + " --vid-stride half", 2,
+     "invalid int value: 'half'"),
     ("predict-max-frames-0", "predict {image} --weights " + SHIPPED + " --max-frames 0", 2,
      "--max-frames 0: must be at least 1"),
     ("predict-max-frames-text", "predict {image} --weights " + SHIPPED + " --max-frames many", 2,
      "invalid int value: 'many'"),
     ("predict-video-over-max-frames", "predict {clip3} --weights " + SHIPPED + " --max-frames 2 --out {tmp}/p10 "
-     "--device cpu", 1, "three.mp4: 3 frames (0 s); at most 2 are taken"),
+     "--device cpu", 1, "three.mp4: 3 frames (0 s), more than the 2 taken (--max-frames 2); raise it"),
     ("predict-max-pixels-0", "predict {image} --weights " + SHIPPED + " --max-pixels 0", 2,
      "--max-pixels 0: must be at least 1"),
     ("predict-unknown-model-name", "predict {image} --weights tiny_ssd --out {tmp}/p9", 2,
@@ -473,7 +504,8 @@ def test_the_table_covers_every_subcommand():
 
 @pytest.mark.parametrize("line", ["train --resume {random_pt}", "data check {coco_list_id}",
                                   "predict {image} --weights {random_pt} --out {tmp}/q",
-                                  "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt"])
+                                  "import torchvision:fasterrcnn_resnet50_fpn --out {tmp}/z.pt",
+                                  "train --devices 2 --resume {tmp}/nope/last.pt --device cpu --workers 0"])
 def test_the_real_binary_says_one_line(bad, line):
     argv = [part.format(**bad) for part in line.split()]
     done = subprocess.run([sys.executable, "-m", "detector", *argv], capture_output=True, text=True, timeout=300,

@@ -71,6 +71,6 @@ def test_the_cap_is_a_flag(big, tmp_path, capsys):
     Image.new("RGB", (40, 30)).save(tmp_path / "small.png")
     assert main(["anchors", str(tmp_path / "small.png"), "--out", str(tmp_path / "a.png"), "--max-pixels", "1200"]) == 0
     assert main(["anchors", str(tmp_path / "small.png"), "--out", str(tmp_path / "a.png"), "--max-pixels", "1199"]) == 1
-    assert "small.png: 40x30 is 0 megapixels, over the cap of 1,199 pixels" in capsys.readouterr().err
+    assert "small.png: 40x30 is 1,200 pixels, over the cap of 1,199 pixels" in capsys.readouterr().err
     assert main(["data", "check", str(big), "--headers-only", "--max-pixels", str(SIDE * SIDE)]) == 0
     assert "no problems found" in capsys.readouterr().out

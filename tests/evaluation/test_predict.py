@@ -17,9 +17,9 @@ SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt"
 
 def fake_detector(model: nn.Module, classes=("a", "b"), category_ids=(5, 9)):
     """A :class:`~detector.api.Detector` whose model is ``model`` (a fake that honours the contract)."""
-    from detector.api import Detector
-
     from dataclasses import replace
+
+    from detector.api import Detector
 
     det = Detector(SHIPPED, device="cpu")
     det.model = model

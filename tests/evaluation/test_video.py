@@ -48,7 +48,7 @@ def test_every_frame_is_detected_drawn_and_recorded(tmp_path):
 
 def test_video_limits_and_bad_files(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=12)
-    with pytest.raises(VideoError, match="at most 5"):
+    with pytest.raises(VideoError, match=r"clip.mp4: 12 frames \(1 s\), more than the 5 taken \(max_frames=5\)"):
         detect_video(FixedBox(), clip, tmp_path / "o1", max_frames=5)
     with pytest.raises(VideoError, match="over the cap"):
         detect_video(FixedBox(), clip, tmp_path / "o2", max_pixels=160 * 96 - 1)
@@ -82,10 +82,46 @@ def test_a_truncated_video_is_reported_not_passed_as_complete(tmp_path, capsys):
     shipped = str(Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt")
     args = ["predict", str(cut), "--weights", shipped, "--device", "cpu"]
     assert main([*args, "--out", str(tmp_path / "p1")]) == 1
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     assert "pass --skip-bad-frames to keep the frames that could be" in err and "Traceback" not in err
+    # what was written of it is removed, and nothing claims it was written (hostile pass, 2026-12-06)
+    assert sorted(p.name for p in (tmp_path / "p1").iterdir()) == [] and "wrote" not in said.out
     assert main([*args, "--out", str(tmp_path / "p2"), "--skip-bad-frames"]) == 0
     kept = json.loads((tmp_path / "p2" / "cut.json").read_text())
     assert 0 < len(kept["frames"]) < 60
     assert "of its 60 frames could be decoded" in capsys.readouterr().err
     assert len(list(read_frames(whole)[1])) == 60  # the whole file: no report
+
+
+def test_vid_stride_detects_every_nth_frame_and_writes_them_at_their_rate(tmp_path):
+    clip = write_clip(tmp_path / "clip.mp4", frames=12, fps=12)
+    det = fake_detector(FixedBox())
+    done = det.predict(clip, out=tmp_path / "out", vid_stride=3)
+    assert [r.frame for r in done] == [0, 3, 6, 9]
+    doc = json.loads((tmp_path / "out" / "clip.json").read_text())
+    assert [f["frame"] for f in doc["frames"]] == [0, 3, 6, 9] and doc["fps"] == pytest.approx(4)
+    assert [f["time_s"] for f in doc["frames"]] == [0.0, 0.25, 0.5, 0.75]  # the source's clock
+    assert [f["detections"][0]["image_id"] for f in doc["frames"]] == [1, 4, 7, 10]
+    back = cv2.VideoCapture(str(tmp_path / "out" / "clip.webm"))
+    assert back.get(cv2.CAP_PROP_FPS) == pytest.approx(4, abs=0.1)
+    count = 0
+    while back.read()[0]:
+        count += 1
+    assert count == 4
+
+
+def test_a_video_that_is_not_one_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    """A text file named .mp4: one "skipped" line (FFmpeg's own notes silenced), exit 1, no empty predictions.json
+    and no "0 detections in 0 images" claim."""
+    from pathlib import Path
+
+    from detector.cli.main import main
+
+    fake = tmp_path / "talk.mp4"
+    fake.write_text("not a video")
+    shipped = str(Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt")
+    assert main(["predict", str(fake), "--weights", shipped, "--device", "cpu", "--out", str(tmp_path / "o")]) == 1
+    said = capsys.readouterr()
+    assert said.out == "" and said.err.count("\n") == 1 and "talk.mp4: not a readable video" in said.err
+    assert list((tmp_path / "o").iterdir()) == []
