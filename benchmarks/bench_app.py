@@ -33,6 +33,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def group_rss_mib(pgid: int) -> float:
+    """The resident memory of every process of the process group ``pgid``, summed (the app and anything it
+    starts)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += rss_mib(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def rss_mib(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -104,11 +118,12 @@ def start_server(weights: str, queue_size: int, cwd: Path, extra: tuple[str, ...
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    weights = str(Path(weights).resolve())  # the server runs in cwd, so a path relative to ours is resolved first
+    weights = str(Path(weights).resolve()) if weights else None  # the server runs in cwd: a path resolved first
     log = open(cwd / "server.log", "w")  # noqa: SIM115 - the server's lifetime
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--weights", weights,
+    model = ["--weights", weights] if weights else []  # none: the app's default model, as a user starts it
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *model,
                                "--queue-size", str(queue_size), *extra], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, **(env or {})})
+                              env={**os.environ, **(env or {})}, start_new_session=True)  # its own process group
     url = f"http://127.0.0.1:{port}/"
     for _ in range(240):
         try:

@@ -58,8 +58,8 @@ def main() -> None:
     ap.add_argument("--sequential", action="store_true", help="every stage in one thread, one after another")
     args = ap.parse_args()
     import detector.api.detector as api_detector
-    import detector.api.sources as sources
     from detector import Detector
+    from detector.api import sources
     from detector.api.writer import PredictionWriter
 
     det = Detector(args.weights, device="cpu")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -37,7 +39,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_app import percentile, rss_mib, start_server
+from bench_app import group_rss_mib, percentile, rss_mib, start_server
 
 
 def make_inputs(folder: Path) -> dict[str, Path]:
@@ -182,50 +184,78 @@ def run(clients: int = 20, seconds: float = 60, weights: str | None = None, seed
             server.kill()
 
 
-def deep_uploads(count: int = 4, side: int = 9999, weights: str | None = None) -> dict:
-    """``count`` clients at once each send ``/detect`` a ``side x side`` 16-bit PNG (each under the 100-megapixel
-    cap): the server's peak resident memory, and whether every call was answered."""
+def hwm_mib(pid: int) -> float:
+    """A process's peak resident memory so far (``VmHWM``)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def deep_uploads(count: int = 4, side: int = 9999, weights: str | None = None, ordinary_after_s: float = 1.0) -> dict:
+    """The case of issue 42, as a user makes it: ``count`` clients at once (``gradio_client``, ``handle_file``)
+    each call ``/detect`` with the same ``side x side`` RGB 16-bit PNG of zeros (``cv2.imwrite`` at compression 9:
+    a small file, 0.6 GB as decoded 16-bit), the app on its default model; ``ordinary_after_s`` later an ordinary
+    user calls ``/detect`` with a 512x512 photograph. The server's process group's resident memory, summed and
+    sampled every 0.2 s; whether every call was answered; how long the ordinary call took."""
+    import cv2
+    from gradio_client import Client as GradioClient
+    from gradio_client import handle_file
+
     tmp = Path(tempfile.mkdtemp(prefix="load-deep-"))
     path = tmp / "deep16.png"
-    Image.fromarray(np.tile((np.arange(side, dtype=np.uint32) * 6 % 65535).astype(np.uint16), (side, 1))).save(path)
-    weights = weights or str(ROOT / "models" / "tinyssd-shapes.pt")
-    server, url = start_server(weights, 4 * count, tmp)
+    cv2.imwrite(str(path), np.zeros((side, side, 3), np.uint16), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    photo = make_inputs(tmp)["photo0"]
+    server, url = start_server(weights, 4 * count + 4, tmp)
+    group = os.getpgid(server.pid)
     try:
-        config = json.loads(urllib.request.urlopen(url + "config", timeout=10).read())
-        fn = {d["api_name"]: i for i, d in enumerate(config["dependencies"]) if d.get("api_name")}
-        clients = [Client(url, fn) for _ in range(count)]
-        uploads = [c.upload(path) for c in clients]  # all on the server before any call
-        peak, stop = [rss_mib(server.pid)], threading.Event()
+        peak, stop = [group_rss_mib(group)], threading.Event()
         idle = peak[0]
 
         def sample():
             while not stop.is_set():
-                peak.append(rss_mib(server.pid))
-                time.sleep(0.05)
+                peak.append(group_rss_mib(group))
+                time.sleep(0.2)
 
         results: list = [None] * count
+        ordinary: dict = {}
 
         def call(k: int):
-            results[k] = clients[k].call("detect", [uploads[k], 0.25, 0.45, 100, Path(weights).name])
+            try:
+                results[k] = GradioClient(url, verbose=False).predict(handle_file(str(path)), api_name="/detect")
+            except Exception as e:  # noqa: BLE001 - reported
+                results[k] = {"error": f"{type(e).__name__}: {e}"}
+
+        def ordinary_call():
+            client = GradioClient(url, verbose=False)
+            time.sleep(ordinary_after_s)
+            t = time.perf_counter()
+            reply = client.predict(handle_file(str(photo)), api_name="/detect")
+            ordinary.update(seconds=round(time.perf_counter() - t, 2), answered="detections" in reply)
 
         threading.Thread(target=sample, daemon=True).start()
         start = time.perf_counter()
         threads = [threading.Thread(target=call, args=(k,)) for k in range(count)]
+        threads.append(threading.Thread(target=ordinary_call))
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         stop.set()
-        return {"uploads": count, "side": side, "file_mib": round(path.stat().st_size / 2**20, 1),
+        return {"uploads": count, "side": side, "file_mib": round(path.stat().st_size / 2**20, 2),
                 "server_rss_idle_mib": round(idle), "server_rss_peak_mib": round(max(peak)),
+                "server_hwm_mib": round(hwm_mib(server.pid)),  # the app process's own peak, between samples too
                 "seconds": round(time.perf_counter() - start, 1),
-                "answered": sum(r is not None and r[0] == "ok" and '"detections"' in r[1] for r in results)}
+                "answered": sum(isinstance(r, dict) and "detections" in r for r in results),
+                "replies": [r if not (isinstance(r, dict) and "detections" in r) else "ok" for r in results],
+                "ordinary_seconds": ordinary.get("seconds"), "ordinary_answered": ordinary.get("answered", False),
+                "server_log_tracebacks": (tmp / "server.log").read_text().count("Traceback")}
     finally:
-        server.terminate()
+        os.killpg(group, signal.SIGTERM)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            os.killpg(group, signal.SIGKILL)
 
 
 def folder_bytes(folder: Path) -> int:
@@ -346,7 +376,8 @@ def main() -> None:
     parser.add_argument("--weights")
     parser.add_argument("--json", help="write the figures here")
     parser.add_argument("--deep", type=int, metavar="N", help="only the hostile case: N clients at once send /detect "
-                        "a 9999x9999 16-bit PNG each; the server's peak memory")
+                        "a 9999x9999 RGB 16-bit PNG each, and an ordinary user a photograph; the server's peak "
+                        "memory and the ordinary call's time")
     parser.add_argument("--bodies", action="store_true", help="only the hostile bodies: a 200 MB JSON body, three "
                         "100 MB chunked ones, 20 concurrent 45 MB uploads, while an ordinary user calls /detect")
     args = parser.parse_args()

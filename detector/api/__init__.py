@@ -40,5 +40,8 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
+        from detector.core.errors import torch_pair
+
+        torch_pair()  # a torchvision that does not match torch: one line, before anything imports it
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'detector.api' has no attribute {name!r}")

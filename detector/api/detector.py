@@ -34,6 +34,7 @@ from detector.api.sources import Item, is_lazy, iter_items
 from detector.api.writer import PredictionWriter, Skipped, check_out
 from detector.core.errors import InputError, UsageError, setting
 from detector.core.files import write_atomic
+from detector.core.progress import voice
 from detector.engine.config import TrainConfig, check_flags, check_img_size, read_recipe, recipe_under_flags
 from detector.engine.distributed import main_process
 from detector.engine.loop import resolve_device
@@ -117,11 +118,13 @@ class Detector:
 
     # ------------------------------------------------------------------------------------------ train
     def train(self, data: str | Path | None = None, *, config: str | Path | TrainConfig | None = None,
-              **settings) -> Metrics:
+              verbose: bool = True, **settings) -> Metrics:
         """Train (``detector train``): every :class:`~detector.engine.config.TrainConfig` field as a keyword, over a
         recipe file (``config``, YAML of the same fields) and over the model's own settings. A checkpoint's
         Detector starts the run from its weights. Afterwards the Detector holds the best model (``best.pt``)
-        and ``self.run`` is the run folder. Returns the last evaluation's metrics (empty without a val split)."""
+        and ``self.run`` is the run folder. Returns the last evaluation's metrics (empty without a val split).
+        ``verbose``: progress as the command line shows it (a line per epoch; a bar on a terminal), on standard
+        error unless the script has set up logging; ``False``: nothing but warnings."""
         from detector.engine.detect import train
 
         if isinstance(config, TrainConfig):
@@ -139,7 +142,10 @@ class Detector:
                 values["data"] = str(data)
             cfg = TrainConfig(**values, given=tuple(settings) + (("data",) if data is not None else ()))
         cfg.check()
-        metrics = dict(train(cfg) or {})
+        if not isinstance(verbose, bool):
+            raise UsageError(f"verbose={verbose!r}: True (progress on standard error) or False (quiet)")
+        with voice(verbose):
+            metrics = dict(train(cfg) or {})
         images = int(metrics.pop("images", 0))
         self.run = Path(cfg.resume).parent if cfg.resume else Path(cfg.out)
         if main_process():  # under torchrun the other ranks have waited for rank 0's files and leave them to it

@@ -32,10 +32,13 @@ def shown(image: np.ndarray, max_side: int | None = None, min_side: int | None =
     scale = 1.0
     if max_side is not None or min_side is not None:
         scale = min((max_side or max(h, w)) / max(h, w), max(1.0, (min_side or 0) / max(h, w)))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if scale < 1.0:  # shrunk from the array by OpenCV's area average: no full-size copy as a PIL image
+        import cv2
+
+        return Image.fromarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA)), scale
     pil = Image.fromarray(image)
-    if scale != 1.0:
-        pil = pil.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BILINEAR)
-    return pil, scale
+    return (pil.resize(size, Image.Resampling.BILINEAR) if scale != 1.0 else pil), scale
 
 
 @dataclass

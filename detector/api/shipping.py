@@ -43,6 +43,10 @@ def check_card(weights: str | Path, cfg: ExportConfig) -> None:
     from detector.engine.loop import resolve_device
 
     resolve_device(cfg.device)
+    if cfg.negatives is not None:  # the folder's images found now, before anything is written
+        from detector.data.negatives import background_records
+
+        background_records(cfg.negatives, log=lambda line: None)
     if cfg.test_data:
         classes = load_checkpoint(weights).get("classes")
         data = load_dataset(cfg.test_data)
@@ -63,6 +67,9 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     if Path(out).resolve() == Path(weights).resolve():
         raise UsageError(f"{setting('out', str(out))} is the checkpoint it exports: writing there would replace it; "
                          f"choose another {setting('out')}")
+    if cfg.negatives is not None and not cfg.card:
+        raise UsageError(f"{setting('negatives', cfg.negatives)}: the false-alarm rate goes into the model card; "
+                         f"give {setting('card', True)} too")
     if cfg.card:
         check_card(weights, cfg)  # before anything is written
     if fmt == "onnx":
@@ -81,6 +88,13 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     logger.debug("wrote %s (%.2f MiB)", out, out.stat().st_size / 2**20)
     if cfg.card:
         card = model_card(str(weights), str(out), ckpt, cfg.test_data, cfg.device, cfg.trained_on)
+        if cfg.negatives is not None:  # measured on the exported file, as the card's metrics
+            from detector.api.detector import Detector
+            from detector.api.scoring import false_alarm_text, false_alarms
+            from detector.data.images import MAX_PIXELS
+
+            card["false_alarms"] = false_alarms(Detector(out, device=cfg.device), cfg.negatives, MAX_PIXELS)
+            logger.info(false_alarm_text(card["false_alarms"]))
         card["notes"] = list(cfg.note or [])
         card_path = out.with_suffix(".json")
         try:

@@ -26,7 +26,7 @@ from detector.data.images import (
 from detector.evaluation.predict import expand_inputs
 from detector.evaluation.video import TooManyFrames, VideoError, is_video, read_frames
 
-__all__ = ["ImageTooLarge", "Item", "TooManyFrames", "as_rgb", "is_lazy", "iter_items", "load_image"]
+__all__ = ["ImageTooLarge", "Item", "TooManyFrames", "as_rgb", "header_size", "is_lazy", "iter_items", "load_image"]
 ACCEPTED = "an image or video path, a folder, a glob, a numpy array (RGB [H, W, 3] or grey [H, W], uint8), a PIL image"
 
 
@@ -172,10 +172,12 @@ def load_image(path: Path | str, name: str | None = None, max_pixels: int = MAX_
                 notes.append(f"first of {im.n_frames} frames")
             im.load()
             orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation
-            upright = ImageOps.exif_transpose(im)
-            if orientation not in (1, None):
+            upright = im
+            if orientation not in (1, None):  # a copy, only when it is turned
+                upright = ImageOps.exif_transpose(im)
                 notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
-            image = pil_to_rgb(upright, notes)
+            image = pil_to_rgb(upright, notes)  # in bands: the decoded image and this array, no more
+            del upright
     except InputError:
         raise
     except UnidentifiedImageError:
@@ -184,4 +186,14 @@ def load_image(path: Path | str, name: str | None = None, max_pixels: int = MAX_
         raise InputError(f"{name}: corrupt or truncated image ({e})") from None
     if image.shape[0] < 2 or image.shape[1] < 2:
         raise InputError(f"{name}: image is {image.shape[1]}x{image.shape[0]} pixels, too small to detect in")
-    return np.ascontiguousarray(image), notes
+    return image, notes
+
+
+def header_size(path: Path | str) -> tuple[int, int] | None:
+    """``(width, height)`` from an image file's header (nothing decoded), or None when it has none (the decoding
+    then says what is wrong)."""
+    try:
+        with open_image(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any unreadable header: the same answer
+        return None

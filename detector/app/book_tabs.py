@@ -9,11 +9,15 @@ import numpy as np
 from detector.app.catalog import ModelCache, ModelEntry
 from detector.app.components import HEAVY, Number, SafeImage, Slider, entry_of, guarded
 from detector.app.figures import MATCH_HEADERS, anchors_figure, matching_figure, nms_figure
-from detector.app.uploads import load_upload, unit
+from detector.app.uploads import unit, upload
 
 
-def _read_image(path: str | None, fallback: np.ndarray) -> np.ndarray:
-    return fallback if not path else load_upload(path)[0]
+def _on_image(path: str | None, fallback: np.ndarray, make):
+    """``make(image)`` of the upload at ``path`` (decoded inside the server's pixel budget) or of ``fallback``."""
+    if not path:
+        return make(fallback)
+    with upload(path) as (image, _notes):
+        return make(image)
 
 
 def anchors_tab(photo: np.ndarray) -> None:
@@ -21,7 +25,7 @@ def anchors_tab(photo: np.ndarray) -> None:
 
     @guarded(lambda message: (None, f"**{message}**"))
     def on_anchors(path, fh, fw, sizes, ratios, labels):
-        return anchors_figure(_read_image(path, photo), fh, fw, sizes, ratios, bool(labels))
+        return _on_image(path, photo, lambda image: anchors_figure(image, fh, fw, sizes, ratios, bool(labels)))
 
     gr.Markdown("The book's `display_anchors`: every cell of an H x W feature map gets one anchor per "
                 "size (with the first ratio) and one per further ratio (with the first size).")
@@ -67,7 +71,7 @@ def matching_tab(example_path: str | None, example_img: np.ndarray, example_box_
 
     @guarded(lambda message: (None, [], f"**{message}**"))
     def on_match(path, boxes, fh, fw, sizes, ratios, thr):
-        r = matching_figure(_read_image(path, example_img), boxes, fh, fw, sizes, ratios, thr)
+        r = _on_image(path, example_img, lambda image: matching_figure(image, boxes, fh, fw, sizes, ratios, thr))
         return r.image, r.rows, r.summary
 
     gr.Markdown("Ground-truth boxes, one per line `x1 y1 x2 y2` in pixels (or click two opposite corners "
@@ -103,7 +107,8 @@ def nms_tab(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.Dropdow
 
     @guarded(lambda message: (None, None, f"**{message}**"))
     def on_nms(path, label, conf, iou):
-        r = nms_figure(_read_image(path, example_img), entry_of(entries, label), cache, unit(conf), unit(iou))
+        r = _on_image(path, example_img, lambda image: nms_figure(image, entry_of(entries, label), cache, unit(conf),
+                                                                   unit(iou)))
         return r.before, r.after, r.summary
 
     gr.Markdown("The model's candidate boxes above the confidence threshold, before and after "

@@ -1,7 +1,7 @@
 """What every handler of the page shares: Gradio inputs that let a bad value reach the handler (Gradio's own
 checks answer a bad value from raw HTTP with a bare "Error"; these look and behave in the page as Gradio's
 own), the checks that turn such values into one message naming them, the guard that keeps any exception from
-reaching Gradio, and the one concurrency group of every handler that decodes images or runs a model."""
+reaching Gradio, and the concurrency groups of the handlers that decode images or run a model."""
 
 from __future__ import annotations
 
@@ -56,8 +56,12 @@ class CheckboxGroup(Tolerant, gr.CheckboxGroup):
         return "checkboxgroup"
 
 
-HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 1}  # every handler that decodes images or runs a model:
-# one at a time over all of them, so memory is bounded by one request's
+# The concurrency groups of the handlers that decode images or run a model. Memory is bounded by the pixels of
+# uploads held at once over all of them (uploads.PIXELS_HELD: one 100-megapixel upload and smaller ones beside it),
+# not by these limits, which let an ordinary call go beside a huge one instead of queuing behind it:
+HEAVY = {"concurrency_id": "heavy", "concurrency_limit": 2}  # the page's tabs (up to 16 images a call)
+API_CALLS = {"concurrency_id": "api", "concurrency_limit": 6}  # /detect: one image a call
+VIDEO = {"concurrency_id": "video", "concurrency_limit": 1}  # a video: up to 900 frames of 2 megapixels
 
 
 def _libc():

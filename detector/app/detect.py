@@ -18,18 +18,24 @@ from detector.api import Detector, Results
 from detector.api.settings import MAX_DET, VIDEO_SUFFIXES
 from detector.api.sources import TooManyFrames
 from detector.app.catalog import ModelCache, ModelEntry
-from detector.app.uploads import DISPLAY_SIDE, MIN_DISPLAY_SIDE, BadInput, load_upload
+from detector.app.uploads import DISPLAY_SIDE, MIN_DISPLAY_SIDE, BadInput, upload
 from detector.core.errors import DetectorError
 from detector.core.progress import plural
 
 
 def detect_image(det: Detector, path: str | Path, name: str, conf: float | None = None, iou: float | None = None,
-                 max_det: int | None = None, classes: Sequence[str] | None = None) -> tuple[Results, list[str]]:
-    """One upload decoded and detected: its :class:`~detector.api.Results` (``path`` is the upload's ``name``) and
-    the notes on what was converted. Settings left at None are the model's own."""
-    image, notes = load_upload(path, name)
-    (r,) = det.predict(image, conf=conf, iou=iou, max_det=max_det, classes=list(classes) if classes else None)
-    return replace(r, path=name), notes
+                 max_det: int | None = None, classes: Sequence[str] | None = None,
+                 drawn: bool = False) -> tuple[Results, list[str], Image.Image | None]:
+    """One upload decoded (inside the server's pixel budget, :func:`~detector.app.uploads.upload`), detected and,
+    with ``drawn``, drawn as the page shows it: its :class:`~detector.api.Results` without the full-size image
+    (``path`` is the upload's ``name``), the notes on what was converted, the drawing. Settings left at None are
+    the model's own."""
+    with upload(path, name) as (image, notes):
+        (r,) = det.predict(image, conf=conf, iou=iou, max_det=max_det, classes=list(classes) if classes else None)
+        picture = draw(r) if drawn else None
+        r = replace(r, path=name, image=None)  # the full-size image goes before the budget is given back
+        del image
+    return r, notes, picture
 
 
 def check_max_det(max_det: int | None) -> None:
@@ -102,11 +108,11 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
     shown_conf = det.info.defaults.conf if conf is None else conf
     names = list(names) if names else [Path(f).name for f in files]
     images, rows, messages, coco, found = [], [], [], [], []
-    model_s = 0.0
+    model_s = 0.0  # decoding, detecting and drawing
     for f, name in zip(files, names):
         t = time.perf_counter()
         try:
-            r, notes = detect_image(det, f, name, conf, iou, max_det, classes)
+            r, notes, picture = detect_image(det, f, name, conf, iou, max_det, classes, drawn=True)
         except DetectorError as e:
             messages.append(str(e))
             continue
@@ -122,7 +128,7 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
             messages.append(f"{name}: no objects found at confidence {shown_conf:g}"
                             + (f" among {', '.join(classes)}" if classes else "")
                             + f". {entry.label} detects only {entry.detects()}{hint}")
-        images.append((draw(r), f"{name}: {plural(len(r), 'object')}"))
+        images.append((picture, f"{name}: {plural(len(r), 'object')}"))
         rows += table_rows(r)
         coco += r.to_coco(image_id=len(found))
     json_path = _write_download(coco, downloads or downloads_folder()) if found else None
@@ -132,7 +138,7 @@ def run_detect(files: Sequence[str | Path] | None, entry: ModelEntry, cache: Mod
         count = sum(len(r) for r in found)
         per = f" ({len(found)} images, {total_ms / len(found):.0f} ms each)" if len(found) > 1 else ""
         summary = (f"**{plural(count, 'object')}** in {total_ms:.0f} ms{per} on {det.device.type} "
-                   f"with {entry.label} (decoding and model {model_s * 1000:.0f} ms)")
+                   f"with {entry.label} (decoding, model and drawing {model_s * 1000:.0f} ms)")
         if len(found) > 1:  # the count of each image, readable without scrolling through the gallery
             summary += "  \n" + " · ".join(f"{r.path}: {plural(len(r), 'object')}" for r in found)
     return DetectResult(images, rows, summary, messages, json_path, found)
@@ -149,7 +155,7 @@ def api_detect(file: str | Path | None, entry: ModelEntry, cache: ModelCache, co
     try:
         check_max_det(max_det)
         det = cache.get(entry.path)
-        r, notes = detect_image(det, file, Path(file).name, conf, iou, max_det)
+        r, notes, _ = detect_image(det, file, Path(file).name, conf, iou, max_det)
     except DetectorError as e:
         return {"error": str(e)}
     image = r.to_dict()  # without "path" (a client such as gradio_client takes a "path" for a file to fetch)

@@ -33,7 +33,9 @@ from detector.app.catalog import (
     zoo_entries,
 )
 from detector.app.components import (
+    API_CALLS,
     HEAVY,
+    VIDEO,
     CheckboxGroup,
     Dropdown,
     Number,
@@ -167,7 +169,7 @@ def video_section(entries: dict[str, ModelEntry], cache: ModelCache, model: gr.D
             drawn = gr.Video(label="Detections", elem_id="video-out", format=None)
             frames = gr.File(label="Detections per frame (JSON)")
     go.click(on_video, [clip, model, conf, iou, max_det], [drawn, frames, v_summary], api_visibility="private",
-             **HEAVY)
+             **VIDEO)
 
 
 def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url: str) -> None:
@@ -194,7 +196,7 @@ def api_tab(entries: dict[str, ModelEntry], default: str, cache: ModelCache, url
             api_model = Dropdown(list(entries), value=default, label="Model")
             api_run = gr.Button("Run /detect")
     api_out = gr.JSON(label="/detect reply")
-    api_run.click(on_api, [api_file, api_conf, api_iou, api_max, api_model], api_out, api_name="detect", **HEAVY)
+    api_run.click(on_api, [api_file, api_conf, api_iou, api_max, api_model], api_out, api_name="detect", **API_CALLS)
 
 
 def optional_unit(value, what: str) -> float | None:

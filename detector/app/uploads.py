@@ -7,12 +7,15 @@ greyscale, 16-bit, transparent, multi-frame and EXIF-rotated images are converte
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from detector.api import load_image
-from detector.api.sources import ImageTooLarge
+from detector.api.sources import ImageTooLarge, header_size
 from detector.core.errors import InputError
 
 MAX_PIXELS = 100_000_000  # uploads above this are refused (a 10,000 x 10,000 photo still passes)
@@ -45,3 +48,40 @@ def load_upload(path: Path | str, name: str | None = None) -> tuple[np.ndarray, 
         w, h = e.size
         raise BadInput(f"{name or Path(path).name}: too large ({w}x{h} = {w * h / 1e6:.0f} megapixels; the demo "
                        f"takes at most {MAX_PIXELS / 1e6:.0f})") from None
+
+
+class PixelBudget:
+    """The pixels of uploads decoded and held at once, over every handler of the server: a handler waits for
+    room before it decodes, and gives it back when its full-size image is gone. With ``limit`` above the largest
+    upload taken (:data:`MAX_PIXELS`), one huge upload goes at a time while small ones go beside it: the
+    server's memory is bounded by the budget, not by how many calls come at once."""
+
+    def __init__(self, limit: int):
+        self.limit, self.held = limit, 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        pixels = min(max(0, pixels), self.limit)
+        with self._cond:
+            while self.held and self.held + pixels > self.limit:
+                self._cond.wait()
+            self.held += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.held -= pixels
+                self._cond.notify_all()
+
+
+PIXELS_HELD = PixelBudget(MAX_PIXELS + MAX_PIXELS // 2)  # one 100-megapixel upload and 50 more beside it
+
+
+@contextmanager
+def upload(path: Path | str, name: str | None = None) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """``with upload(path, name) as (image, notes):`` the upload decoded (:func:`load_upload`) inside the server's
+    pixel budget (:data:`PIXELS_HELD`), held for the ``with`` block: drop the image before it ends."""
+    size = header_size(path)
+    with PIXELS_HELD.hold(size[0] * size[1] if size else 0):
+        yield load_upload(path, name)

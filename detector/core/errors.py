@@ -75,3 +75,36 @@ def cli_terms() -> Iterator[None]:
         yield
     finally:
         _TERMS["cli"] = before
+
+
+class SetupError(DetectorError):
+    """The installation cannot work (a pair of packages that do not match); the message says what to install."""
+
+    exit_code = 1
+
+
+def torch_pair() -> None:
+    """Import torchvision beside torch, or raise a :class:`SetupError` in one line naming both versions and the
+    install line: a torchvision built for another torch (a CUDA one beside a CPU torch, say) fails deep in its
+    import with ``operator torchvision::nms does not exist``."""
+    try:
+        import torchvision  # noqa: F401
+    except (RuntimeError, ImportError, OSError) as e:
+        from importlib import metadata
+
+        import torch
+
+        def version(name: str) -> str:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                return "(not installed)"
+
+        base = torch.__version__.split("+")[0]
+        major, minor = (int(v) for v in base.split(".")[:2])
+        match = f"0.{minor + 15}" if major == 2 else "the one built for it"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise SetupError(f"torch {torch.__version__} and torchvision {version('torchvision')} do not work together "
+                         f"({reason}); install the torchvision made for this torch, from the same index: pip install "
+                         f"'torch=={base}' 'torchvision=={match}.*' (a CPU-only machine: add --index-url "
+                         "https://download.pytorch.org/whl/cpu)") from None

@@ -11,13 +11,42 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 logger = logging.getLogger("detector")
 
 
+_QUIET = {"on": False}  # a script's call asked for silence (verbose=False): no bars either
+
+
 def on_terminal() -> bool:
-    """Whether progress bars can be drawn: standard error is a terminal."""
-    return sys.stderr.isatty()
+    """Whether progress bars can be drawn: standard error is a terminal (and no call asked for silence)."""
+    return sys.stderr.isatty() and not _QUIET["on"]
+
+
+@contextmanager
+def voice(verbose: bool = True) -> Iterator[None]:
+    """The library's voice for the length of a script's call (``Detector.train``): with ``verbose``, its lines on
+    standard error (a line per epoch; a bar on a terminal) unless the script has set up logging itself (then
+    they go there); without, nothing (no bars, no lines but warnings)."""
+    added, level, quiet = None, logger.level, _QUIET["on"]
+    if verbose:
+        if not logger.handlers and not logging.getLogger().handlers:  # nothing set up: ours, for this call
+            added = _Stderr()
+            added.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(added)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+    else:
+        logger.setLevel(logging.WARNING)
+        _QUIET["on"] = True
+    try:
+        yield
+    finally:
+        if added is not None:
+            logger.removeHandler(added)
+        logger.setLevel(level)
+        _QUIET["on"] = quiet
 
 
 def progress(items: Iterable, desc: str, total: int | None = None, enabled: bool = True, unit: str = "items",

@@ -111,39 +111,59 @@ def decode_fully(path: Path | str, max_pixels: int | None = MAX_PIXELS) -> tuple
     return size
 
 
+BAND_PIXELS = 1 << 22  # pixels converted at a time (a band of rows): a huge image is never copied whole
+
+
 def pil_to_rgb(im: Image.Image, notes: list[str] | None = None) -> np.ndarray:
-    """Any PIL mode -> ``uint8 [H, W, 3]`` RGB: 16-bit grey scaled to 8 bits, float grey stretched, transparency
-    flattened onto white; ``notes`` (when given) says what was converted."""
+    """Any PIL mode -> ``uint8 [H, W, 3]`` RGB: 16-bit grey scaled to 8 bits (the high byte, as OpenCV reads
+    16-bit files), 32-bit grey holding 8-bit values kept, other 32-bit and float grey stretched, transparency
+    flattened onto white; ``notes`` (when given) says what was converted. Converted a band of rows at a time into
+    the one array it returns, so the memory it takes beyond the PIL image is that array, not a few copies."""
     notes = [] if notes is None else notes
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
-        a = np.asarray(im)
-        if im.mode == "I" and a.size and a.min() >= 0 and a.max() <= 255:  # 8-bit values held in 32 bits
-            grey, how = a.astype(np.uint8), "32-bit (8-bit values)"
-        elif im.mode.startswith("I;16") or (im.mode == "I" and a.min() >= 0 and a.max() <= 65535):
-            grey, how = (a >> 8).astype(np.uint8), "16-bit"  # the high byte, as OpenCV reads 16-bit files
-        else:
-            a = a.astype(np.float32)
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-            a = np.nan_to_num((a - lo) / max(hi - lo, 1e-12) * 255.0)
-            grey, how = np.clip(a, 0, 255).astype(np.uint8), f"{im.mode}-mode (stretched to 8 bits)"
-        notes.append(f"{how} greyscale converted to 8-bit RGB")
-        return np.repeat(grey[..., None], 3, axis=2)
     if im.mode in ("La", "RGBa"):  # premultiplied alpha: PIL converts these only to their straight-alpha modes
         im = im.convert("LA" if im.mode == "La" else "RGBA")
+    convert = _converter(im, notes)
+    w, h = im.size
+    out = np.empty((h, w, 3), np.uint8)
+    rows = max(1, BAND_PIXELS // max(1, w))
+    for top in range(0, h, rows):
+        out[top:top + rows] = convert(im.crop((0, top, w, min(h, top + rows))))
+    return out
+
+
+def _converter(im: Image.Image, notes: list[str]):
+    """The conversion of a band of ``im`` to RGB uint8 (the same for every band; its note said once)."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):  # 16-bit, 32-bit or float grey
+        lo, hi = im.getextrema()
+        if im.mode == "I" and 0 <= lo and hi <= 255:  # 8-bit values held in 32 bits
+            grey, how = (lambda a: a.astype(np.uint8)), "32-bit (8-bit values)"
+        elif im.mode.startswith("I;16") or (im.mode == "I" and 0 <= lo and hi <= 65535):
+            grey, how = (lambda a: (a >> 8).astype(np.uint8)), "16-bit"
+        else:
+            span = max(float(hi) - float(lo), 1e-12)
+            grey = lambda a: np.clip(np.nan_to_num((a.astype(np.float32) - lo) / span * 255.0), 0, 255).astype(np.uint8)
+            how = f"{im.mode}-mode (stretched to 8 bits)"
+        notes.append(f"{how} greyscale converted to 8-bit RGB")
+        return lambda band: np.repeat(grey(np.asarray(band))[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         notes.append("transparency flattened onto white")
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+
+        def flatten(band: Image.Image) -> np.ndarray:
+            rgba = band.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+
+        return flatten
     if im.mode in ("L", "1"):
         notes.append("greyscale shown as RGB")
     elif im.mode not in ("RGB", "P"):
         notes.append(f"{im.mode} converted to RGB")
     try:
-        return np.asarray(im.convert("RGB"))
+        im.crop((0, 0, 1, 1)).convert("RGB")
     except ValueError as e:  # a mode PIL cannot turn into RGB
         raise ImageError(f"an image of PIL mode {im.mode}: cannot be converted to RGB ({e}); convert it first") \
             from None
+    return lambda band: np.asarray(band if band.mode == "RGB" else band.convert("RGB"))
 
 
 def clear_for_writing(path: Path | str) -> Path:

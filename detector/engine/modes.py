@@ -83,6 +83,8 @@ class ExportConfig:
                      "them in the graph)")
     card: bool = opt(False, "also write the model card (OUT with .json)")
     test_data: str | None = opt(None, "held-out data set whose val split the card reports metrics on")
+    negatives: str | None = opt(None, "a folder of images without the model's classes: the card states the share "
+                                "of them it fires on (false alarms; with --card)")
     device: str = opt("cpu", "where the card's evaluation runs")
     trained_on: str | None = opt(None, "the training device, for checkpoints that do not record it")
     note: list[str] | None = opt(None, "a line for the card's notes (repeatable)", action="append")  # noqa: RUF009

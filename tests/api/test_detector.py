@@ -439,3 +439,31 @@ def test_a_last_pt_leaves_its_training_state_behind(tmp_path):
                     tmp_path / "last.pt")
     det = Detector(tmp_path / "last.pt", device="cpu")
     assert tensors_reachable(det, skip=det.model) == 0 and det.info.epoch == 3
+
+
+SCRIPT = """
+import sys
+from detector import Detector
+Detector("tiny_ssd").train(data=sys.argv[1], epochs=1, batch_size=4, img_size=64, workers=0, out=sys.argv[2],
+                           verbose=sys.argv[3] == "1")
+print("trained")
+"""
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_a_script_sees_the_training_progress_unless_it_asks_for_quiet(shapes_yaml, tmp_path, verbose):
+    """A script that set up no logging still sees a line per epoch on standard error (as Ultralytics shows its
+    progress); verbose=False: nothing but the script's own output."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(shapes_yaml), str(tmp_path / "run"), str(int(verbose))],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "trained"
+    if verbose:
+        assert "epoch 1/1: loss" in done.stderr and "train: 16 images" in done.stderr
+    else:
+        assert "epoch" not in done.stderr and "train:" not in done.stderr

@@ -23,15 +23,18 @@ def test_every_handler_under_load_answers_without_traceback_in_bounded_memory():
 
 
 @pytest.mark.slow
-def test_four_huge_16_bit_uploads_at_once_stay_under_2_5_gb():
-    """Four clients at once each send /detect a 9999x9999 16-bit PNG (100 megapixels, under the cap): every call
-    is answered and the server's peak memory stays under 2.5 GB (5.2 GB before the upload's conversion kept to
-    the high byte and the resize's float copies to bands of rows)."""
+def test_four_huge_16_bit_uploads_at_once_stay_under_2_5_gb_and_an_ordinary_call_answers_in_5_s():
+    """Issue 42's case exactly: four clients at once (gradio_client, handle_file) each call /detect with a 9999x9999
+    RGB 16-bit PNG of zeros (cv2.imwrite at compression 9; 0.6 GB as 16-bit), the app on its default model, while
+    an ordinary user calls /detect with a photograph: every call answered, the server's process group's memory
+    (summed, sampled every 0.2 s) at most 2.5 GB, the ordinary call answered within 5 s."""
     from load_app import deep_uploads
 
     result = deep_uploads(4)
     assert result["answered"] == 4, result
-    assert result["server_rss_peak_mib"] < 2560, result
+    assert result["server_rss_peak_mib"] <= 2500, result
+    assert result["ordinary_answered"] and result["ordinary_seconds"] <= 5, result
+    assert result["server_log_tracebacks"] == 0, result
 
 
 @pytest.mark.slow

@@ -273,6 +273,10 @@ ROWS = [
      "--negatives '': give a folder"),
     ("eval-negatives-no-images", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
      "{empty_dir}", 1, "no images in it"),
+    ("export-negatives-without-card", "export --weights " + SHIPPED + " --out {tmp}/en.pt --negatives {empty_dir}", 2,
+     "give --card too"),
+    ("export-negatives-missing", "export --weights " + SHIPPED + " --out {tmp}/en2.pt --card --negatives {tmp}/none", 1,
+     "no such folder"),
     ("eval-negatives-copies-of-the-data", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
      "{neg_with_a_val_image}", 1, "images of the data set itself"),
     ("predict-out-over-a-recursive-glob", "predict {shapes_dir}/**/*.jpg --weights " + SHIPPED + " --device cpu --out "

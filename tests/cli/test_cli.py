@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -238,3 +240,24 @@ def test_resume_from_random_bytes_says_not_a_checkpoint(tmp_path, capsys):
     junk.write_bytes(random.Random(1).randbytes(2048))
     assert main(["train", "--resume", str(junk), "--device", "cpu"]) == 1
     assert capsys.readouterr().err == f"error: {junk}: not a checkpoint (neither a PyTorch file nor a pickle of one)\n"
+
+
+@pytest.mark.parametrize("command", [["predict", "x.jpg", "--weights", "models/tinyssd-shapes.pt"],
+                                     ["demo", "--port", "7999"]])
+def test_a_torchvision_that_does_not_match_torch_is_one_line(tmp_path, command):
+    """A torchvision built for another torch (a CUDA one beside a CPU torch) fails in its own import with
+    "operator torchvision::nms does not exist": the command says so in one line, naming both and what to install."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "detector", *command], cwd=root, capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: torch ") and " and torchvision " in line and "do not work together" in line
+    assert "pip install 'torch==" in line and "'torchvision==" in line

@@ -79,3 +79,27 @@ def test_export_command_writes_the_graph_and_its_card(shapes_yaml, tmp_path, cap
     assert info["img_size"] == 192 and info["half"] and not info["dynamic_batch"]
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["model"] == "m.onnx" and card["test"]["images"] == 6 and card["test"]["metrics"]["AP50"] > 0
+
+
+def test_the_card_states_the_false_alarm_rate_on_photographs_without_the_classes(tmp_path, capsys):
+    """export --card --negatives DIR: the card says on how many images without the model's classes it fired, at each
+    threshold, measured on the exported file; nothing is written when the folder cannot be read."""
+    import json
+
+    from PIL import Image
+
+    from detector.cli.main import main
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt"
+    negatives = tmp_path / "no-shapes"
+    negatives.mkdir()
+    for k in range(4):
+        Image.new("RGB", (96, 64), (40 * k, 120, 200)).save(negatives / f"{k}.png")
+    assert main(["export", "--weights", str(shipped), "--out", str(tmp_path / "m.pt"), "--card", "--negatives",
+                 str(negatives)]) == 0
+    card = json.loads((tmp_path / "m.json").read_text())["false_alarms"]
+    assert card["images"] == 4 and set(card["thresholds"]) == {"0.25", "0.5"} and card["folder"] == str(negatives)
+    assert all(0 <= v <= 1 for v in card["thresholds"].values())
+    assert main(["export", "--weights", str(shipped), "--out", str(tmp_path / "n.pt"), "--card", "--negatives",
+                 str(tmp_path / "nowhere")]) == 1
+    assert not (tmp_path / "n.pt").exists()
