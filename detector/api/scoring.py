@@ -118,11 +118,23 @@ def false_alarms(det, folder: str | Path, max_pixels: int, skip_invalid: bool = 
     n = len(best)
     rates = {f"{t:g}": sum(s >= t for s in best.values()) / n for t in thresholds}
     worst = sorted(best.items(), key=lambda kv: -kv[1])[:5]
-    return {"folder": str(folder), "images": n, "thresholds": rates,
+    return {"folder": str(folder), "images": n, "thresholds": rates, "conf_for_5_percent": conf_for(best, 0.05),
             "worst": [[Path(p).name, round(s, 3)] for p, s in worst if s >= min(thresholds)]}
+
+
+def conf_for(best: dict[str, float], rate: float) -> float:
+    """The lowest threshold (of the ones predict looks below: scores were kept from the lowest of
+    :data:`FALSE_ALARM_AT`) at which at most ``rate`` of the images fire: just above the best score of the image
+    that would be one too many; a calibration of the model's own ``conf`` (``detector export --conf``)."""
+    scores = sorted(best.values(), reverse=True)
+    allowed = int(rate * len(scores))  # images that may fire
+    if allowed >= len(scores) or scores[allowed] < min(FALSE_ALARM_AT):
+        return min(FALSE_ALARM_AT)
+    return round(min(1.0, scores[allowed] + 1e-3), 3)
 
 
 def false_alarm_text(fa: dict) -> str:
     """One line: ``false alarms on 250 images without its classes (DIR): 12.4% at 0.25, 4.8% at 0.5``."""
     rates = ", ".join(f"{100 * r:.1f}% at {t}" for t, r in fa["thresholds"].items())
-    return f"false alarms on {fa['images']} images without its classes ({fa['folder']}): {rates}"
+    return (f"false alarms on {fa['images']} images without its classes ({fa['folder']}): {rates}; at most 5% at "
+            f"{fa['conf_for_5_percent']:g} or more")

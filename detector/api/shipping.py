@@ -81,15 +81,17 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
         ckpt = load_checkpoint(weights)
         if cfg.img_size is not None:
             check_img_size(ckpt.get("model_name", ""), cfg.img_size)
-        export_onnx(weights, cfg.out, cfg.img_size, cfg.dynamic_batch, cfg.half, log=logger.info)
+        export_onnx(weights, cfg.out, cfg.img_size, cfg.dynamic_batch, cfg.half, log=logger.info, conf=cfg.conf)
     else:
-        ckpt = export_checkpoint(weights, cfg.out, cfg.half)
+        ckpt = export_checkpoint(weights, cfg.out, cfg.half, cfg.conf)
     out = Path(cfg.out)
     logger.debug("wrote %s (%.2f MiB)", out, out.stat().st_size / 2**20)
     if cfg.card:
         card = model_card(str(weights), str(out), ckpt, cfg.test_data, cfg.device, cfg.trained_on)
+        from detector.api.detector import Detector
+
+        card["inference_defaults"] = Detector(out, device=cfg.device).info.defaults.as_dict()
         if cfg.negatives is not None:  # measured on the exported file, as the card's metrics
-            from detector.api.detector import Detector
             from detector.api.scoring import false_alarm_text, false_alarms
             from detector.data.images import MAX_PIXELS
 

@@ -23,14 +23,16 @@ from detector.models.checkpoint import load_checkpoint
 from detector.models.registry import load_detector
 
 SHIPPED_KEYS = ("model_name", "model_kwargs", "classes", "category_ids", "img_size", "letterbox", "command", "epoch",
-                "metrics", "data")  # what a shipped checkpoint keeps besides the weights
+                "metrics", "data", "conf")  # what a shipped checkpoint keeps besides the weights
 
 
-def export_checkpoint(weights: str | Path, out: str | Path, half: bool = False) -> dict:
+def export_checkpoint(weights: str | Path, out: str | Path, half: bool = False, conf: float | None = None) -> dict:
     """Write ``out``: the weights of ``weights`` (in fp16 with ``half``) and its description, without the
-    training state. Returns the source checkpoint."""
+    training state (``conf``: the model's own score threshold, kept). Returns the source checkpoint."""
     ckpt = load_checkpoint(weights)
     small = {k: ckpt[k] for k in SHIPPED_KEYS if k in ckpt}
+    if conf is not None:
+        small["conf"] = float(conf)
     small["model"] = {k: v.half() if half and v.is_floating_point() else v for k, v in ckpt["model"].items()}
     save_checkpoint(small, out)
     return ckpt

@@ -82,6 +82,8 @@ class ExportConfig:
     half: bool = opt(False, "store weights in fp16 (computed in fp32: a .pt is loaded back as fp32, an .onnx casts "
                      "them in the graph)")
     card: bool = opt(False, "also write the model card (OUT with .json)")
+    conf: float | None = opt(None, "the model's own score threshold, kept in the file: where predict, the app and "
+                             "/detect start (default: the checkpoint's, else 0.25)")
     test_data: str | None = opt(None, "held-out data set whose val split the card reports metrics on")
     negatives: str | None = opt(None, "a folder of images without the model's classes: the card states the share "
                                 "of them it fires on (false alarms; with --card)")
@@ -93,4 +95,4 @@ class ExportConfig:
         if isinstance(self.note, str):
             self.note = [self.note]  # one line
         check_fields(self)
-        check_flags(img_size=self.img_size, device=self.device)
+        check_flags(img_size=self.img_size, device=self.device, conf=self.conf)

@@ -196,9 +196,10 @@ def slim(proto):
 
 
 def export_onnx(weights: str | Path, out: str | Path, img_size: int | None = None, dynamic_batch: bool = False,
-                half: bool = False, log=print) -> dict:
+                half: bool = False, log=print, conf: float | None = None) -> dict:
     """Write ``out``: the detector of checkpoint ``weights`` and its postprocess as one ONNX graph at
-    ``img_size`` (default: the checkpoint's), checked with ``onnx.checker``. Returns the metadata written.
+    ``img_size`` (default: the checkpoint's), checked with ``onnx.checker``; ``conf``: the model's own score
+    threshold kept in its metadata (default: the checkpoint's, if it has one). Returns the metadata written.
     Raises :class:`ExportError` for a model that cannot be exported, :class:`CheckpointError` for a file
     that cannot be read or written or a package that is missing."""
     require("onnx", "onnxscript", what="ONNX export")
@@ -218,6 +219,8 @@ def export_onnx(weights: str | Path, out: str | Path, img_size: int | None = Non
     if half:
         proto = fp16_storage(proto)
     meta = _metadata(ckpt, model, size, dynamic_batch, half, Path(weights).name)
+    if conf is not None or ckpt.get("conf") is not None:
+        meta["conf"] = str(float(ckpt["conf"] if conf is None else conf))
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)

@@ -34,8 +34,9 @@ FORMAT_KEY, FORMAT_VERSION = "detector_onnx", "1"  # marks a graph written by `d
 JSON_KEYS = ("classes", "category_ids", "model_kwargs", "metrics", "post_defaults")  # stored as JSON text
 TEXT_KEYS = ("model_name", "command", "source", "resize")
 INT_KEYS = ("img_size", "epoch", "pre_nms_top_k")
+FLOAT_KEYS = ("conf",)  # the model's own score threshold, when it has one
 FLAG_KEYS = ("dynamic_batch", "half", "letterbox")  # "true" or "false"
-METADATA_KEYS = (FORMAT_KEY, *JSON_KEYS, *TEXT_KEYS, *INT_KEYS, *FLAG_KEYS)
+METADATA_KEYS = (FORMAT_KEY, *JSON_KEYS, *TEXT_KEYS, *INT_KEYS, *FLOAT_KEYS, *FLAG_KEYS)
 POST_INPUTS = {"score_threshold": np.float32, "nms_threshold": np.float32, "max_detections": np.int64}  # post key -> dtype
 INPUT_NAMES = {"score_threshold": "score_threshold", "nms_threshold": "iou_threshold",
                "max_detections": "max_detections"}  # post key -> the graph's input
@@ -60,6 +61,7 @@ def read_metadata(props: dict[str, str], path: Path | str) -> dict:
         info = {k: json.loads(props[k]) for k in JSON_KEYS if k in props}
         info.update({k: props[k] for k in TEXT_KEYS if k in props})
         info.update({k: int(props[k]) for k in INT_KEYS if k in props})
+        info.update({k: float(props[k]) for k in FLOAT_KEYS if k in props})
         info.update({k: props.get(k) == "true" for k in FLAG_KEYS})
         problem = metadata_problem(info)
     except (KeyError, ValueError, TypeError) as e:
@@ -84,6 +86,8 @@ def metadata_problem(info: dict) -> str | None:
         return f"'category_ids' must be {len(classes)} integers, one per class"
     if not 1 <= info.get("img_size", 0) <= MAX_IMG_SIZE:
         return f"'img_size' {info.get('img_size')} must be 1..{MAX_IMG_SIZE}"
+    if "conf" in info and not 0 <= info["conf"] <= 1:
+        return f"'conf' {info['conf']} must be between 0 and 1"
     post = info.get("post_defaults")
     keys = ("score_threshold", "nms_threshold", "max_detections")
     if not isinstance(post, dict) or any(type(post.get(k)) not in (int, float) for k in keys):

@@ -273,6 +273,10 @@ ROWS = [
      "--negatives '': give a folder"),
     ("eval-negatives-no-images", "eval --data {shapes} --weights " + SHIPPED + " --device cpu --negatives "
      "{empty_dir}", 1, "no images in it"),
+    ("export-conf-over-1", "export --weights " + SHIPPED + " --out {tmp}/ec.pt --conf 1.5", 2,
+     "--conf 1.5: must be between 0 and 1"),
+    ("export-conf-text", "export --weights " + SHIPPED + " --out {tmp}/ec2.pt --conf high", 2,
+     "invalid float value: 'high'"),
     ("export-negatives-without-card", "export --weights " + SHIPPED + " --out {tmp}/en.pt --negatives {empty_dir}", 2,
      "give --card too"),
     ("export-negatives-missing", "export --weights " + SHIPPED + " --out {tmp}/en2.pt --card --negatives {tmp}/none", 1,

@@ -103,3 +103,32 @@ def test_the_card_states_the_false_alarm_rate_on_photographs_without_the_classes
     assert main(["export", "--weights", str(shipped), "--out", str(tmp_path / "n.pt"), "--card", "--negatives",
                  str(tmp_path / "nowhere")]) == 1
     assert not (tmp_path / "n.pt").exists()
+
+
+def test_a_calibrated_threshold_kept_in_the_file_is_where_every_surface_starts(tmp_path):
+    """export --conf 0.4 keeps the model's own score threshold in the checkpoint and in the ONNX graph's metadata:
+    Detector.info.defaults, predict without conf, detector predict and the app's sliders all start there."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from detector import Detector
+    from detector.app.catalog import ModelCache, describe_checkpoint
+    from detector.app.ui import model_settings
+    from detector.cli.main import main
+
+    shipped = Path(__file__).resolve().parents[2] / "models" / "tinyssd-shapes.pt"
+    for name in ("m.pt", "m.onnx"):
+        out = tmp_path / name
+        assert main(["export", "--weights", str(shipped), "--out", str(out), "--conf", "0.4", "--card"]) == 0
+        det = Detector(out, device="cpu")
+        assert det.info.defaults.conf == 0.4 and json.loads(out.with_suffix(".json").read_text())[
+            "inference_defaults"]["conf"] == 0.4
+        photo = Path(__file__).resolve().parents[2] / "models" / "examples" / "raccoon-41.jpg"
+        image = np.asarray(Image.open(photo).convert("RGB"))
+        assert (det.predict(image)[0].scores >= 0.4).all()
+        entry = describe_checkpoint(out)
+        entry.label = name
+        assert model_settings({name: entry}, ModelCache("cpu"), name)["conf"] == 0.4
+    assert main(["export", "--weights", str(shipped), "--out", str(tmp_path / "x.pt"), "--conf", "1.5"]) == 2
