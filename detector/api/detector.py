@@ -339,5 +339,5 @@ class Detector:
         if not Path(self.source).is_file():
             raise UsageError(f"{self.source}: export() writes from a checkpoint file; save or train one first")
         _keywords(ExportConfig, settings, "export()", exclude=("out",))
-        return export_model(self.source, path, **settings)
+        return export_model(self.source, path, load=Detector, **settings)
 

@@ -154,8 +154,6 @@ class Metrics:
             raise UsageError("no metrics: nothing was evaluated (the data set has no val split)")
         table = format_table(self.stats)
         if "false_alarms" in self.stats:
-            from detector.api.scoring import false_alarm_text
-
             table += "\n" + false_alarm_text(self.stats["false_alarms"])
         return table
 
@@ -196,3 +194,10 @@ class Prediction:
         close = getattr(self._results, "close", None)
         if close is not None:
             close()
+
+
+def false_alarm_text(fa: dict) -> str:
+    """One line: ``false alarms on 250 images without its classes (DIR): 12.4% at 0.25, 4.8% at 0.5``."""
+    rates = ", ".join(f"{100 * r:.1f}% at {t}" for t, r in fa["thresholds"].items())
+    return (f"false alarms on {fa['images']} images without its classes ({fa['folder']}): {rates}; at most 5% at "
+            f"{fa['conf_for_5_percent']:g} or more")

@@ -131,10 +131,3 @@ def conf_for(best: dict[str, float], rate: float) -> float:
     if allowed >= len(scores) or scores[allowed] < min(FALSE_ALARM_AT):
         return min(FALSE_ALARM_AT)
     return round(min(1.0, scores[allowed] + 1e-3), 3)
-
-
-def false_alarm_text(fa: dict) -> str:
-    """One line: ``false alarms on 250 images without its classes (DIR): 12.4% at 0.25, 4.8% at 0.5``."""
-    rates = ", ".join(f"{100 * r:.1f}% at {t}" for t, r in fa["thresholds"].items())
-    return (f"false alarms on {fa['images']} images without its classes ({fa['folder']}): {rates}; at most 5% at "
-            f"{fa['conf_for_5_percent']:g} or more")

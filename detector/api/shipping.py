@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from detector.core.errors import InputError, UsageError, setting
 from detector.engine.config import check_img_size
@@ -54,10 +56,12 @@ def check_card(weights: str | Path, cfg: ExportConfig) -> None:
             raise InputError(f"{setting('test_data', cfg.test_data)}: its classes {data.classes} are not the model's {classes}")
 
 
-def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
+def export_model(weights: str | Path, out: str | Path, load: Callable[..., Any] | None = None,
+                 **settings) -> Path:
     """Write ``out`` from the checkpoint ``weights`` (``detector export``): a small checkpoint (``.pt``) or an ONNX
     graph (``.onnx``), the format from the suffix; :class:`~detector.engine.config.ExportConfig`'s fields as
-    keywords (with ``card=True``, also the model card beside it). ``Detector.export`` calls it."""
+    keywords (with ``card=True``, also the model card beside it, measured on the written file as ``load``, the
+    :class:`~detector.api.Detector` class, loads it). ``Detector.export`` calls it."""
     unknown = sorted(set(settings) - {f.name for f in fields(ExportConfig)})
     if unknown:
         raise UsageError(f"export: no setting {', '.join(unknown)}")
@@ -71,6 +75,9 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
         raise UsageError(f"{setting('negatives', cfg.negatives)}: the false-alarm rate goes into the model card; "
                          f"give {setting('card', True)} too")
     if cfg.card:
+        if load is None:
+            raise UsageError(f"{setting('card', True)}: the card is measured on the written model; give "
+                             "load=Detector (or use Detector.export)")
         check_card(weights, cfg)  # before anything is written
     if fmt == "onnx":
         from detector.models.onnx_backend import require
@@ -88,14 +95,13 @@ def export_model(weights: str | Path, out: str | Path, **settings) -> Path:
     logger.debug("wrote %s (%.2f MiB)", out, out.stat().st_size / 2**20)
     if cfg.card:
         card = model_card(str(weights), str(out), ckpt, cfg.test_data, cfg.device, cfg.trained_on)
-        from detector.api.detector import Detector
-
-        card["inference_defaults"] = Detector(out, device=cfg.device).info.defaults.as_dict()
+        card["inference_defaults"] = load(out, device=cfg.device).info.defaults.as_dict()
         if cfg.negatives is not None:  # measured on the exported file, as the card's metrics
-            from detector.api.scoring import false_alarm_text, false_alarms
+            from detector.api.results import false_alarm_text
+            from detector.api.scoring import false_alarms
             from detector.data.images import MAX_PIXELS
 
-            card["false_alarms"] = false_alarms(Detector(out, device=cfg.device), cfg.negatives, MAX_PIXELS)
+            card["false_alarms"] = false_alarms(load(out, device=cfg.device), cfg.negatives, MAX_PIXELS)
             logger.info(false_alarm_text(card["false_alarms"]))
         card["notes"] = list(cfg.note or [])
         card_path = out.with_suffix(".json")

@@ -94,9 +94,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from detector.api import export_model
+    from detector.api import Detector, export_model
 
-    out = export_model(args.weights, **settings_from_args(ExportConfig, args))
+    out = export_model(args.weights, load=Detector, **settings_from_args(ExportConfig, args))
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB)")
     if args.card:
         print(f"wrote the model card {out.with_suffix('.json')}")

@@ -54,7 +54,7 @@ def test_a_bad_recipe_is_one_line_naming_the_file(tmp_path, text, message):
     assert str(recipe) in str(e.value)
 
 
-def test_epochs_given_beats_the_recipes_time_budget_and_says_so(tmp_path, caplog):
+def test_epochs_given_beats_the_recipes_time_budget_and_says_so(tmp_path, caplog, monkeypatch):
     """A recipe's ``time`` (hours, the epochs fitted to it) would silently outrun ``--epochs 2``: the flag wins, in
     one line; ``--time`` given keeps the budget; the API's keywords go the same way."""
     import logging
@@ -65,6 +65,8 @@ def test_epochs_given_beats_the_recipes_time_budget_and_says_so(tmp_path, caplog
     recipe.write_text("time: 1.25\nepochs: 400\nlr: 0.01\n")
     from detector.core.errors import cli_terms
 
+    # an earlier CLI call in this process (setup_cli_logging) stops the library's records at its own handler
+    monkeypatch.setattr(logging.getLogger("detector"), "propagate", True)
     with caplog.at_level(logging.INFO, logger="detector"), cli_terms():
         cfg = cfg_of("--config", str(recipe), "--epochs", "2")
     assert (cfg.epochs, cfg.time, cfg.lr) == (2, None, 0.01)

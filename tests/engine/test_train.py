@@ -81,9 +81,9 @@ class NaNModel(torch.nn.Module):
 
 
 def test_nan_loss_stops_with_a_message(shapes_yaml, tmp_path, monkeypatch):
-    monkeypatch.setitem(MODELS, "nan_model", NaNModel)
+    monkeypatch.setitem(MODELS, "tiny_ssd", NaNModel)  # a name the config accepts, built as the NaN model
     with pytest.raises(TrainingError, match=r"the loss is nan at epoch 1, step 1 .* try a lower learning rate \(now lr=0.003\)"):
-        train(config(shapes_yaml, tmp_path / "nan", model="nan_model"))
+        train(config(shapes_yaml, tmp_path / "nan", model="tiny_ssd"))
 
 
 def test_cli_train_eval_predict_export(shapes_yaml, tmp_path, capsys):
