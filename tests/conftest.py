@@ -1,3 +1,11 @@
+import os
+
+# Under pytest-xdist (the suite's default, -n 2 in pyproject.toml) each worker gets its share of the cores: a
+# worker's torch, ONNX Runtime and the commands the tests start run on one thread each unless OMP_NUM_THREADS is
+# given, so two workers do not fight over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "2"))))
+
 import pytest
 
 from detector.data.synth import synth_dataset
