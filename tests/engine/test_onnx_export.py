@@ -177,7 +177,10 @@ def test_the_shipped_onnx_files_are_their_checkpoints(name, shapes_yaml):
                                                                           ("classes", "category_ids", "img_size")}
     x = images(shapes_yaml, ckpt["img_size"])
     with torch.no_grad():
-        assert_same_detections(onnx_model(x), torch_model(x), ckpt["img_size"], at_least=1)
+        ours, theirs = onnx_model(x), torch_model(x)
+    # a model may rightly find nothing on some of the 8 images (the raccoon model on a generated shape), not on all
+    assert sum(len(d["scores"]) for d in theirs) >= 8
+    assert_same_detections(ours, theirs, ckpt["img_size"], at_least=0)
 
 
 def test_a_zoo_ssdlite_exports_with_parity(hub, tmp_path, shapes_yaml):
