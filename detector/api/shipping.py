@@ -95,13 +95,14 @@ def export_model(weights: str | Path, out: str | Path, load: Callable[..., Any] 
     logger.debug("wrote %s (%.2f MiB)", out, out.stat().st_size / 2**20)
     if cfg.card:
         card = model_card(str(weights), str(out), ckpt, cfg.test_data, cfg.device, cfg.trained_on)
-        card["inference_defaults"] = load(out, device=cfg.device).info.defaults.as_dict()
+        exported = load(out, device=cfg.device)  # the written file, loaded once for the card's measurements
+        card["inference_defaults"] = exported.info.defaults.as_dict()
         if cfg.negatives is not None:  # measured on the exported file, as the card's metrics
             from detector.api.results import false_alarm_text
             from detector.api.scoring import false_alarms
             from detector.data.images import MAX_PIXELS
 
-            card["false_alarms"] = false_alarms(load(out, device=cfg.device), cfg.negatives, MAX_PIXELS)
+            card["false_alarms"] = false_alarms(exported, cfg.negatives, MAX_PIXELS)
             logger.info(false_alarm_text(card["false_alarms"]))
         card["notes"] = list(cfg.note or [])
         card_path = out.with_suffix(".json")
