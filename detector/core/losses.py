@@ -12,8 +12,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from detector.core.boxes import decode
+
 CLS_LOSSES = ("ce", "hnm", "focal")  # the book's mean cross-entropy, SSD's hard negative mining, focal loss
-BOX_LOSSES = ("l1", "smooth_l1")
+BOX_LOSSES = ("l1", "smooth_l1", "smooth_l1+giou")
+GIOU_WEIGHT = 2.0  # "smooth_l1+giou": the GIoU term's weight beside smooth L1 (DETR weighs L1 5, GIoU 2; our offsets are
+# scaled by (10, 10, 5, 5), so smooth L1 is already the larger term)
 
 
 def positives_over_processes(mask: Tensor) -> Tensor:
@@ -63,8 +67,21 @@ def cls_loss(logits: Tensor, targets: Tensor, kind: str = "hnm", neg_pos_ratio: 
     raise ValueError(f"cls loss must be one of {CLS_LOSSES}, got {kind!r}")
 
 
+def giou_loss(pred: Tensor, target: Tensor, eps: float = 1e-7) -> Tensor:
+    """``1 - GIoU`` of each pair of xyxy boxes (Tensor[..., 4] both; Rezatofighi et al., 2019): 0 for equal boxes,
+    up to 2 for far-apart ones, with a gradient even when the boxes do not overlap. Elementwise, not all pairs."""
+    area_p = (pred[..., 2] - pred[..., 0]).clamp(min=0) * (pred[..., 3] - pred[..., 1]).clamp(min=0)
+    area_t = (target[..., 2] - target[..., 0]).clamp(min=0) * (target[..., 3] - target[..., 1]).clamp(min=0)
+    wh = (torch.minimum(pred[..., 2:], target[..., 2:]) - torch.maximum(pred[..., :2], target[..., :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_p + area_t - inter
+    hull = (torch.maximum(pred[..., 2:], target[..., 2:]) - torch.minimum(pred[..., :2], target[..., :2])).clamp(min=0)
+    area_c = hull[..., 0] * hull[..., 1]
+    return 1 - (inter / (union + eps) - (area_c - union) / (area_c + eps))
+
+
 def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1", beta: float = 1.0,
-             num_pos: Tensor | None = None) -> Tensor:
+             num_pos: Tensor | None = None, anchors: Tensor | None = None) -> Tensor:
     """Box regression loss over matched anchors.
 
     Args:
@@ -72,12 +89,21 @@ def box_loss(pred: Tensor, target: Tensor, mask: Tensor, kind: str = "smooth_l1"
         target (Tensor[B, A, 4]): the anchors' target offsets.
         mask (Tensor[B, A] bool): matched anchors.
         kind: ``"l1"`` (the book: masked L1 averaged over every anchor and coordinate) or ``"smooth_l1"``
-            (summed over the matched anchors, divided by their number, or by ``num_pos`` when given).
+            (summed over the matched anchors, divided by their number, or by ``num_pos`` when given), or
+            ``"smooth_l1+giou"``: that plus ``GIOU_WEIGHT`` times :func:`giou_loss` of the boxes the offsets
+            put on ``anchors`` (Tensor[A, 4] xyxy, needed for it), normalized the same way.
     """
     m = mask[..., None].to(pred.dtype)  # (B, A, 1)
     if kind == "l1":
         return F.l1_loss(pred.float() * m, target * m)
-    if kind == "smooth_l1":
-        loss = F.smooth_l1_loss(pred.float(), target, reduction="none", beta=beta) * m
-        return loss.sum() / (mask.sum().clamp(min=1) if num_pos is None else num_pos)
+    if kind in ("smooth_l1", "smooth_l1+giou"):
+        norm = mask.sum().clamp(min=1) if num_pos is None else num_pos
+        loss = (F.smooth_l1_loss(pred.float(), target, reduction="none", beta=beta) * m).sum() / norm
+        if kind == "smooth_l1":
+            return loss
+        if anchors is None:
+            raise ValueError("the box loss 'smooth_l1+giou' needs the anchors")
+        a = anchors.expand_as(pred)[mask]  # (P, 4): the matched anchors only, so that no box is decoded for nothing
+        overlap = giou_loss(decode(a, pred[mask].float()), decode(a, target[mask]))
+        return loss + GIOU_WEIGHT * overlap.sum() / norm
     raise ValueError(f"box loss must be one of {BOX_LOSSES}, got {kind!r}")

@@ -78,7 +78,7 @@ class SSD(nn.Module):
         sizes: Sequence[Sequence[float]] = BOOK_SIZES,
         ratios: Sequence[float] | Sequence[Sequence[float]] = BOOK_RATIOS,
         cls_loss: str = "ce",  # "ce" (the book), "hnm" (SSD), "focal"
-        box_loss: str = "l1",  # "l1" (the book), "smooth_l1"
+        box_loss: str = "l1",  # "l1" (the book), "smooth_l1", "smooth_l1+giou"
         iou_threshold: float = 0.5,  # anchor matching
         score_threshold: float = 0.01,  # postprocess
         nms_threshold: float = IOU,
@@ -195,7 +195,8 @@ class SSD(nn.Module):
             num_pos = positives_over_processes(box_mask)  # under DDP: the global batch's, per rank
             return {"loss_cls": cls_loss(cls_logits, cls_targets, self.cls_loss, num_pos=num_pos,
                                          min_negatives=self.min_negatives),
-                    "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss, num_pos=num_pos)}
+                    "loss_box": box_loss(offsets, target_offsets, box_mask, self.box_loss, num_pos=num_pos,
+                                         anchors=anchors)}
         detections = self.postprocess(cls_logits, offsets, anchors, post)
         for d, (h, w) in zip(detections, sizes):
             d["boxes"] = clip_boxes(d["boxes"] * scale, h, w)  # in the image's own pixels

@@ -137,6 +137,55 @@ def test_losses_literal():
         cls_loss(logits, targets, "nope")
 
 
+def test_giou_loss_is_torchvisions():
+    """``giou_loss`` equals torchvision's ``generalized_box_iou_loss`` pair by pair (overlapping, disjoint, nested
+    and equal boxes), and ``smooth_l1+giou`` adds it, weighted, over the matched anchors only."""
+    from torchvision.ops import generalized_box_iou_loss
+
+    from detector.core.boxes import decode, encode
+    from detector.core.losses import GIOU_WEIGHT, giou_loss
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(64, 2, generator=g)
+    a = torch.cat((xy, xy + 0.05 + torch.rand(64, 2, generator=g)), 1)
+    xy = torch.rand(64, 2, generator=g)
+    b = torch.cat((xy, xy + 0.05 + torch.rand(64, 2, generator=g)), 1)
+    b[:4] = a[:4]  # equal
+    b[4:8] = torch.cat((a[4:8, :2] + 0.01, a[4:8, 2:] - 0.01), 1)  # nested
+    b[8:12] = a[8:12] + 5  # far apart
+    torch.testing.assert_close(giou_loss(a, b), generalized_box_iou_loss(a, b, eps=1e-7))
+    assert giou_loss(a[:4], b[:4]).abs().max() < 1e-5 and (giou_loss(a[8:12], b[8:12]) > 1).all()
+
+    anchors = torch.tensor([[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.8], [0.0, 0.0, 1.0, 1.0]])
+    target = encode(anchors, torch.tensor([[0.12, 0.1, 0.45, 0.38], [0.5, 0.55, 0.85, 0.8], [0.2, 0.2, 0.3, 0.3]]))[None]
+    pred = target + torch.tensor([[[0.5, -0.3, 0.2, 0.1], [0.0, 0.4, -0.2, 0.3], [9.0, 9.0, 9.0, 9.0]]])
+    mask = torch.tensor([[True, True, False]])  # the third anchor is not matched: its wild offsets count for nothing
+    both = box_loss(pred, target, mask, "smooth_l1+giou", anchors=anchors)
+    overlap = giou_loss(decode(anchors[:2], pred[0, :2]), decode(anchors[:2], target[0, :2])).sum() / 2
+    torch.testing.assert_close(both, box_loss(pred, target, mask, "smooth_l1") + GIOU_WEIGHT * overlap)
+    assert overlap > 0 and box_loss(target, target, mask, "smooth_l1+giou", anchors=anchors).abs() < 1e-5
+    with pytest.raises(ValueError, match="needs the anchors"):
+        box_loss(pred, target, mask, "smooth_l1+giou")
+
+
+def test_giou_box_loss_trains():
+    """A TinySSD with ``box_loss="smooth_l1+giou"`` takes training steps that lower its loss on one batch."""
+    torch.manual_seed(0)
+    model = build_model("tiny_ssd_plus", num_classes=1, box_loss="smooth_l1+giou").train()
+    images = torch.randint(0, 256, (2, 3, 128, 128), dtype=torch.uint8)
+    targets = [{"boxes": torch.tensor([[10.0, 20, 80, 90]]), "labels": torch.tensor([0])},
+               {"boxes": torch.tensor([[30.0, 30, 120, 100]]), "labels": torch.tensor([0])}]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(15):
+        losses = model(images, targets)
+        loss = losses["loss_cls"] + losses["loss_box"]
+        first = float(losses["loss_box"]) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss) and float(model(images, targets)["loss_box"]) < first
+
+
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_postprocess_settings_are_per_call(name):
     """``post`` changes one call's detections and nothing on the model: the next call without it gives the
