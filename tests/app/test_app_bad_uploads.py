@@ -1,14 +1,14 @@
 """Every tab that takes an image names a bad upload in the page, in Chromium: a text file named .jpg, an empty file, a
 truncated JPEG; a 16-bit RGB PNG is converted and used. The app as users start it (``python app.py``)."""
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from browser import open_app, screenshots
 from PIL import Image
-from test_app_e2e import CHROMIUM, CHROMIUM_ARGS, _browser_or_skip, app_url  # noqa: F401 - app_url: a fixture
+from test_app_e2e import app_url  # noqa: F401 - app_url: a fixture
 
 # tab -> (its image input, its button, where it writes its text, what a good run writes there)
 TABS = {
@@ -43,13 +43,8 @@ def text_of(page, element_id: str) -> str:
 
 @pytest.mark.slow
 def test_every_tab_names_a_bad_upload_and_takes_a_16_bit_png(app_url, bad_files, tmp_path):  # noqa: F811
-    sync_playwright = _browser_or_skip()
-    shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(app_url)
+    shots = screenshots(tmp_path)
+    with open_app(app_url) as page:
         for kind, path in bad_files.items():  # the Detect tab: each upload detected at once, or named
             page.locator("input[type=file]").first.set_input_files(str(path))
             if kind == "deep":  # the only upload that decodes: the summary says what it found
@@ -76,4 +71,3 @@ def test_every_tab_names_a_bad_upload_and_takes_a_16_bit_png(app_url, bad_files,
                     clear.first.click()
                     page.wait_for_timeout(300)
         assert "Traceback" not in page.content()
-        browser.close()

@@ -1,13 +1,11 @@
 """End to end: ``python app.py`` started as users start it, driven in headless Chromium with Playwright.
 
-Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package; where they are missing
-the test is skipped, except when ``DETECTOR_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where it fails.
-Set ``DETECTOR_SCREENSHOTS=DIR`` to keep the screenshots.
+Needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright`` package (``browser.open_app``
+says what happens where they are missing). Set ``DETECTOR_SCREENSHOTS=DIR`` to keep the screenshots.
 """
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -17,28 +15,11 @@ from pathlib import Path
 
 import cv2
 import pytest
+from browser import open_app, screenshots
 
 from detector.app.examples import make_examples
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-
-
-def _browser_or_skip():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if CHROMIUM and sync_playwright:
-        return sync_playwright
-    why = "Debian's chromium is not installed" if not CHROMIUM else "playwright is not installed"
-    if os.environ.get("DETECTOR_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"end-to-end test required but {why}")
-    pytest.skip(why)
-
-
 @pytest.fixture
 def app_url(tmp_path):
     with socket.socket() as s:
@@ -93,18 +74,13 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
     from PIL import Image
     from skimage import data as skdata
 
-    sync_playwright = _browser_or_skip()
     example = make_examples(tmp_path / "ex", count=1)[0]
     bad = tmp_path / "notes.txt"
     bad.write_text("not an image")
     photo = tmp_path / "coffee.jpg"  # a real, landscape photograph (400 x 600)
     Image.fromarray(skdata.coffee()).save(photo, quality=92)
-    shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(app_url)
+    shots = screenshots(tmp_path)
+    with open_app(app_url) as page:
         page.locator("#component-0 input[type=file], input[type=file]").first.set_input_files(
             [str(example), str(photo), str(bad)])
         count = wait_for_detections(page, example.name)
@@ -174,7 +150,6 @@ def test_upload_detect_and_tabs_in_chromium(app_url, tmp_path):
         assert f":{port}/" in page.locator("#api-usage").inner_text()
         page.screenshot(path=str(shots / "api.png"), full_page=True)
         assert "Traceback" not in page.content()
-        browser.close()
 
 
 @pytest.fixture
@@ -224,17 +199,12 @@ def test_examples_choose_their_model_coco_from_the_list_and_empty_results_say_wh
     from PIL import Image
     from skimage import data as skdata
 
-    sync_playwright = _browser_or_skip()
     blank = tmp_path / "blank.png"
     Image.new("RGB", (320, 240), (128, 128, 128)).save(blank)
     photo = tmp_path / "coffee.jpg"
     Image.fromarray(skdata.coffee()).save(photo, quality=92)
-    shots = Path(os.environ.get("DETECTOR_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1300})
-        page.goto(zoo_app)
+    shots = screenshots(tmp_path)
+    with open_app(zoo_app) as page:
         assert "detects circle, triangle, square, star and cross" in page.content()
         page.locator("input[type=file]").first.set_input_files(str(blank))
         page.wait_for_function("document.querySelector('#messages')?.innerText.includes('no objects found')",
@@ -266,4 +236,3 @@ def test_examples_choose_their_model_coco_from_the_list_and_empty_results_say_wh
         assert any(f"\t{c}\t" in table or f"\n{c}\n" in table or c in table.split() for c in coco)
         page.screenshot(path=str(shots / "coco-model.png"), full_page=True)
         assert "Traceback" not in page.content()
-        browser.close()
