@@ -160,6 +160,34 @@ def decode(anchors: Tensor, offsets: Tensor, weights: tuple[float, float, float,
     return box_convert(torch.stack((cx, cy, w, h), dim=-1), "cxcywh", "xyxy")
 
 
+def merge_boxes(kept: Tensor, cands: Tensor, weights: Tensor, iou_threshold: float | Tensor) -> Tensor:
+    """Weighted-merge NMS's boxes (YOLOv5's ``merge=True``): each box NMS kept replaced by the mean of the
+    candidates that overlap it with IoU > ``iou_threshold`` (the ones NMS suppressed for it, and itself),
+    weighted by their scores. Only the boxes move: which detections there are, and their scores, stay NMS's.
+
+    Args:
+        kept (Tensor[K, 4]): xyxy, the boxes NMS kept.
+        cands (Tensor[K, N, 4]): xyxy, each kept box's candidates (the same N for all, e.g. its image's).
+        weights (Tensor[K, N]): each candidate's weight for that box, its score; 0 for a candidate that may
+            not merge into it (another class, under the score threshold).
+        iou_threshold: a candidate merges when its IoU with the kept box is above this (NMS's own threshold).
+
+    Returns:
+        Tensor[K, 4]: the merged boxes; a box with no candidate of positive weight (none, or a degenerate box
+        that overlaps nothing) stays as it was.
+    """
+    lt = torch.maximum(kept[:, None, :2], cands[..., :2])  # (K, N, 2)
+    rb = torch.minimum(kept[:, None, 2:], cands[..., 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]  # (K, N)
+    area_c = (cands[..., 2] - cands[..., 0]) * (cands[..., 3] - cands[..., 1])
+    iou = inter / (box_area(kept)[:, None] + area_c - inter)  # NaN for two empty boxes: not above the threshold
+    w = torch.where(iou > iou_threshold, weights, torch.zeros_like(weights))
+    total = w.sum(1, keepdim=True)  # (K, 1)
+    merged = (w[..., None] * cands).sum(1) / total.clamp(min=torch.finfo(w.dtype).tiny)
+    return torch.where(total > 0, merged, kept)
+
+
 def _check_nms_inputs(boxes: Tensor, scores: Tensor, labels: Tensor | None = None) -> None:
     check_boxes(boxes, "boxes")
     if boxes.ndim != 2:

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from detector.core.boxes import DEFAULT_WEIGHTS, decode, encode
+from detector.core.boxes import DEFAULT_WEIGHTS, decode, encode, merge_boxes
 from detector.core.detections import per_image
 from detector.core.matching import _check_match_inputs, batched_iou, match_iou, match_ssd
 
@@ -80,9 +80,12 @@ def postprocess(
     per_class_top_k: bool = False,
     clip: bool = False,
     class_slots: Tensor | None = None,
+    merge: bool = False,
 ) -> list[dict[str, Tensor]]:
     """Detections from SSD outputs: softmax, decode, drop scores under ``score_threshold``, keep the
-    ``pre_nms_top_k`` best (anchor, class) pairs per image, NMS, keep ``max_detections`` per image.
+    ``pre_nms_top_k`` best (anchor, class) pairs per image, NMS, keep ``max_detections`` per image; with
+    ``merge``, each kept box is then the score-weighted mean of the candidates of its image and class (every
+    candidate with ``class_agnostic``) that overlap it with IoU above ``nms_threshold`` (:func:`merge_boxes`).
 
     Class-aware by default (a box suppresses only boxes of its own class); ``class_agnostic=True`` gives the
     book's ``multibox_detection``: each anchor votes for its best class and NMS runs across classes.
@@ -142,4 +145,11 @@ def postprocess(
 
     group = image if class_agnostic else image * C + labels  # (N,) NMS never crosses a group
     kept = torchvision.ops.batched_nms(boxes, cand_scores, group, float(nms_threshold))  # (K,) by score
-    return per_image(image[kept], boxes[kept], cand_scores[kept], labels[kept], B, max_detections)
+    detections = per_image(image[kept], boxes[kept], cand_scores[kept], labels[kept], B, max_detections)
+    if merge:
+        for i, d in enumerate(detections):
+            mine = image == i
+            same = (d["labels"][:, None] == labels[mine][None]) | class_agnostic  # (K, N)
+            weights = torch.where(same, cand_scores[mine][None], 0.0)
+            d["boxes"] = merge_boxes(d["boxes"], boxes[mine].expand(len(d["boxes"]), -1, -1), weights, nms_threshold)
+    return detections

@@ -23,7 +23,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from detector.core.boxes import decode
+from detector.core.boxes import decode, merge_boxes
 from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.onnx_backend import FORMAT_KEY, FORMAT_VERSION, OUTPUT_NAMES, require
 from detector.models.registry import load_detector
@@ -122,7 +122,12 @@ class SSDGraph(nn.Module):
         rank = (mine.cumsum(0) * mine).sum(1) - 1  # (M,) position within its image
         keep = rank < max_detections
         image, cand = image[keep], cand[keep]  # (K,) each
-        out = (boxes[image, cand] * self.size).clamp(0, self.size)  # (K, 4) pixels of the input
+        kept = boxes[image, cand]  # (K, 4) normalized
+        if model.nms_merge:  # the candidates of the same image and class, over the threshold (core.ssd_ops)
+            same = (labels[image] == labels[image, cand][:, None]) & (top_scores[image] >= score_threshold)  # (K, k)
+            weights = torch.where(same, top_scores[image], torch.zeros_like(top_scores[image]))
+            kept = merge_boxes(kept, boxes[image], weights, iou_threshold)
+        out = (kept * self.size).clamp(0, self.size)  # (K, 4) pixels of the input
         return out, top_scores[image, cand], labels[image, cand], image
 
 

@@ -93,6 +93,7 @@ class SSD(nn.Module):
         min_negatives: float = 3.0,  # hard negative mining: negatives per image at least (torchvision: 0)
         per_class_top_k: bool = False,  # pre_nms_top_k per class (torchvision), not per image
         clip_before_nms: bool = False,  # boxes clipped to the image before NMS (torchvision), not after
+        nms_merge: bool = False,  # each kept box the score-weighted mean of those it suppressed (YOLOv5's merge)
         image_mean: Sequence[float] = IMAGENET_MEAN,  # normalization of [0, 1] images
         image_std: Sequence[float] = IMAGENET_STD,
         resize: str = "opencv",  # eval's fit: "opencv" (area when shrinking 2x), "bilinear" (torchvision's)
@@ -114,6 +115,7 @@ class SSD(nn.Module):
         self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
         self.matcher, self.min_negatives = matcher, min_negatives
         self.per_class_top_k, self.clip_before_nms, self.resize = per_class_top_k, clip_before_nms, resize
+        self.nms_merge = bool(nms_merge)
         self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.post_defaults = {"score_threshold": score_threshold, "nms_threshold": nms_threshold,
                               "pre_nms_top_k": pre_nms_top_k, "max_detections": max_detections}
@@ -160,7 +162,8 @@ class SSD(nn.Module):
         """The core's postprocess with this model's settings (``post`` over its defaults); boxes normalized."""
         slots = None if self.head_classes == self.num_classes else self.class_slots
         return postprocess(cls_logits, offsets, anchors, **post_settings(self.post_defaults, post),
-                           per_class_top_k=self.per_class_top_k, clip=self.clip_before_nms, class_slots=slots)
+                           per_class_top_k=self.per_class_top_k, clip=self.clip_before_nms, class_slots=slots,
+                           merge=self.nms_merge)
 
     def forward(self, images: Tensor | list[Tensor], targets: list[dict] | dict | None = None,
                 post: dict | None = None, size: int | None = None):

@@ -164,3 +164,45 @@ def test_box_iou_broadcasts_and_supports_autograd():
     b = random_boxes(5, g).requires_grad_()
     box_iou(random_boxes(3, g), b).sum().backward()  # no in-place error, a finite gradient
     assert b.grad is not None and torch.isfinite(b.grad).all()
+
+
+def test_merge_boxes_is_yolov5s_weighted_mean():
+    """Each kept box becomes the score-weighted mean of the candidates overlapping it with IoU above the threshold
+    (YOLOv5's ``merge``: ``weights = (iou > thr) * scores``, written out here pair by pair); a candidate of
+    weight 0 never counts, and a box with nothing to merge (a degenerate one) stays as it was."""
+    from detector.core.boxes import merge_boxes
+
+    cands = torch.tensor([[10.0, 10, 50, 50], [12, 8, 54, 48], [30, 30, 70, 70], [11, 11, 49, 52]])
+    scores = torch.tensor([0.9, 0.6, 0.8, 0.3])
+    kept = cands[[0, 2]]
+    weights = scores.expand(2, 4).clone()
+    weights[0, 3] = 0.0  # e.g. another class: may not merge into the first box
+    got = merge_boxes(kept, cands.expand(2, 4, 4), weights, 0.5)
+    for k, box in enumerate(kept):
+        w = [float(weights[k, j]) if float(box_iou(box[None], cands[j][None])) > 0.5 else 0.0 for j in range(4)]
+        want = sum(wj * cands[j] for j, wj in enumerate(w)) / sum(w)
+        torch.testing.assert_close(got[k], want)
+    assert not torch.equal(got[0], kept[0]) and torch.equal(got[1], kept[1])  # the third box overlaps no other
+    empty = torch.tensor([[5.0, 5, 5, 5]])  # zero area: IoU undefined, nothing merges
+    torch.testing.assert_close(merge_boxes(empty, empty[None], torch.ones(1, 1), 0.5), empty)
+
+
+def test_postprocess_merge_moves_boxes_not_detections():
+    """``postprocess(merge=True)``: the same detections, scores and labels as plain NMS; each box the weighted
+    mean of its image's candidates of its class, so boxes of another class or image never pull on it."""
+    from detector.core.ssd_ops import postprocess
+
+    torch.manual_seed(0)
+    anchors = torch.rand(60, 2) * 0.6
+    anchors = torch.cat((anchors, anchors + 0.1 + torch.rand(60, 2) * 0.3), 1)
+    logits, offsets = torch.randn(2, 60, 3) * 3, torch.randn(2, 60, 4)
+    plain = postprocess(logits, offsets, anchors, nms_threshold=0.5)
+    merged = postprocess(logits, offsets, anchors, nms_threshold=0.5, merge=True)
+    every = postprocess(logits, offsets, anchors, nms_threshold=1.0, max_detections=10_000)  # all candidates
+    for p, m, e in zip(plain, merged, every, strict=True):
+        assert torch.equal(p["scores"], m["scores"]) and torch.equal(p["labels"], m["labels"])
+        for box, label, got in zip(p["boxes"], p["labels"], m["boxes"]):
+            near = (e["labels"] == label) & (box_iou(box[None], e["boxes"])[0] > 0.5)
+            want = (e["scores"][near, None] * e["boxes"][near]).sum(0) / e["scores"][near].sum()
+            torch.testing.assert_close(got, want)
+    assert any(not torch.equal(p["boxes"], m["boxes"]) for p, m in zip(plain, merged))

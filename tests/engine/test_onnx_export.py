@@ -203,3 +203,24 @@ def test_a_zoo_ssdlite_exports_with_parity(hub, tmp_path, shapes_yaml):
         assert_same_detections(onnx_model(x, post=post), want, 320, at_least=20)
         photo = [torch.from_numpy(skimage_data.coffee()).permute(2, 0, 1)]  # any size: fitted by both the same way
         assert_same_detections(onnx_model(photo, post=post), torch_model(photo, post=post), 400, at_least=20)
+
+
+def test_merge_nms_exports_with_parity(shapes_yaml, tmp_path):
+    """A model built with ``nms_merge``: the graph's merged boxes are PyTorch's, at its defaults and at other
+    thresholds, and they are not plain NMS's boxes (the same detections and scores, moved boxes)."""
+    ckpt = random_checkpoint(tmp_path, "tiny_ssd", nms_merge=True)
+    export_onnx(ckpt, tmp_path / "merge.onnx", log=lambda s: None)
+    torch_model, _ = load_detector(ckpt)
+    onnx_model, info = load_detector(tmp_path / "merge.onnx")
+    assert info["model_kwargs"] == {"nms_merge": True}
+    x = images(shapes_yaml, SIZE)[:4]
+    with torch.no_grad():
+        want = torch_model(x)
+        assert_same_detections(onnx_model(x), want, SIZE, at_least=20)
+        post = {"score_threshold": 0.3, "nms_threshold": 0.3, "max_detections": 7}
+        assert_same_detections(onnx_model(x, post=post), torch_model(x, post=post), SIZE, at_least=1)
+        torch_model.nms_merge = False
+        plain = torch_model(x)
+    for merged, alone in zip(want, plain, strict=True):
+        assert torch.equal(merged["scores"], alone["scores"]) and torch.equal(merged["labels"], alone["labels"])
+    assert max(float((m["boxes"] - a["boxes"]).abs().max()) for m, a in zip(want, plain)) > 1  # pixels
