@@ -40,6 +40,8 @@ def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
             raise  # a bug, not the user's keywords
         bad = str(e).split("unexpected keyword argument")[-1].strip()
         raise UsageError(f"{setting('model_kwargs')}: {name} takes no keyword {bad}") from None
+    except ValueError as e:  # the constructor's check of a keyword's value
+        raise UsageError(f"{setting('model_kwargs')}: {name}: {e}") from None
 
 
 def model_settings(ckpt: dict) -> dict:

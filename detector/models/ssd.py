@@ -27,7 +27,7 @@ from detector.core.contract import (
     post_settings,
 )
 from detector.core.geometry import fit_images, to_original
-from detector.core.losses import box_loss, cls_loss, positives_over_processes
+from detector.core.losses import BOX_LOSSES, CLS_LOSSES, box_loss, cls_loss, positives_over_processes
 from detector.core.ssd_ops import assign_targets, postprocess
 from detector.core.thresholds import IOU
 
@@ -109,13 +109,18 @@ class SSD(nn.Module):
                              f"got {len(sizes)} and {len(out_channels)}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if cls_loss not in CLS_LOSSES or box_loss not in BOX_LOSSES:
+            raise ValueError(f"cls_loss must be one of {CLS_LOSSES} and box_loss one of {BOX_LOSSES}, got "
+                             f"{cls_loss!r} and {box_loss!r}")
+        if not isinstance(nms_merge, bool):
+            raise ValueError(f"nms_merge must be true or false, got {nms_merge!r}")  # noqa: TRY004 (build_model names it)
         self.num_classes, self.img_size, self.letterbox = num_classes, img_size, letterbox
         self.anchor_gen = MultiLevelAnchors(sizes, ratios, anchor_steps, anchor_clip)
         self.num_anchors = self.anchor_gen.num_anchors_per_cell
         self.cls_loss, self.box_loss, self.iou_threshold = cls_loss, box_loss, iou_threshold
         self.matcher, self.min_negatives = matcher, min_negatives
         self.per_class_top_k, self.clip_before_nms, self.resize = per_class_top_k, clip_before_nms, resize
-        self.nms_merge = bool(nms_merge)
+        self.nms_merge = nms_merge
         self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.post_defaults = {"score_threshold": score_threshold, "nms_threshold": nms_threshold,
                               "pre_nms_top_k": pre_nms_top_k, "max_detections": max_detections}

@@ -227,6 +227,12 @@ ROWS = [
     ("train-kwargs-broken", "train --data {shapes} --model-kwargs {{x", 2, "is not JSON"),
     ("train-kwargs-unknown", "train --data {shapes} --model-kwargs {{\"nope\":1}} --out {tmp}/k --device cpu", 2,
      "takes no keyword 'nope'"),
+    ("train-kwargs-bad-head", "train --data {shapes} --model-kwargs {{\"head\":\"nope\"}} --out {tmp}/kh --device cpu",
+     2, "--model-kwargs: tiny_ssd_plus: head must be one of"),
+    ("train-kwargs-bad-box-loss", ("train --data {shapes} --model-kwargs {{\"box_loss\":\"giou\"}} --out {tmp}/kb "
+     "--device cpu"), 2, "box_loss one of ('l1', 'smooth_l1', 'smooth_l1+giou')"),
+    ("train-kwargs-merge-text", ("train --data {shapes} --model-kwargs {{\"nms_merge\":\"yes\"}} --out {tmp}/km "
+     "--device cpu"), 2, "nms_merge must be true or false, got 'yes'"),
     ("train-unknown-model", "train --data {shapes} --model yolo", 2, "invalid choice"),
     ("train-out-under-file", "train --data {shapes} --out {a_file}/run --device cpu", 1, "a-file.txt"),
     ("train-resume-exported", "train --resume " + SHIPPED, 1, "cannot be resumed"),
