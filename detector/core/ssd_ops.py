@@ -83,9 +83,8 @@ def postprocess(
     merge: bool = False,
 ) -> list[dict[str, Tensor]]:
     """Detections from SSD outputs: softmax, decode, drop scores under ``score_threshold``, keep the
-    ``pre_nms_top_k`` best (anchor, class) pairs per image, NMS, keep ``max_detections`` per image; with
-    ``merge``, each kept box is then the score-weighted mean of the candidates of its image and class (every
-    candidate with ``class_agnostic``) that overlap it with IoU above ``nms_threshold`` (:func:`merge_boxes`).
+    ``pre_nms_top_k`` best (anchor, class) pairs per image, NMS, keep ``max_detections`` per image, and with
+    ``merge``, :func:`merge_boxes` with the candidates of each box's image and class (:func:`_merge_candidates`).
 
     Class-aware by default (a box suppresses only boxes of its own class); ``class_agnostic=True`` gives the
     book's ``multibox_detection``: each anchor votes for its best class and NMS runs across classes.
@@ -147,9 +146,16 @@ def postprocess(
     kept = torchvision.ops.batched_nms(boxes, cand_scores, group, float(nms_threshold))  # (K,) by score
     detections = per_image(image[kept], boxes[kept], cand_scores[kept], labels[kept], B, max_detections)
     if merge:
-        for i, d in enumerate(detections):
-            mine = image == i
-            same = (d["labels"][:, None] == labels[mine][None]) | class_agnostic  # (K, N)
-            weights = torch.where(same, cand_scores[mine][None], 0.0)
-            d["boxes"] = merge_boxes(d["boxes"], boxes[mine].expand(len(d["boxes"]), -1, -1), weights, nms_threshold)
+        _merge_candidates(detections, image, boxes, cand_scores, labels, class_agnostic, nms_threshold)
     return detections
+
+
+def _merge_candidates(detections: list[dict[str, Tensor]], image: Tensor, boxes: Tensor, scores: Tensor,
+                      labels: Tensor, class_agnostic: bool, iou_threshold: float) -> None:
+    """:func:`postprocess`'s ``merge``: each image's kept boxes (in ``detections``, replaced in place) merged
+    with the NMS candidates (``image``, ``boxes``, ``scores``, ``labels`` [N]) of that image and class."""
+    for i, d in enumerate(detections):
+        mine = image == i
+        same = (d["labels"][:, None] == labels[mine][None]) | class_agnostic  # (K, N)
+        weights = torch.where(same, scores[mine][None], 0.0)
+        d["boxes"] = merge_boxes(d["boxes"], boxes[mine].expand(len(d["boxes"]), -1, -1), weights, iou_threshold)

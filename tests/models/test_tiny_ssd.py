@@ -179,11 +179,11 @@ def test_giou_box_loss_trains():
     for _ in range(15):
         losses = model(images, targets)
         loss = losses["loss_cls"] + losses["loss_box"]
-        first = float(losses["loss_box"]) if first is None else first
+        first = losses["loss_box"].item() if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert torch.isfinite(loss) and float(model(images, targets)["loss_box"]) < first
+    assert torch.isfinite(loss) and model(images, targets)["loss_box"].item() < first
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
