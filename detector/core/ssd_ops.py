@@ -91,8 +91,7 @@ def postprocess(
 
     Args:
         cls_logits (Tensor[B, A, C + 1]): slot 0 is background.
-        offsets (Tensor[B, A, 4]): the predicted offsets of each anchor (as
-            :func:`~detector.core.boxes.encode` writes them).
+        offsets (Tensor[B, A, 4]): each anchor's predicted offsets (as :func:`~detector.core.boxes.encode`'s).
         anchors (Tensor[A, 4]): xyxy.
         pre_nms_top_k: candidates kept per image before NMS; None keeps every one. With ``per_class_top_k``,
             per image and class (torchvision's SSD: ``topk_candidates``).
