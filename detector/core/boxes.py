@@ -180,8 +180,7 @@ def merge_boxes(kept: Tensor, cands: Tensor, weights: Tensor, iou_threshold: flo
     rb = torch.minimum(kept[:, None, 2:], cands[..., 2:])
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]  # (K, N)
-    area_c = (cands[..., 2] - cands[..., 0]) * (cands[..., 3] - cands[..., 1])
-    iou = inter / (box_area(kept)[:, None] + area_c - inter)  # NaN for two empty boxes: not above the threshold
+    iou = inter / (box_area(kept)[:, None] + box_area(cands) - inter)  # NaN for two empty boxes: not above the threshold
     w = torch.where(iou > iou_threshold, weights, torch.zeros_like(weights))
     total = w.sum(1, keepdim=True)  # (K, 1)
     merged = (w[..., None] * cands).sum(1) / total.clamp(min=torch.finfo(w.dtype).tiny)
