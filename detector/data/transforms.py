@@ -10,11 +10,15 @@ Eval: resize (the book's choice) or letterbox to the model's input. :func:`lette
 (:mod:`detector.core.geometry`) is the one letterbox rule: albumentations' ``LongestMaxSize`` + centred
 ``PadIfNeeded``, which the presets use, and the fit the models themselves make at inference.
 
-Deterministic under a seed: :func:`apply` reseeds the pipeline per image (see ``DetectionDataset``).
+Deterministic under a seed: :func:`apply` reseeds the pipeline per image (see ``DetectionDataset``) with one
+stream that the steps draw from in turn. (Albumentations' ``Compose.set_random_seed`` gives every step a generator
+of its own seeded alike: each step's first draw was the same number, so the flip happened exactly when the
+zoom-out did, and an image at its own scale was never seen mirrored. Fixed 2026-12-07.)
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import albumentations as A
@@ -93,9 +97,11 @@ def eval_transforms(size: int, letterbox: bool = False) -> A.Compose:
 
 def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, seed: int | None = None):
     """Run ``transform`` on one image; returns ``(image, boxes float32 [N, 4], labels int64 [N], kept int64 [N])``,
-    where ``kept`` are the indices of the input boxes that survived (to carry other per-box flags along)."""
+    where ``kept`` are the indices of the input boxes that survived (to carry other per-box flags along).
+    ``seed``: the pipeline draws from one pair of generators seeded with it, each step after the one before
+    (``set_random_state`` shares them; ``set_random_seed`` would seed each step's own alike: see the module doc)."""
     if seed is not None:
-        transform.set_random_seed(seed)
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
     out = transform(image=image, bboxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                     labels=np.asarray(labels, np.int64), indices=np.arange(len(boxes)))
     return (out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4),

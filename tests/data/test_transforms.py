@@ -136,3 +136,22 @@ def test_device_augmentation_boxes_follow_the_objects():
     assert checked > 30
     again = augment_batch(images, boxes, valid, torch.Generator().manual_seed(0))
     assert torch.equal(again[0], out) and torch.equal(again[1], new_boxes)
+
+
+def test_train_preset_steps_draw_independently():
+    """The zoom-out and the flip are decided apart: an image at its own scale is seen mirrored about half the
+    time (albumentations' set_random_seed seeded every step alike, so the flip came exactly with the zoom-out)."""
+    img = np.zeros((60, 80, 3), np.uint8)
+    img[:, :40, 0] = 255  # red left half, blue right half, no object: the crop keeps the whole image
+    img[:, 40:, 2] = 255
+    t = train_transforms(64)
+    seen = {}
+    for seed in range(200):
+        out = apply(t, img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), seed=seed)[0].astype(int)
+        red, blue = out[..., 0] - out[..., 2], out[..., 2] - out[..., 0]
+        zoomed_out = bool(((np.abs(red) < 60) & (out.max(-1) < 200)).mean() > 0.05)  # the mean-colour canvas
+        mirrored = bool(red[:, 32:].sum() > red[:, :32].sum())  # red went right
+        assert (red > 60).any() and (blue > 60).any()
+        seen[zoomed_out, mirrored] = seen.get((zoomed_out, mirrored), 0) + 1
+    assert sorted(seen) == [(False, False), (False, True), (True, False), (True, True)], seen
+    assert min(seen.values()) >= 30, seen  # each of the four about 50 of 200
