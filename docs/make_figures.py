@@ -95,7 +95,7 @@ def predict(tmp: Path) -> None:
 
 def data(tmp: Path) -> None:
     detector("data", "synth", "--out", "shapes", "--train", "4", "--val", "0", "--seed", "0", cwd=tmp)
-    detector("data", "show", "shapes", "--out", "show", "--num", "4", "--seed", "0", cwd=tmp)
+    detector("data", "show", "shapes", "--out", "show", "--num", "4", "--seed", "2", cwd=tmp)
     shown = [Image.open(p).convert("RGB") for p in sorted((tmp / "show").glob("*.png"))]
     side = shown[0].height
     sheet = Image.new("RGB", (sum(i.width for i in shown) + 8 * (len(shown) - 1), side), "white")
