@@ -80,14 +80,18 @@ def _bbox_params() -> A.BboxParams:
 
 
 def train_transforms(size: int, seed: int | None = None, letterbox: bool = False) -> A.Compose:
-    """The train preset, output ``size x size`` (``letterbox``: after the crop, keep its aspect and pad)."""
-    return A.Compose([
+    """The train preset, output ``size x size`` (``letterbox``: after the crop, keep its aspect and pad);
+    ``seed``: its steps draw from one stream seeded with it (not ``Compose(seed=)``: see the module doc)."""
+    transform = A.Compose([
         A.CropAndPad(percent=(0.0, 0.75), keep_size=False, sample_independently=True, fill=MEAN_RGB, p=0.5),
         SSDRandomCrop(),
         A.HorizontalFlip(p=0.5),
         A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=0.8),
         *_fit(size, letterbox),
-    ], bbox_params=_bbox_params(), seed=seed)
+    ], bbox_params=_bbox_params())
+    if seed is not None:
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    return transform
 
 
 def eval_transforms(size: int, letterbox: bool = False) -> A.Compose:

@@ -145,9 +145,16 @@ def test_train_preset_steps_draw_independently():
     img[:, :40, 0] = 255  # red left half, blue right half, no object: the crop keeps the whole image
     img[:, 40:, 2] = 255
     t = train_transforms(64)
+    _count_zoom_and_flip(img, lambda seed: apply(t, img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), seed))
+    # the same for a preset built with a seed and run once (its first draws)
+    _count_zoom_and_flip(img, lambda seed: apply(train_transforms(64, seed=seed), img, np.zeros((0, 4), np.float32),
+                                                 np.zeros(0, np.int64)))
+
+
+def _count_zoom_and_flip(img, run):
     seen = {}
     for seed in range(200):
-        out = apply(t, img, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), seed=seed)[0].astype(int)
+        out = run(seed)[0].astype(int)
         red, blue = out[..., 0] - out[..., 2], out[..., 2] - out[..., 0]
         zoomed_out = bool(((np.abs(red) < 60) & (out.max(-1) < 200)).mean() > 0.05)  # the mean-colour canvas
         mirrored = bool(red[:, 32:].sum() > red[:, :32].sum())  # red went right
