@@ -81,7 +81,7 @@ def _bbox_params() -> A.BboxParams:
 
 def train_transforms(size: int, seed: int | None = None, letterbox: bool = False) -> A.Compose:
     """The train preset, output ``size x size`` (``letterbox``: after the crop, keep its aspect and pad);
-    ``seed``: its steps draw from one stream seeded with it (not ``Compose(seed=)``: see the module doc)."""
+    ``seed``: as :func:`apply`'s."""
     transform = A.Compose([
         A.CropAndPad(percent=(0.0, 0.75), keep_size=False, sample_independently=True, fill=MEAN_RGB, p=0.5),
         SSDRandomCrop(),
@@ -90,8 +90,15 @@ def train_transforms(size: int, seed: int | None = None, letterbox: bool = False
         *_fit(size, letterbox),
     ], bbox_params=_bbox_params())
     if seed is not None:
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        _reseed(transform, seed)
     return transform
+
+
+def _reseed(transform: A.Compose, seed: int) -> None:
+    """Every step draws from one pair of generators seeded with ``seed``, each after the one before
+    (``set_random_state`` shares them; ``set_random_seed`` and ``Compose(seed=)`` seed each step's own alike: see
+    the module doc)."""
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
 def eval_transforms(size: int, letterbox: bool = False) -> A.Compose:
@@ -102,10 +109,9 @@ def eval_transforms(size: int, letterbox: bool = False) -> A.Compose:
 def apply(transform: A.Compose, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, seed: int | None = None):
     """Run ``transform`` on one image; returns ``(image, boxes float32 [N, 4], labels int64 [N], kept int64 [N])``,
     where ``kept`` are the indices of the input boxes that survived (to carry other per-box flags along).
-    ``seed``: the pipeline draws from one pair of generators seeded with it, each step after the one before
-    (``set_random_state`` shares them; ``set_random_seed`` would seed each step's own alike: see the module doc)."""
+    ``seed``: see :func:`_reseed`."""
     if seed is not None:
-        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        _reseed(transform, seed)
     out = transform(image=image, bboxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                     labels=np.asarray(labels, np.int64), indices=np.arange(len(boxes)))
     return (out["image"], np.asarray(out["bboxes"], np.float32).reshape(-1, 4),
