@@ -18,7 +18,7 @@ from detector.models.checkpoint import CheckpointError, load_checkpoint
 from detector.models.recipes import FINETUNE
 
 RESUME_KEEPS = ("model", "data", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "img_size", "seed",
-                "eval_every", "model_kwargs", "letterbox", "multi_scale", "mosaic", "mixup", "ema_decay",
+                "eval_every", "model_kwargs", "letterbox", "multi_scale", "mosaic", "mixup", "ema_decay", "ema_tau",
                 "anchors", "optimizer", "momentum", "schedule", "init", "negatives")
 # a resumed run keeps RESUME_KEEPS (device, workers, amp may change); a classifier run saved before the
 # per-network recipes (detector.models.recipes) lacks the last four keys and trained with these:

@@ -32,7 +32,8 @@ BACKBONE_MODELS = ("resnet_ssd", "faster_rcnn")  # the detectors whose body --ba
 from detector.models.recipes import INITS, OPTIMIZERS, RECIPE_FIELDS, SCHEDULES, Recipe, recipe_for
 
 MINIMUM = {"epochs": 1, "batch_size": 1, "eval_every": 1, "workers": 0, "devices": 1, "max_det": 1, "max_frames": 1, "vid_stride": 1,
-           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0, "count": 1, "num": 1}  # the smallest value of each integer flag
+           "img_size": 1, "patience": 1, "freeze_stages": 0, "max_pixels": 1, "seed": 0, "count": 1, "num": 1,
+           "ema_tau": 1}  # the smallest value of each integer flag
 POSITIVE = ("lr", "time")  # floats that must be > 0 (and finite)
 NON_NEGATIVE = ("warmup_epochs", "weight_decay", "hard_negatives")  # floats that must be >= 0 (and finite)
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
@@ -174,7 +175,10 @@ class TrainConfig(RunConfig):
     mosaic: float = opt(0.0, "probability that a training image is a mosaic of 4 (YOLOv4); 0: off")
     mixup: float = opt(0.0, "probability that a training image is blended with another (its boxes added); 0: off")
     ema_decay: float | None = opt(None, "evaluate and save an exponential moving average of the weights with this "
-                                  "decay (e.g. 0.9999; ramped up over the first few thousand steps)")
+                                  "decay (e.g. 0.9999; ramped up over the first --ema-tau steps)")
+    ema_tau: int = opt(2000, "with --ema-decay: the decay after n steps is D x (1 - exp(-n / tau)), so it ramps up "
+                       "over the first few tau steps (Ultralytics' 2000); a short fine-tune from trained weights "
+                       "can take a short one")
     anchors: str = opt("model", "SSD models: model: the model's anchor sizes; auto: sizes and ratios fitted to the "
                        "training boxes (k-means), with a coverage report", choices=("model", "auto"))
     compile: bool = opt(False, "torch.compile the model")
@@ -208,7 +212,7 @@ class TrainConfig(RunConfig):
         """:class:`ConfigError` for values that cannot work (before anything is loaded or built)."""
         _check(self, DETECTOR_MIN_INPUT)
         check_flags(multi_scale=self.multi_scale, mosaic=self.mosaic, mixup=self.mixup, ema_decay=self.ema_decay,
-                    freeze_stages=self.freeze_stages, hard_negatives=self.hard_negatives)
+                    ema_tau=self.ema_tau, freeze_stages=self.freeze_stages, hard_negatives=self.hard_negatives)
         geometry = sorted({"img_size", "letterbox"} & set(self.model_kwargs))
         if geometry:
             what = "is a setting of its own" if len(geometry) == 1 else "are settings of their own"

@@ -205,7 +205,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, ranks: Dist, device_name: str, s
                   "category_ids": category_ids, "img_size": cfg.img_size, "letterbox": cfg.letterbox,
                   "command": cfg.command, "data": str(cfg.data), "pretrained": cfg.pretrained,
                   **({"anchor_fit": anchor_fit} if anchor_fit else {})},
-        data_hint=str(cfg.data), ema=ModelEMA(model, cfg.ema_decay) if cfg.ema_decay else None)
+        data_hint=str(cfg.data), ema=ModelEMA(model, cfg.ema_decay, cfg.ema_tau) if cfg.ema_decay else None)
     metrics = fit(task, epochs=cfg.epochs, lr=cfg.lr, out=Path(cfg.out), device=device, amp=cfg.amp,
                   warmup_epochs=cfg.warmup_epochs, eval_every=cfg.eval_every, config=asdict(cfg), resume=ckpt,
                   stopping=Stopping(cfg.time, cfg.patience), ranks=ranks)

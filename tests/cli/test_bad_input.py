@@ -264,6 +264,8 @@ ROWS = [
     ("train-ema-decay-1.5", "train --data {shapes} --ema-decay 1.5", 2, "--ema-decay 1.5: must be between 0 and 1"),
     ("train-ema-decay-1", "train --data {shapes} --ema-decay 1", 2, "--ema-decay 1.0: must be between 0 and 1 (both"),
     ("train-ema-decay-text", "train --data {shapes} --ema-decay high", 2, "invalid float value"),
+    ("train-ema-tau-0", "train --data {shapes} --ema-decay 0.99 --ema-tau 0", 2, "--ema-tau 0: must be at least 1"),
+    ("train-ema-tau-text", "train --data {shapes} --ema-tau long", 2, "invalid int value: 'long'"),
     ("train-anchors-bogus", "train --data {shapes} --anchors bogus", 2, "invalid choice"),
     ("train-anchors-faster-rcnn", "train --data {shapes} --anchors auto --model faster_rcnn", 2,
      "--anchors auto: fits the anchor sizes of the SSD models"),

@@ -84,7 +84,7 @@ def test_letterbox_fitted_anchors_and_ema_through_train_eval_and_predict(wide_ya
 
 
 def test_resume_with_ema_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
-    train(config(shapes_yaml, tmp_path / "a", eval_every=5, ema_decay=0.9))
+    train(config(shapes_yaml, tmp_path / "a", eval_every=5, ema_decay=0.9, ema_tau=3))
     calls = {"n": 0}
     real_plot = engine_module.plot_training
 
@@ -96,10 +96,11 @@ def test_resume_with_ema_continues_exactly(shapes_yaml, tmp_path, monkeypatch):
 
     monkeypatch.setattr(engine_module, "plot_training", interrupt_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train(config(shapes_yaml, tmp_path / "b", eval_every=5, ema_decay=0.9))
+        train(config(shapes_yaml, tmp_path / "b", eval_every=5, ema_decay=0.9, ema_tau=3))
     train(TrainConfig(resume=str(tmp_path / "b" / "last.pt"), device="cpu", workers=0, data_path="loader"))
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     assert a["ema_updates"] == b["ema_updates"] == 4 and b["config"]["ema_decay"] == 0.9
+    assert b["config"]["ema_tau"] == 3  # kept: with the default 2000 the resumed average would differ from a's
     for key in ("model", "model_raw"):
         for k in a[key]:
             assert torch.equal(a[key][k], b[key][k]), f"{key}.{k} differs after resuming"
