@@ -176,9 +176,11 @@ def test_the_shipped_onnx_files_are_their_checkpoints(name, shapes_yaml):
     assert {k: info[k] for k in ("classes", "category_ids", "img_size")} == {k: ckpt[k] for k in
                                                                           ("classes", "category_ids", "img_size")}
     x = images(shapes_yaml, ckpt["img_size"])
+    # compared at a low threshold (through the graph's threshold input): at its own 0.01 the raccoon model, trained
+    # against false alarms, rightly finds next to nothing on a generated shape or skimage's photographs
+    post = {"score_threshold": 0.001}
     with torch.no_grad():
-        ours, theirs = onnx_model(x), torch_model(x)
-    # a model may rightly find nothing on some of the 8 images (the raccoon model on a generated shape), not on all
+        ours, theirs = onnx_model(x, post=post), torch_model(x, post=post)
     assert sum(len(d["scores"]) for d in theirs) >= 8
     assert_same_detections(ours, theirs, ckpt["img_size"], at_least=0)
 
