@@ -235,6 +235,9 @@ def _check_recipe(cfg: TrainConfig) -> None:
     if cfg.anchors == "auto" and not cfg.resume and {"sizes", "ratios"} & set(cfg.model_kwargs):
         raise ConfigError(f"{setting('anchors', 'auto')} fits the sizes and ratios: leave them out of "
                           f"{setting('model_kwargs')} (or use {setting('anchors', 'model')})")
+    if cfg.ema_decay is None and "ema_tau" in cfg.given:
+        raise ConfigError(f"{setting('ema_tau', cfg.ema_tau)}: the ramp of the moving average that "
+                          f"{setting('ema_decay')} turns on; give {setting('ema_decay')} too (e.g. 0.998)")
     loader_only = [setting(f) for f, on in (("letterbox", cfg.letterbox), ("mosaic", cfg.mosaic), ("mixup", cfg.mixup),
                                             ("hard_negatives", cfg.hard_negatives)) if on]
     if cfg.multi_scale and len(sizes := multi_scale_sizes(cfg.img_size, cfg.multi_scale,

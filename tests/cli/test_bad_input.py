@@ -266,6 +266,7 @@ ROWS = [
     ("train-ema-decay-text", "train --data {shapes} --ema-decay high", 2, "invalid float value"),
     ("train-ema-tau-0", "train --data {shapes} --ema-decay 0.99 --ema-tau 0", 2, "--ema-tau 0: must be at least 1"),
     ("train-ema-tau-text", "train --data {shapes} --ema-tau long", 2, "invalid int value: 'long'"),
+    ("train-ema-tau-alone", "train --data {shapes} --ema-tau 100", 2, "--ema-tau 100: the ramp of the moving average"),
     ("train-anchors-bogus", "train --data {shapes} --anchors bogus", 2, "invalid choice"),
     ("train-anchors-faster-rcnn", "train --data {shapes} --anchors auto --model faster_rcnn", 2,
      "--anchors auto: fits the anchor sizes of the SSD models"),
