@@ -39,6 +39,7 @@ NON_NEGATIVE = ("warmup_epochs", "weight_decay", "hard_negatives")  # floats tha
 FRACTIONS = ("conf", "iou", "mosaic", "mixup")  # floats in [0, 1]
 BELOW_ONE = ("multi_scale", "momentum")  # floats in [0, 1)
 OPEN_UNIT = ("ema_decay",)  # floats in (0, 1)
+EMA_TAU = 2000  # --ema-tau's default: updates over which the EMA's decay ramps up (Ultralytics)
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS}  # text flags with a fixed set of values
 
@@ -176,7 +177,7 @@ class TrainConfig(RunConfig):
     mixup: float = opt(0.0, "probability that a training image is blended with another (its boxes added); 0: off")
     ema_decay: float | None = opt(None, "evaluate and save an exponential moving average of the weights with this "
                                   "decay (e.g. 0.9999; ramped up over the first --ema-tau steps)")
-    ema_tau: int = opt(2000, "with --ema-decay: the decay after n steps is D x (1 - exp(-n / tau)), so it ramps up "
+    ema_tau: int = opt(EMA_TAU, "with --ema-decay: the decay after n steps is D x (1 - exp(-n / tau)), so it ramps up "
                        "over the first few tau steps (Ultralytics' 2000); a short fine-tune from trained weights "
                        "can take a short one")
     anchors: str = opt("model", "SSD models: model: the model's anchor sizes; auto: sizes and ratios fitted to the "

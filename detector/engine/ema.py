@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-EMA_TAU = 2000  # updates over which the decay ramps up (Ultralytics)
+from detector.engine.config import EMA_TAU
 
 
 class ModelEMA:
